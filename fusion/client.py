@@ -71,7 +71,10 @@ class ResponseCache(Protocol):
     def set(self, key: str, value: Completion) -> None: ...
 
     def lock(self, key: str) -> Any:
-        """A context manager held while a miss is computed, so concurrent identical misses call once."""
+        """A context manager held while a miss is computed, so concurrent identical misses call once.
+
+        Preferably an async context manager (waiting must not block the event loop; the disk cache's is);
+        a plain one is accepted too."""
         ...
 
 

@@ -3,5 +3,113 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+
+# `.venv/bin/pytest` (unlike `python -m pytest`) does not put the repository root on sys.path; the engine
+# packages live there.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+from openai_server import FakeOpenAIServer  # noqa: E402  (tests/ is on sys.path under pytest)
+
+SERVER_SCRIPT = Path(__file__).resolve().parent / "openai_server.py"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Emitted by pydantic while litellm builds its stream types; noise, not a problem of ours.
+    config.addinivalue_line("filterwarnings", "ignore:Item .* is using the `ReadOnly` qualifier:UserWarning")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_response_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests (and the app processes they start) never touch the developer's response cache."""
+    old = os.environ.get("FUSION_CACHE_DIR")
+    os.environ["FUSION_CACHE_DIR"] = str(tmp_path_factory.mktemp("response-cache"))
+    yield
+    if old is None:
+        os.environ.pop("FUSION_CACHE_DIR", None)
+    else:
+        os.environ["FUSION_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def _openai_server_session() -> Iterator[FakeOpenAIServer]:
+    server = FakeOpenAIServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def openai_server(_openai_server_session: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
+    """The local OpenAI-compatible server (started once per session), with a clean log, queue and handler
+    for each test. ``.url`` is the api_base ("http://127.0.0.1:PORT/v1"); see tests/openai_server.py."""
+    _openai_server_session.reset()
+    yield _openai_server_session
+    _openai_server_session.reset()
+
+
+@dataclass
+class ServerProcess:
+    url: str  # api_base, ".../v1"
+    process: subprocess.Popen[str]
+
+
+def start_server_process(*args: str, timeout: float = 20.0) -> ServerProcess:
+    """Start ``tests/openai_server.py`` in its own process (for app and browser tests) and wait for READY."""
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVER_SCRIPT), "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("READY "):
+            return ServerProcess(url=line.split(None, 1)[1].strip(), process=proc)
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError("tests/openai_server.py did not start")
+
+
+@pytest.fixture(scope="session")
+def openai_server_process() -> Iterator[ServerProcess]:
+    """The same server as a subprocess; behaviour is chosen by model name (openai/ok, openai/slow@0.5 ...)."""
+    server = start_server_process()
+    yield server
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture
+def response_cache(tmp_path: Path) -> Iterator[object]:
+    """A fresh DiskResponseCache in a temporary directory."""
+    from storage.cache import DiskResponseCache
+
+    cache = DiskResponseCache(tmp_path / "responses")
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def fast_client() -> object:
+    """LiteLLMClient with millisecond backoff so retry tests do not sleep."""
+    from fusion.llm import LiteLLMClient
+
+    return LiteLLMClient(backoff_base=0.005, backoff_max=0.02, retry_after_cap=0.02)

@@ -1,0 +1,179 @@
+"""The whole method in one place: candidates -> Best-of-N pick -> fusion -> span attribution.
+
+The app, the CLI and batch jobs all call these functions, so what a user sees on screen is exactly what a
+script would compute. Model-backed steps are async (they run concurrently and stream); the offline path
+(consensus + extractive) also has a plain synchronous entry, :func:`run_supplied`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from fusion.attribution import attribute
+from fusion.client import ModelClient, ResponseCache, TokenCallback, maybe_await
+from fusion.errors import NotEnoughCandidates
+from fusion.fusors import ExtractiveFusor, Fusor
+from fusion.selectors import ConsensusSelector, Selector
+from fusion.types import Attribution, Candidate, FusedOutput, ModelSpec, Prompt, Run, SamplingSettings
+from fusion.validate import check_candidate_texts, check_pool, check_prompt
+
+# Stages reported through ``on_stage``, in order.
+STAGES = ("generate", "select", "fuse", "attribute", "done")
+
+
+@dataclass
+class StageEvent:
+    stage: str  # one of STAGES
+    message: str = ""
+
+
+StageCallback = Callable[[StageEvent], Any]
+
+
+def attribute_fused(fused: FusedOutput | None, candidates: Sequence[Candidate]) -> Attribution | None:
+    """Attribute the fused text to the run's candidates; failed candidates contribute nothing."""
+    if fused is None or fused.error or not fused.text:
+        return None
+    return attribute(fused.text, [c.text if c.ok else None for c in candidates])
+
+
+async def acomplete(
+    run: Run,
+    *,
+    selector: Selector,
+    fusor: Fusor,
+    on_stage: StageCallback | None = None,
+    on_fused_token: TokenCallback | None = None,
+) -> Run:
+    """Pick, fuse and attribute a run whose candidates are already there.
+
+    The selector and the fusor run concurrently: the paper's fusor sees no scores, so neither waits for
+    the other, and with model-backed steps this halves the wait.
+    """
+    usable = run.usable
+    if not usable:
+        raise NotEnoughCandidates(_not_enough_message(run.candidates, 1))
+
+    async def _select() -> None:
+        await _emit(on_stage, StageEvent("select", f"Best-of-N with {selector.name}"))
+        run.bon = await selector.aselect(run.prompt, run.candidates)
+
+    async def _fuse() -> None:
+        await _emit(on_stage, StageEvent("fuse", f"Fusing {len(usable)} candidates with {fusor.name}"))
+        run.fused = await fusor.afuse(run.prompt, run.candidates, on_token=on_fused_token)
+
+    await asyncio.gather(_select(), _fuse())
+    await _emit(on_stage, StageEvent("attribute", "Attributing the fused text"))
+    run.attribution = attribute_fused(run.fused, run.candidates)
+    await _emit(on_stage, StageEvent("done"))
+    return run
+
+
+async def arun_live(
+    prompt: Prompt,
+    pool: Sequence[ModelSpec],
+    settings: SamplingSettings,
+    *,
+    client: ModelClient,
+    selector: Selector,
+    fusor: Fusor,
+    cache: ResponseCache | None = None,
+    regenerate: bool = False,
+    concurrency: int = 8,
+    stream: bool = True,
+    tags: Sequence[str] = (),
+    on_candidate_event: Callable[[Any], Any] | None = None,
+    on_stage: StageCallback | None = None,
+    on_fused_token: TokenCallback | None = None,
+) -> Run:
+    """Generate N candidates from the pool, then pick, fuse and attribute.
+
+    Raises :class:`NotEnoughCandidates` (with the partial run attached as ``.run``) when fewer than two
+    candidates are usable, or none when only one was asked for.
+    """
+    from fusion.generate import generate_candidates  # deferred: keeps offline imports light
+
+    check_prompt(prompt.text)
+    pool = check_pool(pool)
+    run = Run(prompt=prompt, pool=list(pool), settings=settings, tags=list(tags), source="live")
+    await _emit(on_stage, StageEvent("generate", f"Sampling {sum(s.samples for s in pool)} candidates"))
+    run.candidates = await generate_candidates(
+        prompt,
+        pool,
+        settings,
+        client=client,
+        cache=cache,
+        regenerate=regenerate,
+        concurrency=concurrency,
+        stream=stream,
+        on_event=on_candidate_event,
+    )
+    minimum = min(2, len(run.candidates))
+    if len(run.usable) < minimum:
+        err = NotEnoughCandidates(_not_enough_message(run.candidates, minimum))
+        err.run = run  # type: ignore[attr-defined]  # the caller still shows the failed cards
+        raise err
+    return await acomplete(run, selector=selector, fusor=fusor, on_stage=on_stage, on_fused_token=on_fused_token)
+
+
+def run_supplied(
+    prompt: Prompt | str,
+    texts: Sequence[str],
+    *,
+    selector: Selector | None = None,
+    fusor: Fusor | None = None,
+    labels: Sequence[str] | None = None,
+    tags: Sequence[str] = (),
+    source: str = "supplied",
+    run_id: str | None = None,
+) -> Run:
+    """Take candidates someone already has (pasted, uploaded, a scenario) through the method.
+
+    Offline by default: consensus Best-of-N and extractive fusion, no model involved.
+    """
+    if isinstance(prompt, str):
+        prompt = Prompt(prompt)
+    check_prompt(prompt.text)
+    texts = check_candidate_texts(texts)
+    candidates = [
+        Candidate(index=i, text=t, model=(labels[i] if labels and i < len(labels) else "supplied"), sample_index=i)
+        for i, t in enumerate(texts)
+    ]
+    run = Run(prompt=prompt, candidates=candidates, tags=list(tags), source=source)
+    if run_id:
+        run.id = run_id
+    return asyncio.run(
+        acomplete(run, selector=selector or ConsensusSelector(), fusor=fusor or ExtractiveFusor())
+    )
+
+
+def split_pool(models: Sequence[str], n: int, api_base: str | None = None) -> list[ModelSpec]:
+    """Spread N samples over the given models as evenly as possible, earlier models taking the remainder."""
+    from fusion.errors import InputError
+
+    models = [m.strip() for m in models if m and m.strip()]
+    if not models:
+        raise InputError("Give at least one candidate model.")
+    if n < len(models):
+        raise InputError(f"N={n} is smaller than the number of models ({len(models)}): every model needs a sample.")
+    base, extra = divmod(n, len(models))
+    return [ModelSpec(model=m, samples=base + (1 if i < extra else 0), api_base=api_base) for i, m in enumerate(models)]
+
+
+def _not_enough_message(candidates: Sequence[Candidate], minimum: int) -> str:
+    usable = sum(1 for c in candidates if c.ok)
+    errors = sorted({c.error for c in candidates if c.error})
+    empty = sum(1 for c in candidates if c.error is None and not c.text.strip())
+    parts = [f"Only {usable} of {len(candidates)} candidates are usable; at least {minimum} are needed."]
+    if errors:
+        parts.append("Errors: " + "; ".join(errors[:3]) + (" ..." if len(errors) > 3 else ""))
+    if empty:
+        parts.append(f"{empty} came back empty.")
+    return " ".join(parts)
+
+
+async def _emit(callback: Callable[[Any], Any] | None, event: Any) -> None:
+    if callback is not None:
+        await maybe_await(callback(event))

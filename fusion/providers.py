@@ -1,0 +1,154 @@
+"""Which API key a model needs, and where to find it (the environment first, then a secrets mapping).
+
+Pure Python, no litellm import: the app calls this on every rerun to decide between live and offline mode.
+The environment-variable names are the ones litellm itself reads for each provider prefix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+from urllib.parse import urlparse
+
+from fusion.errors import MissingKeyError
+from fusion.types import ModelSpec
+
+
+@dataclass(frozen=True)
+class Provider:
+    prefix: str  # litellm's provider prefix, as in "anthropic/claude-..."
+    title: str
+    env: tuple[str, ...]  # env vars litellm accepts for the key, preferred first; empty = no key needed
+    example: str  # a model string to show as a hint
+
+
+PROVIDERS: tuple[Provider, ...] = (
+    Provider("openai", "OpenAI", ("OPENAI_API_KEY",), "openai/gpt-4o-mini"),
+    Provider("anthropic", "Anthropic", ("ANTHROPIC_API_KEY",), "anthropic/claude-3-5-haiku-latest"),
+    Provider("cohere", "Cohere", ("COHERE_API_KEY", "CO_API_KEY"), "cohere/command-a-03-2025"),
+    Provider("cohere_chat", "Cohere (chat)", ("COHERE_API_KEY", "CO_API_KEY"), "cohere_chat/command-r-plus"),
+    Provider("gemini", "Google Gemini", ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "gemini/gemini-2.0-flash"),
+    Provider("mistral", "Mistral", ("MISTRAL_API_KEY",), "mistral/mistral-small-latest"),
+    Provider("groq", "Groq", ("GROQ_API_KEY",), "groq/llama-3.1-8b-instant"),
+    Provider("together_ai", "Together AI",
+             ("TOGETHERAI_API_KEY", "TOGETHER_API_KEY", "TOGETHER_AI_API_KEY", "TOGETHER_AI_TOKEN"),
+             "together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo"),
+    Provider("openrouter", "OpenRouter", ("OPENROUTER_API_KEY", "OR_API_KEY"), "openrouter/openai/gpt-4o-mini"),
+    Provider("deepseek", "DeepSeek", ("DEEPSEEK_API_KEY",), "deepseek/deepseek-chat"),
+    Provider("xai", "xAI", ("XAI_API_KEY",), "xai/grok-2-latest"),
+    Provider("fireworks_ai", "Fireworks AI",
+             ("FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY", "FIREWORKSAI_API_KEY", "FIREWORKS_AI_TOKEN"),
+             "fireworks_ai/accounts/fireworks/models/llama-v3p1-8b-instruct"),
+    Provider("perplexity", "Perplexity", ("PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"), "perplexity/sonar"),
+    Provider("deepinfra", "DeepInfra", ("DEEPINFRA_API_KEY",), "deepinfra/meta-llama/Meta-Llama-3.1-8B-Instruct"),
+    Provider("cerebras", "Cerebras", ("CEREBRAS_API_KEY",), "cerebras/llama3.1-8b"),
+    Provider("sambanova", "SambaNova", ("SAMBANOVA_API_KEY",), "sambanova/Meta-Llama-3.1-8B-Instruct"),
+    Provider("nvidia_nim", "NVIDIA NIM", ("NVIDIA_NIM_API_KEY",), "nvidia_nim/meta/llama3-8b-instruct"),
+    Provider("huggingface", "Hugging Face", ("HF_TOKEN", "HUGGINGFACE_API_KEY"),
+             "huggingface/meta-llama/Llama-3.1-8B-Instruct"),
+    Provider("ai21", "AI21", ("AI21_API_KEY",), "ai21/jamba-1.5-mini"),
+    Provider("azure", "Azure OpenAI", ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"), "azure/<deployment>"),
+    Provider("ollama", "Ollama (local)", (), "ollama/llama3.2"),
+    Provider("ollama_chat", "Ollama chat (local)", (), "ollama_chat/llama3.2"),
+    Provider("hosted_vllm", "vLLM server", (), "hosted_vllm/<model>"),
+    Provider("lm_studio", "LM Studio (local)", (), "lm_studio/<model>"),
+)
+
+_BY_PREFIX = {p.prefix: p for p in PROVIDERS}
+
+# Bare model names litellm resolves without a prefix (its model map); only the common families matter here.
+_BARE_FAMILIES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("gpt-", "o1", "o3", "o4", "chatgpt-", "text-davinci", "davinci", "babbage"), "openai"),
+    (("claude",), "anthropic"),
+    (("command",), "cohere"),
+)
+
+
+def provider_of(model: str) -> str | None:
+    """The provider prefix of a litellm model string, or None when it cannot be told offline."""
+    model = model.strip()
+    if "/" in model:
+        return model.split("/", 1)[0].strip().lower() or None
+    low = model.lower()
+    for starts, provider in _BARE_FAMILIES:
+        if low.startswith(starts):
+            return provider
+    return None
+
+
+def is_local_base(api_base: str | None) -> bool:
+    """True for servers on this machine or a private network (a local vLLM, Ollama, a test server)."""
+    if not api_base:
+        return False
+    host = urlparse(api_base if "://" in api_base else "http://" + api_base).hostname or ""
+    if host in ("localhost", "host.docker.internal") or host.endswith((".local", ".localhost", ".internal")):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private or ip.is_unspecified or ip.is_link_local
+
+
+def required_key_env(model: str, api_base: str | None = None) -> list[str]:
+    """Env vars that can hold the key for ``model`` (preferred first); empty when no key is needed or
+    the provider is one this table does not know (litellm then finds credentials its own way)."""
+    if is_local_base(api_base):
+        return []
+    provider = provider_of(model)
+    if provider is None or provider not in _BY_PREFIX:
+        return []
+    return list(_BY_PREFIX[provider].env)
+
+
+def _from_env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value.strip() if value and value.strip() else None
+
+
+def _from_secrets(name: str, secrets: Mapping[str, object] | None) -> str | None:
+    if secrets is None:
+        return None
+    try:
+        found = secrets.get(name)
+    except Exception:  # a Streamlit secrets object raises when no secrets file exists
+        return None
+    return found.strip() if isinstance(found, str) and found.strip() else None
+
+
+def find_api_key(model: str, api_base: str | None = None, secrets: Mapping[str, str] | None = None) -> str | None:
+    """The key for ``model``: the first of its env vars set in the environment, then in ``secrets``."""
+    names = required_key_env(model, api_base)
+    for name in names:
+        if value := _from_env(name):
+            return value
+    for name in names:
+        if value := _from_secrets(name, secrets):
+            return value
+    return None
+
+
+def check_keys(pool: Sequence[ModelSpec], secrets: Mapping[str, str] | None = None) -> None:
+    """Raise ``MissingKeyError`` naming the env var to set for every model of the pool that lacks a key."""
+    missing: list[str] = []
+    for spec in pool:
+        if spec.api_key:
+            continue
+        names = required_key_env(spec.model, spec.api_base)
+        if names and find_api_key(spec.model, spec.api_base, secrets) is None:
+            line = f"{spec.model}: set {names[0]}"
+            if line not in missing:
+                missing.append(line)
+    if missing:
+        raise MissingKeyError(
+            "No API key found for "
+            + "; ".join(missing)
+            + " (in the environment or in .streamlit/secrets.toml)."
+        )
+
+
+def has_any_provider_key(secrets: Mapping[str, str] | None = None) -> bool:
+    """True when any hosted provider's key is available; the app runs in offline mode otherwise."""
+    return any(_from_env(name) or _from_secrets(name, secrets) for p in PROVIDERS for name in p.env)

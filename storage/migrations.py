@@ -1,0 +1,227 @@
+"""Schema migrations, applied in order at start-up and recorded in ``schema_migrations``.
+
+Each migration is frozen once released: a later schema change is a new entry at the end of
+:data:`MIGRATIONS`, never an edit of an old one (``storage.tables`` describes the result of all of them).
+
+All pending migrations run in one transaction that first takes the database's write lock (``BEGIN IMMEDIATE``
+on SQLite, an advisory lock on PostgreSQL), so two processes starting at once apply each migration once:
+the second waits, then finds everything recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from storage.db import is_transient, make_engine
+
+# Arbitrary constant identifying this application's migration lock among PostgreSQL advisory locks.
+_PG_LOCK_KEY = 0x46_55_53_45
+
+
+@dataclass(frozen=True)
+class Migration:
+    id: str  # sortable, unique, never reused
+    description: str
+    apply: Callable[[Connection], None] | Sequence[str]  # a function, or portable SQL statements
+
+    def run(self, conn: Connection) -> None:
+        if callable(self.apply):
+            self.apply(conn)
+        else:
+            for statement in self.apply:
+                conn.execute(text(statement))
+
+
+def _fk() -> ForeignKey:
+    return ForeignKey("runs.id", ondelete="CASCADE")
+
+
+def _initial_tables(conn: Connection) -> None:
+    """The first schema, written out in full (not taken from ``storage.tables``) so that it never changes."""
+    md = MetaData()
+    Table(
+        "runs",
+        md,
+        Column("id", String(64), primary_key=True),
+        Column("prompt", Text, nullable=False),
+        Column("system", Text),
+        Column("source", String(200), nullable=False),
+        Column("n", Integer, nullable=False),
+        Column("models", Text, nullable=False),
+        Column("pool", Text, nullable=False),
+        Column("settings", Text, nullable=False),
+        Column("created_at", Float, nullable=False),
+        Column("updated_at", Float, nullable=False),
+    )
+    Table(
+        "run_tags",
+        md,
+        Column("run_id", String(64), _fk(), nullable=False),
+        Column("tag", String(200), nullable=False),
+        Column("position", Integer, nullable=False),
+        PrimaryKeyConstraint("run_id", "tag"),
+    )
+    Table(
+        "candidates",
+        md,
+        Column("run_id", String(64), _fk(), nullable=False),
+        Column("idx", Integer, nullable=False),
+        Column("text", Text, nullable=False),
+        Column("model", String(300), nullable=False),
+        Column("sample_index", Integer, nullable=False),
+        Column("latency_s", Float),
+        Column("prompt_tokens", Integer),
+        Column("completion_tokens", Integer),
+        Column("error", Text),
+        Column("cached", Boolean, nullable=False),
+        PrimaryKeyConstraint("run_id", "idx"),
+    )
+    Table(
+        "picks",
+        md,
+        Column("run_id", String(64), _fk(), primary_key=True),
+        Column("method", String(300), nullable=False),
+        Column("idx", Integer),
+        Column("scores", Text, nullable=False),
+        Column("notes", Text, nullable=False),
+        Column("error", Text),
+    )
+    Table(
+        "fusions",
+        md,
+        Column("run_id", String(64), _fk(), primary_key=True),
+        Column("text", Text, nullable=False),
+        Column("method", String(300), nullable=False),
+        Column("model", String(300)),
+        Column("template", String(200)),
+        Column("order", Text, nullable=False),
+        Column("seed", Integer),
+        Column("latency_s", Float),
+        Column("error", Text),
+        Column("attribution", Text),
+        Column("copied_fraction", Float),
+    )
+    Table(
+        "votes",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("run_id", String(64), _fk(), nullable=False),
+        Column("annotator", String(200), nullable=False),
+        Column("choice", String(16), nullable=False),
+        Column("a_is", String(16), nullable=False),
+        Column("winner", String(16), nullable=False),
+        Column("comment", Text),
+        Column("ranking", Text),
+        Column("client_token", String(200)),
+        Column("created_at", Float, nullable=False),
+        Column("updated_at", Float, nullable=False),
+        UniqueConstraint("run_id", "annotator", name="uq_votes_run_annotator"),
+    )
+    Table(
+        "vote_tokens",
+        md,
+        Column("run_id", String(64), _fk(), nullable=False),
+        Column("annotator", String(200), nullable=False),
+        Column("client_token", String(200), nullable=False),
+        Column("created_at", Float, nullable=False),
+        PrimaryKeyConstraint("run_id", "annotator", "client_token"),
+    )
+    md.create_all(conn)
+
+
+MIGRATIONS: list[Migration] = [
+    Migration("0001_initial", "runs, tags, candidates, picks, fusions, votes, vote tokens", _initial_tables),
+    Migration(
+        "0002_filter_indexes",
+        "indexes for the history filters and the annotation queue",
+        [
+            "CREATE INDEX IF NOT EXISTS ix_runs_created_at ON runs (created_at)",
+            "CREATE INDEX IF NOT EXISTS ix_runs_source ON runs (source)",
+            "CREATE INDEX IF NOT EXISTS ix_runs_n ON runs (n)",
+            "CREATE INDEX IF NOT EXISTS ix_run_tags_tag ON run_tags (tag)",
+            "CREATE INDEX IF NOT EXISTS ix_votes_annotator ON votes (annotator)",
+        ],
+    ),
+]
+
+_RECORD_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    id VARCHAR(100) NOT NULL PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at FLOAT NOT NULL
+)
+"""
+
+
+def applied_migrations(engine: Engine) -> list[str]:
+    """Ids recorded in ``schema_migrations``, in the order they were applied (empty on a new database)."""
+    with engine.begin() as conn:
+        conn.execute(text(_RECORD_TABLE))
+        rows = conn.execute(text("SELECT id FROM schema_migrations ORDER BY applied_at, id")).all()
+    return [r[0] for r in rows]
+
+
+def _apply_pending(conn: Connection, migrations: Sequence[Migration]) -> list[str]:
+    if conn.dialect.name == "postgresql":
+        # Serialises concurrent start-ups; released when this transaction ends.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    conn.execute(text(_RECORD_TABLE))
+    done = {r[0] for r in conn.execute(text("SELECT id FROM schema_migrations")).all()}
+    applied: list[str] = []
+    for migration in migrations:
+        if migration.id in done:
+            continue
+        migration.run(conn)
+        conn.execute(
+            text("INSERT INTO schema_migrations (id, description, applied_at) VALUES (:id, :d, :t)"),
+            {"id": migration.id, "d": migration.description, "t": time.time()},
+        )
+        applied.append(migration.id)
+    return applied
+
+
+def migrate(engine: Engine, migrations: Sequence[Migration] | None = None) -> list[str]:
+    """Apply every migration not yet recorded, in order; return the ids applied now (empty if none)."""
+    migrations = list(MIGRATIONS if migrations is None else migrations)
+    ids = [m.id for m in migrations]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"Duplicate migration ids in {ids}")
+    attempts = 5
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                return _apply_pending(conn, migrations)
+        except (IntegrityError, OperationalError) as exc:
+            # Another process won a race this database's lock did not cover (e.g. creating
+            # schema_migrations itself on PostgreSQL) or the lock wait ran out: look again.
+            if attempt == attempts - 1 or not is_transient(exc):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    return []  # unreachable; keeps type checkers content
+
+
+def init_db(url: str | None = None) -> Engine:
+    """An engine with the schema up to date: what the app, the CLI and tests start with."""
+    engine = make_engine(url)
+    migrate(engine)
+    return engine

@@ -1,0 +1,811 @@
+"""Reading and writing runs and votes. Plain functions taking an Engine; domain objects in and out.
+
+Writes run in one transaction each (``BEGIN IMMEDIATE`` on SQLite, see ``storage.db``) and are retried as a
+whole on transient failures: a lock wait that ran out, or a unique-key race lost to a concurrent writer (the
+retry then sees the winner's row and updates it). Reads use deferred transactions so they never queue
+behind writers.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+from sqlalchemy import (
+    Connection,
+    ColumnElement,
+    Engine,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import SQLModel
+
+from fusion.errors import InputError
+from fusion.types import Run
+from storage.db import READ_ONLY, is_transient
+from storage.tables import CHOICES, SIDES  # importing tables also registers them on SQLModel.metadata
+
+T = TypeVar("T")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+_tables = SQLModel.metadata.tables
+runs = _tables["runs"]
+run_tags = _tables["run_tags"]
+candidates = _tables["candidates"]
+picks = _tables["picks"]
+fusions = _tables["fusions"]
+votes = _tables["votes"]
+vote_tokens = _tables["vote_tokens"]
+
+MAX_ANNOTATOR_CHARS = 200
+MAX_COMMENT_CHARS = 10_000
+MAX_TOKEN_CHARS = 200
+MAX_TAG_CHARS = 200
+WRITE_ATTEMPTS = 10
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Plain records
+
+
+@dataclass
+class RunSummary:
+    """One row of the history table: enough to list and filter runs without loading candidates."""
+
+    id: str
+    prompt: str
+    system: str | None
+    source: str
+    n: int
+    models: list[str]
+    tags: list[str]
+    created_at: float
+    updated_at: float
+    n_failed: int = 0  # candidates with an error
+    bon_index: int | None = None
+    bon_method: str | None = None
+    fused_method: str | None = None
+    fused_error: str | None = None
+    copied_fraction: float | None = None
+    n_votes: int = 0
+
+    @property
+    def has_pick(self) -> bool:
+        return self.bon_index is not None
+
+    @property
+    def has_fusion(self) -> bool:
+        return self.fused_method is not None and self.fused_error is None
+
+
+@dataclass
+class VoteRecord:
+    """A stored vote, joined with what the statistics need from its run."""
+
+    id: int
+    run_id: str
+    annotator: str
+    choice: str  # A | B | tie | both_bad, as clicked
+    a_is: str  # bon | fused: the side shown as Response A
+    winner: str  # fused | bon | tie | both_bad
+    comment: str | None
+    ranking: list[int] | None
+    client_token: str | None
+    created_at: float
+    updated_at: float
+    n: int
+    models: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    source: str = ""
+    prompt: str = ""
+    bon_index: int | None = None
+    bon_method: str | None = None
+    fused_method: str | None = None
+    copied_fraction: float | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _dumps(value: Any) -> str:
+    # NaN is allowed here (a selector may score NaN) so the stored run round-trips exactly; exports scrub it.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def valid_text(value: str) -> str:
+    """``value`` unchanged unless it holds a lone surrogate (possible in decoded model output), which UTF-8
+    cannot encode and SQLite would refuse: those become U+FFFD."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return valid_text(value)
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _loads(raw: str | None, default: Any = None) -> Any:
+    if raw is None or raw == "":
+        return default
+    return json.loads(raw)
+
+
+@contextmanager
+def _reading(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{READ_ONLY: True})
+        with conn.begin():
+            yield conn
+
+
+def _write(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in one committed transaction, retrying the whole transaction on transient errors."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except (IntegrityError, OperationalError) as exc:
+            if attempt == WRITE_ATTEMPTS - 1 or not is_transient(exc):
+                raise
+            # Jitter so that writers who collided do not collide again in lock-step.
+            time.sleep(random.uniform(0.0, 0.02 * (attempt + 1)))
+    raise AssertionError("unreachable")
+
+
+def _timestamp(value: float | datetime | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value)
+
+
+def _run_models(run: Run) -> list[str]:
+    seen: dict[str, None] = {}
+    for name in [m.model for m in run.pool] + [c.model for c in run.candidates]:
+        if name:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def _dedupe(items: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _pair_texts(conn: Connection, run_id: str) -> tuple[str | None, str | None]:
+    """The (Best-of-N text, fused text) a stored run would show an annotator."""
+    row = conn.execute(
+        select(candidates.c.text, fusions.c.text.label("fused"))
+        .select_from(runs.outerjoin(picks, picks.c.run_id == runs.c.id))
+        .outerjoin(candidates, and_(candidates.c.run_id == runs.c.id, candidates.c.idx == picks.c.idx))
+        .outerjoin(fusions, fusions.c.run_id == runs.c.id)
+        .where(runs.c.id == run_id)
+    ).first()
+    if row is None:
+        return None, None
+    return row[0], row[1]
+
+
+def _votable() -> ColumnElement[bool]:
+    """Runs an annotator can judge: a Best-of-N pick and a fused answer without error."""
+    return and_(picks.c.idx.is_not(None), fusions.c.error.is_(None), func.trim(fusions.c.text) != "")
+
+
+def _with_pair(stmt: Select[Any]) -> Select[Any]:
+    return stmt.join(picks, picks.c.run_id == runs.c.id).join(fusions, fusions.c.run_id == runs.c.id)
+
+
+def _has_tag(tag: str) -> ColumnElement[bool]:
+    return exists(
+        select(run_tags.c.run_id).where(run_tags.c.run_id == runs.c.id, run_tags.c.tag == tag).correlate_except(run_tags)
+    )
+
+
+def _tags_by_run(conn: Connection, run_ids: Sequence[str] | None = None, subquery: Any = None) -> dict[str, list[str]]:
+    stmt = select(run_tags.c.run_id, run_tags.c.tag).order_by(run_tags.c.run_id, run_tags.c.position)
+    if run_ids is not None:
+        if not run_ids:
+            return {}
+        stmt = stmt.where(run_tags.c.run_id.in_(list(run_ids)))
+    if subquery is not None:
+        stmt = stmt.where(run_tags.c.run_id.in_(subquery))
+    out: dict[str, list[str]] = {}
+    for run_id, tag in conn.execute(stmt):
+        out.setdefault(run_id, []).append(tag)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Runs
+
+
+def save_run(engine: Engine, run: Run) -> str:
+    """Insert the run, or replace a stored run with the same id, atomically; return its id.
+
+    Votes on the run are kept when the pair they judged (Best-of-N text, fused text) is unchanged, and
+    deleted otherwise: a vote on texts that no longer exist would pair old judgements with new answers.
+    """
+    if not isinstance(run.id, str) or not run.id.strip():
+        raise InputError("A run needs a non-empty id to be saved.")
+    if len(run.id) > 64:
+        raise InputError(f"Run id {run.id[:20]!r}... is longer than 64 characters.")
+    data = _scrub(run.to_dict())  # the serialised form: ModelSpec.to_dict leaves API keys out
+    tags = _dedupe(data["tags"])
+    for tag in tags:
+        if not isinstance(tag, str) or len(tag) > MAX_TAG_CHARS:
+            raise InputError(f"Tags must be strings of at most {MAX_TAG_CHARS} characters; got {tag!r:.60}.")
+    bon_text = run.bon_text
+    new_pair = (
+        valid_text(bon_text) if bon_text is not None else None,
+        data["fused"]["text"] if data["fused"] else None,
+    )
+    run_values = {
+        "prompt": data["prompt"]["text"],
+        "system": data["prompt"]["system"],
+        "source": data["source"],
+        "n": len(run.candidates),
+        "models": _dumps(_scrub(_run_models(run))),
+        "pool": _dumps(data["pool"]),
+        "settings": _dumps(data["settings"]),
+        "created_at": float(run.created_at),
+    }
+
+    def work(conn: Connection) -> str:
+        now = time.time()
+        exists_now = conn.execute(select(runs.c.id).where(runs.c.id == run.id)).first() is not None
+        if exists_now:
+            if _pair_texts(conn, run.id) != new_pair:
+                conn.execute(delete(vote_tokens).where(vote_tokens.c.run_id == run.id))
+                conn.execute(delete(votes).where(votes.c.run_id == run.id))
+            for child in (candidates, picks, fusions, run_tags):
+                conn.execute(delete(child).where(child.c.run_id == run.id))
+            conn.execute(update(runs).where(runs.c.id == run.id).values(**run_values, updated_at=now))
+        else:
+            conn.execute(insert(runs).values(id=run.id, **run_values, updated_at=now))
+        if data["candidates"]:
+            conn.execute(
+                insert(candidates),
+                [
+                    {
+                        "run_id": run.id,
+                        "idx": c["index"],
+                        "text": c["text"],
+                        "model": c["model"],
+                        "sample_index": c["sample_index"],
+                        "latency_s": c["latency_s"],
+                        "prompt_tokens": c["prompt_tokens"],
+                        "completion_tokens": c["completion_tokens"],
+                        "error": c["error"],
+                        "cached": bool(c["cached"]),
+                    }
+                    for c in data["candidates"]
+                ],
+            )
+        if tags:
+            conn.execute(insert(run_tags), [{"run_id": run.id, "tag": t, "position": i} for i, t in enumerate(tags)])
+        bon = data["bon"]
+        if bon is not None:
+            conn.execute(
+                insert(picks).values(
+                    run_id=run.id,
+                    method=bon["method"],
+                    idx=bon["index"],
+                    scores=_dumps(bon["scores"]),
+                    notes=_dumps(bon["notes"]),
+                    error=bon["error"],
+                )
+            )
+        fused = data["fused"]
+        if fused is not None:
+            attribution = data["attribution"]
+            conn.execute(
+                insert(fusions).values(
+                    run_id=run.id,
+                    text=fused["text"],
+                    method=fused["method"],
+                    model=fused["model"],
+                    template=fused["template"],
+                    order=_dumps(fused["order"]),
+                    seed=fused["seed"],
+                    latency_s=fused["latency_s"],
+                    error=fused["error"],
+                    attribution=_dumps(attribution) if attribution is not None else None,
+                    copied_fraction=attribution["copied_fraction"] if attribution is not None else None,
+                )
+            )
+        return run.id
+
+    return _write(engine, work)
+
+
+def load_run(engine: Engine, run_id: str) -> Run | None:
+    """The stored run, rebuilt exactly as it was saved (``Run.to_dict`` round-trips), or None."""
+    with _reading(engine) as conn:
+        row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+        if row is None:
+            return None
+        cand_rows = conn.execute(
+            select(candidates).where(candidates.c.run_id == run_id).order_by(candidates.c.idx)
+        ).mappings().all()
+        pick = conn.execute(select(picks).where(picks.c.run_id == run_id)).mappings().first()
+        fusion = conn.execute(select(fusions).where(fusions.c.run_id == run_id)).mappings().first()
+        tags = _tags_by_run(conn, [run_id]).get(run_id, [])
+    data: dict[str, Any] = {
+        "id": row["id"],
+        "prompt": {"text": row["prompt"], "system": row["system"]},
+        "candidates": [
+            {
+                "index": c["idx"],
+                "text": c["text"],
+                "model": c["model"],
+                "sample_index": c["sample_index"],
+                "latency_s": c["latency_s"],
+                "prompt_tokens": c["prompt_tokens"],
+                "completion_tokens": c["completion_tokens"],
+                "error": c["error"],
+                "cached": bool(c["cached"]),
+            }
+            for c in cand_rows
+        ],
+        "pool": _loads(row["pool"], []),
+        "settings": _loads(row["settings"], {}),
+        "bon": None,
+        "fused": None,
+        "attribution": None,
+        "tags": tags,
+        "source": row["source"],
+        "created_at": row["created_at"],
+    }
+    if pick is not None:
+        data["bon"] = {
+            "index": pick["idx"],
+            "scores": _loads(pick["scores"], []),
+            "method": pick["method"],
+            "notes": _loads(pick["notes"], []),
+            "error": pick["error"],
+        }
+    if fusion is not None:
+        data["fused"] = {
+            "text": fusion["text"],
+            "method": fusion["method"],
+            "model": fusion["model"],
+            "template": fusion["template"],
+            "order": _loads(fusion["order"], []),
+            "seed": fusion["seed"],
+            "latency_s": fusion["latency_s"],
+            "error": fusion["error"],
+        }
+        data["attribution"] = _loads(fusion["attribution"])
+    return Run.from_dict(data)
+
+
+def _run_conditions(
+    *,
+    text: str | None,
+    model: str | None,
+    n: int | None,
+    tag: str | None,
+    since: float | datetime | None,
+    until: float | datetime | None,
+    source: str | None,
+) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    needle = (text or "").strip().lower()
+    if needle:
+        conds.append(
+            or_(
+                func.lower(runs.c.prompt).contains(needle, autoescape=True),
+                func.lower(func.coalesce(runs.c.system, "")).contains(needle, autoescape=True),
+                exists(
+                    select(fusions.c.run_id)
+                    .where(fusions.c.run_id == runs.c.id, func.lower(fusions.c.text).contains(needle, autoescape=True))
+                    .correlate_except(fusions)  # list_runs also joins fusions; this subquery has its own
+                ),
+            )
+        )
+    if model:
+        # The JSON-quoted name matches one whole list element, not a substring of a longer model name.
+        conds.append(runs.c.models.contains(json.dumps(model, ensure_ascii=False), autoescape=True))
+    if n is not None:
+        conds.append(runs.c.n == n)
+    if tag:
+        conds.append(_has_tag(tag))
+    lo, hi = _timestamp(since), _timestamp(until)
+    if lo is not None:
+        conds.append(runs.c.created_at >= lo)
+    if hi is not None:
+        conds.append(runs.c.created_at <= hi)
+    if source:
+        # "scenario" also matches "scenario:<id>".
+        conds.append(or_(runs.c.source == source, runs.c.source.startswith(source + ":", autoescape=True)))
+    return conds
+
+
+def list_runs(
+    engine: Engine,
+    *,
+    text: str | None = None,
+    model: str | None = None,
+    n: int | None = None,
+    tag: str | None = None,
+    since: float | datetime | None = None,
+    until: float | datetime | None = None,
+    source: str | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> list[RunSummary]:
+    """Runs matching every given filter, newest first.
+
+    ``text`` is a case-insensitive substring of the prompt, system message or fused text; ``model`` an exact
+    candidate or pool model; ``since``/``until`` bound ``created_at`` (inclusive; epoch seconds or datetime);
+    ``source`` matches exactly or as a prefix before ":" (``"scenario"`` finds ``"scenario:x"``).
+    """
+    conds = _run_conditions(text=text, model=model, n=n, tag=tag, since=since, until=until, source=source)
+    n_failed = (
+        select(func.count())
+        .select_from(candidates)
+        .where(candidates.c.run_id == runs.c.id, candidates.c.error.is_not(None))
+        .scalar_subquery()
+    )
+    n_votes = select(func.count()).select_from(votes).where(votes.c.run_id == runs.c.id).scalar_subquery()
+    stmt = (
+        select(
+            runs.c.id,
+            runs.c.prompt,
+            runs.c.system,
+            runs.c.source,
+            runs.c.n,
+            runs.c.models,
+            runs.c.created_at,
+            runs.c.updated_at,
+            picks.c.idx.label("bon_index"),
+            picks.c.method.label("bon_method"),
+            fusions.c.method.label("fused_method"),
+            fusions.c.error.label("fused_error"),
+            fusions.c.copied_fraction,
+            n_failed.label("n_failed"),
+            n_votes.label("n_votes"),
+        )
+        .select_from(runs)
+        .outerjoin(picks, picks.c.run_id == runs.c.id)
+        .outerjoin(fusions, fusions.c.run_id == runs.c.id)
+        .where(*conds)
+        .order_by(runs.c.created_at.desc(), runs.c.id)
+        .offset(max(0, int(offset)))
+    )
+    if limit is not None:
+        stmt = stmt.limit(max(0, int(limit)))
+    with _reading(engine) as conn:
+        rows = conn.execute(stmt).mappings().all()
+        tags = _tags_by_run(conn, [r["id"] for r in rows])
+    return [
+        RunSummary(
+            id=r["id"],
+            prompt=r["prompt"],
+            system=r["system"],
+            source=r["source"],
+            n=r["n"],
+            models=_loads(r["models"], []),
+            tags=tags.get(r["id"], []),
+            created_at=r["created_at"],
+            updated_at=r["updated_at"],
+            n_failed=r["n_failed"] or 0,
+            bon_index=r["bon_index"],
+            bon_method=r["bon_method"],
+            fused_method=r["fused_method"],
+            fused_error=r["fused_error"],
+            copied_fraction=r["copied_fraction"],
+            n_votes=r["n_votes"] or 0,
+        )
+        for r in rows
+    ]
+
+
+def count_runs(
+    engine: Engine,
+    *,
+    text: str | None = None,
+    model: str | None = None,
+    n: int | None = None,
+    tag: str | None = None,
+    since: float | datetime | None = None,
+    until: float | datetime | None = None,
+    source: str | None = None,
+) -> int:
+    """How many runs :func:`list_runs` would return with the same filters and no limit."""
+    conds = _run_conditions(text=text, model=model, n=n, tag=tag, since=since, until=until, source=source)
+    with _reading(engine) as conn:
+        return int(conn.execute(select(func.count()).select_from(runs).where(*conds)).scalar_one())
+
+
+def delete_run(engine: Engine, run_id: str) -> bool:
+    """Delete a run with its candidates, pick, fusion, tags and votes. True if it existed."""
+
+    def work(conn: Connection) -> bool:
+        return conn.execute(delete(runs).where(runs.c.id == run_id)).rowcount > 0
+
+    return _write(engine, work)
+
+
+def all_tags(engine: Engine) -> list[str]:
+    with _reading(engine) as conn:
+        return list(conn.execute(select(run_tags.c.tag).distinct().order_by(run_tags.c.tag)).scalars())
+
+
+def all_models(engine: Engine) -> list[str]:
+    with _reading(engine) as conn:
+        raw = conn.execute(select(runs.c.models).distinct()).scalars().all()
+    names: set[str] = set()
+    for value in raw:
+        names.update(_loads(value, []))
+    return sorted(names)
+
+
+def is_identical(run: Run) -> bool:
+    """True when the fused answer is the Best-of-N pick verbatim (the UI says "identical" for such pairs)."""
+    bon = run.bon_text
+    return bon is not None and run.fused is not None and bon.strip() == run.fused.text.strip()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Votes
+
+
+def winner_of(choice: str, a_is: str) -> str:
+    """Which system won, from the button clicked and which system was shown as Response A."""
+    if choice in ("tie", "both_bad"):
+        return choice
+    b_is = "bon" if a_is == "fused" else "fused"
+    return a_is if choice == "A" else b_is
+
+
+def _check_annotator(annotator: object) -> str:
+    if not isinstance(annotator, str) or not annotator.strip():
+        raise InputError("Enter your name (annotator) before voting.")
+    name = annotator.strip()
+    if len(name) > MAX_ANNOTATOR_CHARS:
+        raise InputError(f"The annotator name is longer than {MAX_ANNOTATOR_CHARS} characters.")
+    return name
+
+
+def _check_ranking(ranking: Sequence[int] | None, n: int) -> list[int] | None:
+    if ranking is None:
+        return None
+    if isinstance(ranking, (str, bytes)) or not isinstance(ranking, Sequence):
+        raise InputError("The ranking must be a list of candidate indices, best first.")
+    out: list[int] = []
+    for item in ranking:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise InputError(f"The ranking holds {item!r}, which is not a candidate index.")
+        if not 0 <= item < n:
+            raise InputError(f"The ranking names candidate index {item}; this run has candidates 0 to {n - 1}.")
+        out.append(item)
+    if len(set(out)) != len(out):
+        raise InputError("The ranking lists a candidate more than once.")
+    return out or None
+
+
+def _vote_select() -> Select[Any]:
+    return (
+        select(
+            votes,
+            runs.c.n,
+            runs.c.models,
+            runs.c.source,
+            runs.c.prompt,
+            picks.c.idx.label("bon_index"),
+            picks.c.method.label("bon_method"),
+            fusions.c.method.label("fused_method"),
+            fusions.c.copied_fraction,
+        )
+        .select_from(votes.join(runs, runs.c.id == votes.c.run_id))
+        .outerjoin(picks, picks.c.run_id == votes.c.run_id)
+        .outerjoin(fusions, fusions.c.run_id == votes.c.run_id)
+    )
+
+
+def _vote_records(conn: Connection, *where: ColumnElement[bool]) -> list[VoteRecord]:
+    stmt = _vote_select().where(*where).order_by(votes.c.created_at, votes.c.id)
+    rows = conn.execute(stmt).mappings().all()
+    # Tags of the same runs through a subquery, so thousands of votes need no huge IN list.
+    run_ids = select(votes.c.run_id).select_from(votes.join(runs, runs.c.id == votes.c.run_id)).where(*where)
+    tags = _tags_by_run(conn, subquery=run_ids) if rows else {}
+    return [
+        VoteRecord(
+            id=r["id"],
+            run_id=r["run_id"],
+            annotator=r["annotator"],
+            choice=r["choice"],
+            a_is=r["a_is"],
+            winner=r["winner"],
+            comment=r["comment"],
+            ranking=_loads(r["ranking"]),
+            client_token=r["client_token"],
+            created_at=r["created_at"],
+            updated_at=r["updated_at"],
+            n=r["n"],
+            models=_loads(r["models"], []),
+            tags=tags.get(r["run_id"], []),
+            source=r["source"],
+            prompt=r["prompt"],
+            bon_index=r["bon_index"],
+            bon_method=r["bon_method"],
+            fused_method=r["fused_method"],
+            copied_fraction=r["copied_fraction"],
+        )
+        for r in rows
+    ]
+
+
+def _find_vote(conn: Connection, run_id: str, annotator: str) -> Any:
+    return conn.execute(
+        select(votes.c.id, votes.c.updated_at).where(votes.c.run_id == run_id, votes.c.annotator == annotator)
+    ).first()
+
+
+def record_vote(
+    engine: Engine,
+    *,
+    run_id: str,
+    annotator: str,
+    choice: str,
+    a_is: str,
+    comment: str | None = None,
+    ranking: Sequence[int] | None = None,
+    client_token: str | None = None,
+) -> VoteRecord:
+    """Store one annotator's verdict on a run (committed before returning) and return it.
+
+    One vote per (run, annotator): voting again replaces the earlier vote (``created_at`` kept,
+    ``updated_at`` moves). A ``client_token`` this (run, annotator) already submitted is a no-op that
+    returns the stored vote, so a resubmitted form or a late retry changes nothing.
+    """
+    name = valid_text(_check_annotator(annotator))
+    if choice not in CHOICES:
+        raise InputError(f"The vote must be one of {', '.join(CHOICES)}; got {choice!r}.")
+    if a_is not in SIDES:
+        raise InputError(f"Response A must be shown as one of {', '.join(SIDES)}; got {a_is!r}.")
+    if comment is not None and not isinstance(comment, str):
+        raise InputError("The comment must be text.")
+    note = valid_text((comment or "").strip()) or None
+    if note is not None and len(note) > MAX_COMMENT_CHARS:
+        raise InputError(f"The comment is {len(note):,} characters long; the limit is {MAX_COMMENT_CHARS:,}.")
+    token = client_token.strip() if isinstance(client_token, str) else None
+    token = token or None
+    if token is not None and len(token) > MAX_TOKEN_CHARS:
+        raise InputError("The form token is too long.")
+    winner = winner_of(choice, a_is)
+
+    def work(conn: Connection) -> int:
+        row = conn.execute(
+            select(runs.c.n, picks.c.idx, fusions.c.text, fusions.c.error)
+            .select_from(runs)
+            .outerjoin(picks, picks.c.run_id == runs.c.id)
+            .outerjoin(fusions, fusions.c.run_id == runs.c.id)
+            .where(runs.c.id == run_id)
+        ).first()
+        if row is None:
+            raise InputError(f"Unknown run {run_id!r}: it was deleted or never saved.")
+        n, bon_index, fused_text, fused_error = row
+        if bon_index is None or fused_text is None or fused_error is not None or not fused_text.strip():
+            raise InputError(f"Run {run_id} has no Best-of-N pick and fused answer to compare.")
+        checked_ranking = _check_ranking(ranking, n)
+        existing = _find_vote(conn, run_id, name)
+        seen = False
+        if token is not None:
+            seen = (
+                conn.execute(
+                    select(vote_tokens.c.client_token).where(
+                        vote_tokens.c.run_id == run_id,
+                        vote_tokens.c.annotator == name,
+                        vote_tokens.c.client_token == token,
+                    )
+                ).first()
+                is not None
+            )
+            if seen and existing is not None:
+                return int(existing.id)
+        now = time.time()
+        values = {
+            "choice": choice,
+            "a_is": a_is,
+            "winner": winner,
+            "comment": note,
+            "ranking": _dumps(checked_ranking) if checked_ranking is not None else None,
+            "client_token": token,
+        }
+        if existing is not None:
+            # Strictly later even when the clock has not ticked, so "was it replaced?" is always visible.
+            stamp = max(now, float(existing.updated_at) + 1e-6)
+            conn.execute(update(votes).where(votes.c.id == existing.id).values(**values, updated_at=stamp))
+            vote_id = int(existing.id)
+        else:
+            result = conn.execute(
+                insert(votes).values(run_id=run_id, annotator=name, **values, created_at=now, updated_at=now)
+            )
+            vote_id = int(result.inserted_primary_key[0])
+        if token is not None and not seen:
+            conn.execute(insert(vote_tokens).values(run_id=run_id, annotator=name, client_token=token, created_at=now))
+        return vote_id
+
+    def work_and_read(conn: Connection) -> VoteRecord:
+        # Read back inside the same transaction: the record returned is the one this call left stored,
+        # never a concurrent writer's later vote.
+        return _vote_records(conn, votes.c.id == work(conn))[0]
+
+    return _write(engine, work_and_read)
+
+
+def get_vote(engine: Engine, run_id: str, annotator: str) -> VoteRecord | None:
+    name = annotator.strip() if isinstance(annotator, str) else ""
+    if not name:
+        return None
+    with _reading(engine) as conn:
+        found = _vote_records(conn, votes.c.run_id == run_id, votes.c.annotator == name)
+    return found[0] if found else None
+
+
+def votes_for_run(engine: Engine, run_id: str) -> list[VoteRecord]:
+    with _reading(engine) as conn:
+        return _vote_records(conn, votes.c.run_id == run_id)
+
+
+def all_votes(engine: Engine, *, tag: str | None = None) -> list[VoteRecord]:
+    """Every vote (on runs with ``tag`` if given), oldest first, with its run's n, models, tags and pick."""
+    with _reading(engine) as conn:
+        if tag:
+            return _vote_records(conn, _has_tag(tag))
+        return _vote_records(conn)
+
+
+def annotation_queue(engine: Engine, annotator: str, *, tag: str | None = None, limit: int | None = 50) -> list[str]:
+    """Ids of runs with a pick and a fused answer that ``annotator`` has not voted on, oldest first.
+
+    Pairs whose fused text equals the pick are included; :func:`is_identical` tells the UI to say so.
+    """
+    name = _check_annotator(annotator)
+    voted = exists(select(votes.c.id).where(votes.c.run_id == runs.c.id, votes.c.annotator == name))
+    stmt = _with_pair(select(runs.c.id).select_from(runs)).where(_votable(), ~voted)
+    if tag:
+        stmt = stmt.where(_has_tag(tag))
+    stmt = stmt.order_by(runs.c.created_at, runs.c.id)
+    if limit is not None:
+        stmt = stmt.limit(max(0, int(limit)))
+    with _reading(engine) as conn:
+        return list(conn.execute(stmt).scalars())
+
+
+def queue_progress(engine: Engine, annotator: str, tag: str | None = None) -> tuple[int, int]:
+    """(runs this annotator has voted on, runs there are to vote on), among votable runs with ``tag``."""
+    name = _check_annotator(annotator)
+    voted = exists(select(votes.c.id).where(votes.c.run_id == runs.c.id, votes.c.annotator == name))
+    base = _with_pair(select(func.count()).select_from(runs)).where(_votable())
+    if tag:
+        base = base.where(_has_tag(tag))
+    with _reading(engine) as conn:
+        total = int(conn.execute(base).scalar_one())
+        done = int(conn.execute(base.where(voted)).scalar_one())
+    return done, total

@@ -1,0 +1,152 @@
+"""SQLModel tables: the stored shape of runs, candidates, picks, fusions, tags and votes.
+
+These classes describe the *current* schema, which is what queries are written against. The schema in a
+database file is built by ``storage.migrations`` (frozen per migration); a test checks that the two agree.
+
+Conventions that keep the SQL portable between SQLite and PostgreSQL:
+- timestamps are epoch seconds as floats (``fusion.types.Run.created_at`` is one already);
+- JSON is stored as text written by ``storage.queries`` (so NaN in scores survives, and no JSON column type
+  with dialect quirks is needed);
+- every child row references ``runs.id`` with ``ON DELETE CASCADE`` (SQLite needs ``foreign_keys=ON``,
+  which ``storage.db`` turns on for every connection).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# Values a vote may take; queries validate against these, the UI offers them.
+CHOICES = ("A", "B", "tie", "both_bad")
+SIDES = ("bon", "fused")
+WINNERS = ("fused", "bon", "tie", "both_bad")
+
+
+class SchemaMigration(SQLModel, table=True):
+    __tablename__ = "schema_migrations"
+
+    id: str = Field(primary_key=True, max_length=100)
+    description: str = Field(sa_type=Text)
+    applied_at: float
+
+
+class RunRow(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_created_at", "created_at"),
+        Index("ix_runs_source", "source"),
+        Index("ix_runs_n", "n"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    prompt: str = Field(sa_type=Text)
+    system: str | None = Field(default=None, sa_type=Text)
+    source: str = Field(max_length=200)
+    n: int
+    # JSON list of the distinct candidate and pool models, searched with LIKE '%"<model>"%'.
+    models: str = Field(sa_type=Text)
+    pool: str = Field(sa_type=Text)  # JSON list of ModelSpec.to_dict() (never holds a key)
+    settings: str = Field(sa_type=Text)  # JSON of SamplingSettings.to_dict()
+    created_at: float
+    updated_at: float
+
+
+class RunTagRow(SQLModel, table=True):
+    __tablename__ = "run_tags"
+    __table_args__ = (Index("ix_run_tags_tag", "tag"),)
+
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    tag: str = Field(primary_key=True, max_length=200)
+    position: int  # keeps the run's tag order for an exact round-trip
+
+
+class CandidateRow(SQLModel, table=True):
+    __tablename__ = "candidates"
+
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    idx: int = Field(primary_key=True)
+    text: str = Field(sa_type=Text)
+    model: str = Field(max_length=300)
+    sample_index: int
+    latency_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = Field(default=None, sa_type=Text)
+    cached: bool = False
+
+
+class PickRow(SQLModel, table=True):
+    """The Best-of-N verdict of a run (one per run)."""
+
+    __tablename__ = "picks"
+
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    method: str = Field(max_length=300)
+    idx: int | None = None
+    scores: str = Field(sa_type=Text)  # JSON list[float | None]
+    notes: str = Field(sa_type=Text)  # JSON list[str | None]
+    error: str | None = Field(default=None, sa_type=Text)
+
+
+class FusionRow(SQLModel, table=True):
+    """The fused answer of a run (one per run), with its attribution."""
+
+    __tablename__ = "fusions"
+
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    text: str = Field(sa_type=Text)
+    method: str = Field(max_length=300)
+    model: str | None = Field(default=None, max_length=300)
+    template: str | None = Field(default=None, max_length=200)
+    order: str = Field(sa_type=Text)  # JSON list[int]
+    seed: int | None = None
+    latency_s: float | None = None
+    error: str | None = Field(default=None, sa_type=Text)
+    attribution: str | None = Field(default=None, sa_type=Text)  # JSON of Attribution.to_dict()
+    copied_fraction: float | None = None
+
+
+class VoteRow(SQLModel, table=True):
+    """One annotator's pairwise judgement of a run: Best-of-N pick against the fused answer."""
+
+    __tablename__ = "votes"
+    __table_args__ = (
+        UniqueConstraint("run_id", "annotator", name="uq_votes_run_annotator"),
+        Index("ix_votes_annotator", "annotator"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", max_length=64)
+    annotator: str = Field(max_length=200)
+    choice: str = Field(max_length=16)  # A | B | tie | both_bad, as clicked
+    a_is: str = Field(max_length=16)  # bon | fused: which side was shown as Response A
+    winner: str = Field(max_length=16)  # fused | bon | tie | both_bad, derived from choice and a_is
+    comment: str | None = Field(default=None, sa_type=Text)
+    ranking: str | None = Field(default=None, sa_type=Text)  # JSON list[int]: candidate indices, best first
+    client_token: str | None = Field(default=None, max_length=200)
+    created_at: float
+    updated_at: float
+
+
+class VoteTokenRow(SQLModel, table=True):
+    """Every idempotency token a (run, annotator) has submitted, so a late retry of an earlier form
+    submission cannot overwrite a newer vote."""
+
+    __tablename__ = "vote_tokens"
+
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    annotator: str = Field(primary_key=True, max_length=200)
+    client_token: str = Field(primary_key=True, max_length=200)
+    created_at: float
+
+
+ALL_TABLES = (
+    SchemaMigration,
+    RunRow,
+    RunTagRow,
+    CandidateRow,
+    PickRow,
+    FusionRow,
+    VoteRow,
+    VoteTokenRow,
+)

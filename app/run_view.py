@@ -190,7 +190,8 @@ def show_run(run: Run, *, engine: Any, key: str, vote_first: bool = False) -> No
     names = ["Fusion vs Best-of-N", "Candidates", "Blind vote"]
     if vote_first:
         names = ["Blind vote", "Fusion vs Best-of-N", "Candidates"]
-    tabs = dict(zip(names, st.tabs(names)))
+    # Keyed, so the open tab survives a rerun that shifts the page above it (the fusing status disappears).
+    tabs = dict(zip(names, st.tabs(names, key=f"{key}_tabs")))
     with tabs["Fusion vs Best-of-N"]:
         show_compare(run, key=key)
     with tabs["Candidates"]:

@@ -9,9 +9,10 @@
 
 Real model outputs come from ../shared/data (relative to the project root): alpaca_eval_judged8.jsonl
 (8 models' answers; each candidate concatenates one model's answers to several instructions) and
-wmt24_en-de.jsonl. Without that folder (a) and (b) run on synthetic text and (c) is skipped for WMT.
+wmt24_en-de.jsonl. Without them (a)-(c) run on synthetic text (Zipf-distributed made-up words) and the
+WMT24 part of (c) is skipped, with a message saying so.
 
-    .venv/bin/python bench/attribution.py [--repeats 7] [--out bench/results/attribution.md]
+    .venv/bin/python bench/attribution.py [--repeats 7] [--out bench/results/attribution.md] [--data DIR]
 """
 
 from __future__ import annotations
@@ -203,10 +204,11 @@ def agreement(fused: str, a: list[bool], b: list[bool]) -> float:
 
 
 def _timed(fn: Callable[[], object], number: int) -> float:
-    t = time.perf_counter()
+    """CPU seconds per call (process time: a job running beside ours on the shared cores does not count)."""
+    t = time.process_time()
     for _ in range(number):
         fn()
-    return (time.perf_counter() - t) / number
+    return (time.process_time() - t) / number
 
 
 def speed(case: Case, repeats: int, with_difflib: bool = True) -> tuple[float, float | None]:
@@ -219,7 +221,7 @@ def speed(case: Case, repeats: int, with_difflib: bool = True) -> tuple[float, f
         return [difflib.SequenceMatcher(None, c, case.fused).get_matching_blocks() for c in case.candidates]
 
     ours()  # warm-up: builds the cached regular expressions
-    inner = max(1, int(0.05 / max(_timed(ours, 1), 1e-6)))
+    inner = max(1, int(0.1 / max(_timed(ours, 1), 1e-4)))
     ts_ours, ts_paper = [], []
     for _ in range(repeats):
         ts_ours.append(_timed(ours, inner))
@@ -245,12 +247,12 @@ def wmt_agreement(limit: int | None = None) -> dict[str, float] | None:
             if not hyp.strip():
                 continue
             others = [h for n, h in systems if n != name]
-            t = time.perf_counter()
+            t = time.process_time()
             a = ours_covered(hyp, others)
-            t_ours += time.perf_counter() - t
-            t = time.perf_counter()
+            t_ours += time.process_time() - t
+            t = time.process_time()
             b = difflib_covered(hyp, others)
-            t_paper += time.perf_counter() - t
+            t_paper += time.process_time() - t
             c = difflib_covered(hyp, others, min_block=MIN_BLOCK)
             ours_f.append(fraction(hyp, a))
             paper_f.append(fraction(hyp, b))
@@ -281,10 +283,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "attribution.md")
     parser.add_argument("--wmt-limit", type=int, default=None, help="only the first N WMT segments")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder with the shared data files")
     args = parser.parse_args()
 
-    if not DATA.exists():
-        print(f"note: {DATA} is absent; using synthetic text for speed and linearity, skipping WMT24.")
+    global ALPACA, WMT
+    ALPACA, WMT = args.data / ALPACA.name, args.data / WMT.name
+    if not ALPACA.exists():
+        print(f"note: {ALPACA} is absent; using synthetic text for speed, linearity and agreement.")
+    if not WMT.exists():
+        print(f"note: {WMT} is absent; skipping the WMT24 agreement.")
     cases = {s: make_case(s) for s in SCALES}
     base = cases[1]
     lines = [
@@ -292,9 +299,9 @@ def main() -> None:
         "",
         "Command: `.venv/bin/python bench/attribution.py`",
         "",
-        f"Input: {base.source}. Machine: {platform.machine()}, Python {platform.python_version()}; "
-        "other jobs may share the 2 cores, so both methods are timed back to back in each repeat "
-        f"and the medians of {args.repeats} repeats are compared. One run.",
+        f"Input: {base.source}. Machine: {platform.machine()}, Python {platform.python_version()}. "
+        "Times are CPU (process) time per call; other jobs may share the 2 cores, so both methods are "
+        f"timed back to back in each repeat and the medians of {args.repeats} repeats are compared. One run.",
         "",
         "## (a) Speed, 8 candidates",
         "",
@@ -376,6 +383,23 @@ def main() -> None:
             "fixed cost per call, and difflib's quadratic part stays small).",
         ]
         print(*lines[-7:], sep="\n")
+    lines += [
+        "",
+        "## Reading the numbers",
+        "",
+        "- The fused text of (a)-(c) is built from the candidates: 80% of its sentences drawn from them "
+        "(a third lightly edited: case, punctuation, one word changed, dropped or added), 20% from answers "
+        "to other instructions, so the truly copied characters are known ('truth').",
+        "- difflib's own number is not a copied fraction one can trust: on texts over 200 characters its "
+        "autojunk heuristic ignores every character that makes up more than 1% of the fused text (most "
+        "letters), so it finds little; on short texts it credits single shared letters and short words. "
+        "Ours counts copies of four words or more (edits bridged), case, punctuation and width folded.",
+        "- Linearity: each token is handled a bounded number of times and the Python-level work per "
+        "copied run is bounded; only the C-level string search that places a run scans its candidate, "
+        "which stays a few percent of the time at 8x. The growth beyond the length factor shows in every "
+        "stage alike, so it comes from memory (processor caches, more live objects for the garbage "
+        "collector to scan), not from the algorithm.",
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -10,8 +10,9 @@ How it works, and why it is cheap enough to run on every fusion:
   compatibility forms folded by NFKC and case folding), so a copy that differs only in case,
   punctuation, spacing or full/half width still lines up. The rules are those of
   ``fusion.text.word_tokens`` except that apostrophes and hyphens separate words ("don't" is two
-  tokens, in every text alike) and combining marks stay inside their word. Text without CJK is cut
-  with C-level ``bytes``/``str`` operations, without a Python step per word.
+  tokens, in every text alike) and combining marks (of the Basic Multilingual Plane) stay inside their
+  word. Text without CJK is cut with C-level ``bytes``/``str`` operations, without a Python step per
+  word; other text with one regular-expression split.
 * Each distinct fused token gets one character of a private alphabet, so the fused text and each
   candidate become strings with one character per token. The fused text's 4-token windows, read as
   integers straight from the UTF-16 bytes, are intersected with each candidate's, which marks the
@@ -32,8 +33,8 @@ import unicodedata
 from bisect import bisect_right
 from functools import cache
 from itertools import accumulate, chain, compress, count, repeat
-from operator import add, itemgetter, ne
-from typing import Iterable, NamedTuple, Sequence
+from operator import add, eq, itemgetter, ne, sub
+from typing import Iterable, Sequence
 
 from fusion.errors import InputError
 from fusion.text import _CJK_RANGES, is_cjk
@@ -43,7 +44,6 @@ __all__ = ["attribute"]
 
 # Weights are kept in half-words so that they stay integers: a word weighs 2, a CJK character 1.
 _WORD_WEIGHT = 2
-_CJK_WEIGHT = 1
 
 # Text with more distinct non-ASCII letters than this (Greek, Cyrillic, ...) goes straight to the
 # regular-expression tokeniser: the fast path would re-normalise nearly every word one by one.
@@ -124,56 +124,45 @@ class _Tokens:
             starts = self.starts
             return {t: starts[t] if t < len(starts) else self.length for t in wanted}
         parts = self.parts
+        lens = list(map(len, parts))
+        keys = self.keys
         found: dict[int, int] = {}
-        where = list(compress(count(), self.keys or []))  # part index of each token
+        where = list(compress(count(), lens if keys is parts else keys))  # part index of each token
         x_prev = pos = 0
         for want in sorted(wanted):
             if want >= len(where):
                 found[want] = self.length
                 continue
             x = where[want]
-            pos += sum(map(len, parts[x_prev:x])) + x - x_prev
+            pos += sum(lens[x_prev:x]) + x - x_prev
             x_prev = x
             found[want] = pos
         return found
 
 
-class _Chain(NamedTuple):
-    """Copied runs of one candidate joined across small gaps: blocks of (fused_start, cand_start, length)."""
+# A chain is copied runs of one candidate joined across small gaps: a tuple of blocks
+# (fused_start, cand_start, length), in order on both sides.
+_Blocks = tuple[tuple[int, int, int], ...]
 
-    blocks: tuple[tuple[int, int, int], ...]
-    weight: int
 
-    @property
-    def fstart(self) -> int:
-        return self.blocks[0][0]
+def _cand_range(blocks: _Blocks, a: int, b: int) -> tuple[int, int]:
+    """Candidate tokens ``[lo, hi)`` that correspond to fused tokens ``[a, b)`` of a chain.
 
-    @property
-    def fend(self) -> int:
-        return self.blocks[-1][0] + self.blocks[-1][2]
+    Inside a copied block the mapping is exact; inside a bridged gap the fused and candidate gaps are
+    mapped onto each other proportionally (they may differ in length).
+    """
+    return _bound(blocks, a, 0), _bound(blocks, b - 1, 1)
 
-    def cand_range(self, a: int, b: int) -> tuple[int, int]:
-        """Candidate tokens ``[lo, hi)`` that correspond to fused tokens ``[a, b)`` of this chain.
 
-        Inside a copied block the mapping is exact; inside a bridged gap the fused and candidate gaps are
-        mapped onto each other proportionally (they may differ in length).
-        """
-        blocks = self.blocks
-        if len(blocks) == 1:
-            fs, cs, _ = blocks[0]
-            return cs + a - fs, cs + b - fs
-        return self._bound(a, 0), self._bound(b - 1, 1)
-
-    def _bound(self, t: int, side: int) -> int:
-        """Candidate position where fused token ``t`` starts (side 0) or ends (side 1)."""
-        blocks = self.blocks
-        k = bisect_right(blocks, (t, _BIG, _BIG)) - 1
-        fs, cs, n = blocks[k]
-        if t < fs + n:
-            return cs + t - fs + side
-        nfs, ncs, _ = blocks[k + 1]
-        gap_f, gap_c = nfs - (fs + n), ncs - (cs + n)
-        return cs + n + (t - fs - n + side) * gap_c // gap_f
+def _bound(blocks: _Blocks, t: int, side: int) -> int:
+    """Candidate position where fused token ``t`` starts (side 0) or ends (side 1)."""
+    k = bisect_right(blocks, (t, _BIG, _BIG)) - 1
+    fs, cs, n = blocks[k]
+    if t < fs + n:
+        return cs + t - fs + side
+    nfs, ncs, _ = blocks[k + 1]
+    gap_f, gap_c = nfs - (fs + n), ncs - (cs + n)
+    return cs + n + (t - fs - n + side) * gap_c // gap_f
 
 
 def attribute(
@@ -250,20 +239,29 @@ def attribute(
     # Pass 2: next to fused tokens no chain covers (an edit, or text the fusor wrote), look for short
     # copied pieces across a small gap; then keep the chains that count.
     fweights = ftok.weights
+    # Every run of k words reaches the threshold on its own: then every chain counts, and its weight
+    # only matters to settle overlaps, which is rare.
+    all_count = fweights is None and k * _WORD_WEIGHT >= threshold
     covered = bytearray(m)
+    chain_weights: list[list[int | None]] = []
     for _, _, cstr, runs in found:
-        for blocks in runs:
-            if _counts(blocks, m, len(cstr), fweights, threshold):
-                covered[blocks[0][0] : blocks[-1][0] + blocks[-1][2]] = b"\x01" * (
-                    blocks[-1][0] + blocks[-1][2] - blocks[0][0]
-                )
-    pieces: dict[int, list[tuple[int, int, _Chain]]] = {}  # candidate -> disjoint (start, end, chain)
+        if all_count:
+            ws: list[int | None] = [None] * len(runs)
+            counting = runs
+        else:
+            ws = [_counts(blocks, m, len(cstr), fweights, threshold) for blocks in runs]
+            counting = [blocks for blocks, w in zip(runs, ws) if w]
+        chain_weights.append(ws)
+        for blocks in counting:
+            a, b = blocks[0][0], blocks[-1][0] + blocks[-1][2]
+            covered[a:b] = b"\x01" * (b - a)
+    pieces: dict[int, list[tuple[int, int, _Blocks]]] = {}  # candidate -> disjoint (start, end, chain)
     ctoks: dict[int, _Tokens] = {}
-    for j, tok, cstr, runs in found:
-        chains = _extend(fstr, cstr, runs, covered, fweights, threshold, max_gap)
+    for (j, tok, cstr, runs), ws in zip(found, chain_weights):
+        chains = _extend(fstr, cstr, runs, ws, covered, fweights, threshold, max_gap)
         if chains:
             ctoks[j] = tok
-            pieces[j] = _claim(chains)
+            pieces[j] = _claim(chains, fweights)
 
     return _spans(fused, ftok, m, pieces, ctoks, n_cand)
 
@@ -297,7 +295,7 @@ def _tokenize_fast(text: str) -> _Tokens | None:
         for c in others:
             if is_cjk(c):
                 return None
-            if c.isalnum() or unicodedata.category(c)[0] == "M":
+            if c.isalnum() or (c < "\U00010000" and unicodedata.category(c)[0] == "M"):
                 s = s.replace(c, _PLACEHOLDER)
                 has_placeholder = True
             else:
@@ -326,35 +324,42 @@ def _normalise(word: str) -> str:
 
 
 def _tokenize_regex(text: str) -> _Tokens:
-    matches = list(_token_pattern().finditer(text))
-    if not matches:
+    """Tokens of any text, from one regular-expression split (separators and tokens alternate)."""
+    pattern, cjk = _token_pattern()
+    parts = pattern.split(text)
+    if len(parts) == 1:
         return _Tokens(len(text), norms=[], starts=[])
-    words = [mt.group() for mt in matches]
+    words = parts[1::2]
+    starts = list(accumulate(map(len, parts), initial=0))[1:-1:2]
     # One normalisation call for the whole text: the separator is a starter character that NFKC never
     # produces or composes across, so splitting afterwards gives back exactly one form per token.
     norms = _normalise("\x01".join(words)).encode().split(b"\x01")
-    cjk = [is_cjk(w[0]) for w in words]
     weights = None
-    if any(cjk):
-        weights = list(accumulate((_CJK_WEIGHT if c else _WORD_WEIGHT for c in cjk), initial=0))
-    return _Tokens(len(text), norms=norms, starts=[mt.start() for mt in matches], weights=weights)
+    firsts = "".join(map(itemgetter(0), words))
+    if cjk.search(firsts):
+        # A token weighs 1 (half a word) when it is a CJK character, else 2.
+        is_cjk_token = map(eq, cjk.sub("\x01", firsts), repeat("\x01"))
+        weights = list(accumulate(map(sub, repeat(_WORD_WEIGHT), is_cjk_token), initial=0))
+    return _Tokens(len(text), norms=norms, starts=starts, weights=weights)
 
 
 @cache
-def _token_pattern() -> re.Pattern[str]:
-    """Words (a letter or digit, then letters, digits and combining marks) and single CJK characters (with
-    the voicing or combining marks that follow). Built on first use."""
+def _token_pattern() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """A splitter that captures words (a letter or digit, then letters, digits and combining marks) and
+    single CJK characters (with the voicing or combining marks that follow), and a CJK character class.
+    Built on first use."""
     cjk = "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in _CJK_RANGES)
     marks = "".join(f"\\U{ord(lo):08x}-\\U{ord(hi):08x}" for lo, hi in _ranges(map(ord, _marks())))
-    return re.compile(f"[{cjk}][\\uff9e\\uff9f{marks}]*|[^\\W_{cjk}](?:[^\\W_{cjk}]|[{marks}])*")
+    token = f"[{cjk}][\\uff9e\\uff9f{marks}]*|[^\\W_{cjk}](?:[^\\W_{cjk}]|[{marks}])*"
+    return re.compile(f"({token})"), re.compile(f"[{cjk}]")
 
 
 @cache
 def _marks() -> str:
-    """Every combining mark (general category M), found by a scan of the Unicode tables (about 20 ms,
-    once): the regular expression engine has no class for them."""
-    codes = chain(range(0x300, 0x20000), range(0xE0100, 0xE01F0))
-    return "".join(chr(c) for c in codes if unicodedata.category(chr(c))[0] == "M")
+    """The combining marks (general category M) of the Basic Multilingual Plane, found by a scan of the
+    Unicode tables (about 10 ms, once): the regular expression engine has no class for them, and a
+    class with the rare marks beyond the BMP as well matches several times slower."""
+    return "".join(chr(c) for c in range(0x300, 0x10000) if unicodedata.category(chr(c))[0] == "M")
 
 
 def _ranges(codes: Iterable[int]) -> list[tuple[str, str]]:
@@ -440,8 +445,9 @@ def _match(fstr: str, cstr: str, seeds: _Seeds, max_gap: int) -> list[list[tuple
     ``hits[i] == 1`` when fused tokens ``i .. i+k-1`` occur side by side somewhere in the candidate, so
     every copied run of ``k`` or more tokens lies in a stretch of ones. Runs are taken greedily from the
     left in each stretch, each the longest prefix of the remaining fused tokens found anywhere in the
-    candidate; of its occurrences the first at or after the end of the previous run is used, so a
-    repeated passage maps in order. A run is also extended backwards where the tokens agree: that
+    candidate; for a short run (one that may well repeat) the first occurrence at or after the end of
+    the previous run is preferred, so a repeated passage maps in order. A run is also extended
+    backwards where the tokens agree: that
     recovers a copy that starts inside the previous run but comes from another place. Runs join into a
     chain when the gaps between them, in the fused text and in the candidate, are both at most
     ``max_gap`` tokens. A chain is a list of blocks ``(fused_start, cand_start, length)``.
@@ -453,9 +459,10 @@ def _match(fstr: str, cstr: str, seeds: _Seeds, max_gap: int) -> list[list[tuple
     chains: list[list[tuple[int, int, int]]] = []
     blocks: list[tuple[int, int, int]] = []
     expect = 0
-    i = hits.find(1)
+    find, next_hit = cstr.find, hits.find
+    i = next_hit(1)
     while i >= 0:
-        z = hits.find(0, i)
+        z = next_hit(0, i)
         if z < 0:
             z = len(hits)
         e = z + k - 1  # this stretch covers fused tokens [i, e)
@@ -464,7 +471,7 @@ def _match(fstr: str, cstr: str, seeds: _Seeds, max_gap: int) -> list[list[tuple
             # The longest prefix of fused tokens [i, e) found anywhere in the candidate: all of it, or
             # found by halving (the first k tokens occur, since their window does).
             needle = fstr[i:e]
-            q = cstr.find(needle)
+            q = find(needle)
             if q < 0:
                 lo, hi = k, e - i
                 while hi - lo > 1:
@@ -474,10 +481,10 @@ def _match(fstr: str, cstr: str, seeds: _Seeds, max_gap: int) -> list[list[tuple
                     else:
                         hi = mid
                 needle = fstr[i : i + lo]
-                q = cstr.find(needle)
+                q = find(needle)
             length = len(needle)
             if q < expect and length < 12:  # a short passage may repeat: keep the candidate's order
-                later = cstr.find(needle, expect)
+                later = find(needle, expect)
                 if later >= 0:
                     q = later
             back = 0
@@ -498,7 +505,7 @@ def _match(fstr: str, cstr: str, seeds: _Seeds, max_gap: int) -> list[list[tuple
                     continue
                 chains.append(blocks)
             blocks = [(fs, cs, ln)]
-        i = hits.find(1, z)
+        i = next_hit(1, z)
     if blocks:
         chains.append(blocks)
     return chains
@@ -523,11 +530,12 @@ def _extend(
     fstr: str,
     cstr: str,
     chains: list[list[tuple[int, int, int]]],
+    chain_weights: list[int | None],
     covered: bytearray,
     fweights: list[int] | None,
     threshold: int,
     max_gap: int,
-) -> list[_Chain]:
+) -> list[tuple[int, int, _Blocks, int | None]]:
     """Add short copied pieces next to the chains of one candidate, join the chains they bring together,
     and return the chains that count.
 
@@ -573,14 +581,22 @@ def _extend(
             ln += 1
         return a - ln, b - ln, ln
 
+    # Pieces are looked for next to uncovered fused tokens only, and two chains can only join once one
+    # of them grew: the runs were joined where they could be already. A chain that grew or joined is
+    # weighed again, unless every chain counts (``chain_weights`` are all None then).
+    reweigh = any(w is not None for w in chain_weights)
     joined: list[list[tuple[int, int, int]]] = []
+    known: list[int | None] = []
+    floor = 0  # fused end of the previous chain: a piece before a chain stops there
+    grew_before = False
     for idx, blocks in enumerate(chains):
+        grew = False
         fs, cs, _ = blocks[0]
-        floor = joined[-1][-1][0] + joined[-1][-1][2] if joined else 0
         if fs > floor + 1 and not covered[fs - 1]:
             piece = piece_before(fs, cs, floor)
             while piece is not None:
                 blocks.insert(0, piece)
+                grew = True
                 piece = piece_before(piece[0], piece[1], floor)
         limit = chains[idx + 1][0][0] if idx + 1 < len(chains) else m
         lfs, lcs, lln = blocks[-1]
@@ -588,34 +604,50 @@ def _extend(
             piece = piece_after(lfs + lln, lcs + lln, limit)
             while piece is not None:
                 blocks.append(piece)
+                grew = True
                 piece = piece_after(piece[0] + piece[2], piece[1] + piece[2], limit)
-        if joined:
+        if (grew or grew_before) and joined:
             pfs, pcs, pln = joined[-1][-1]
             df, dc = blocks[0][0] - pfs - pln, blocks[0][1] - pcs - pln
             if 0 <= df <= g and 0 <= dc <= g:
                 joined[-1].extend(blocks)
+                known[-1] = _counts(joined[-1], m, n, fweights, threshold) if reweigh else None
+                grew_before = True
+                floor = blocks[-1][0] + blocks[-1][2]
                 continue
         joined.append(blocks)
-    out = []
-    for blocks in joined:
-        weight = _counts(blocks, m, n, fweights, threshold)
-        if weight:
-            out.append(_Chain(tuple(blocks), weight))
-    return out
+        weight = chain_weights[idx]
+        if grew and reweigh:
+            weight = _counts(blocks, m, n, fweights, threshold)
+        known.append(weight)
+        grew_before = grew
+        floor = blocks[-1][0] + blocks[-1][2]
+    return [
+        (blocks[0][0], blocks[-1][0] + blocks[-1][2], tuple(blocks), weight)
+        for blocks, weight in zip(joined, known)
+        if weight != 0
+    ]
 
 
-def _claim(chains: list[_Chain]) -> list[tuple[int, int, _Chain]]:
-    """Resolve overlaps between chains of one candidate: heavier chains claim their fused tokens first.
+def _claim(
+    chains: list[tuple[int, int, _Blocks, int | None]], fweights: list[int] | None
+) -> list[tuple[int, int, _Blocks]]:
+    """Resolve overlaps between the chains ``(start, end, blocks, weight)`` of one candidate: heavier
+    chains claim their fused tokens first. Returns disjoint ``(start, end, blocks)`` pieces in order."""
+    if all(a[1] <= b[0] for a, b in zip(chains, chains[1:])):
+        return [(a, b, blocks) for a, b, blocks, _ in chains]
 
-    Returns disjoint ``(start, end, chain)`` pieces in fused order."""
-    out = [(ch.fstart, ch.fend, ch) for ch in chains]
-    if all(a[1] <= b[0] for a, b in zip(out, out[1:])):
-        return out
+    def weight(chain: tuple[int, int, _Blocks, int | None]) -> int:
+        if chain[3] is not None:
+            return chain[3]
+        if fweights is None:
+            return _WORD_WEIGHT * sum(map(itemgetter(2), chain[2]))
+        return sum(fweights[fs + ln] - fweights[fs] for fs, _, ln in chain[2])
+
     starts: list[int] = []  # claimed intervals, disjoint and sorted: starts[i], ends[i]
     ends: list[int] = []
     out = []
-    for ch in sorted(chains, key=lambda c: (-c.weight, c.fstart)):
-        a, b = ch.fstart, ch.fend
+    for a, b, blocks, _ in sorted(chains, key=lambda c: (-weight(c), c[0])):
         # Claimed intervals that may overlap [a, b): from the last one starting at or before a.
         i = max(bisect_right(starts, a) - 1, 0)
         pos = a
@@ -629,7 +661,7 @@ def _claim(chains: list[_Chain]) -> list[tuple[int, int, _Chain]]:
         if pos < b:
             free.append((pos, b))
         for fa, fb in free:
-            out.append((fa, fb, ch))
+            out.append((fa, fb, blocks))
             k = bisect_right(starts, fa)
             starts.insert(k, fa)
             ends.insert(k, fb)
@@ -644,86 +676,131 @@ def _spans(
     fused: str,
     ftok: _Tokens,
     m: int,
-    pieces: dict[int, list[tuple[int, int, _Chain]]],
+    pieces: dict[int, list[tuple[int, int, _Blocks]]],
     ctoks: dict[int, _Tokens],
     n_cand: int,
 ) -> Attribution:
-    # Cut the fused tokens at every piece boundary; each elementary stretch collects its (candidate,
-    # chain) sources in candidate order; neighbours with the same sources are merged into one span.
-    bounds = sorted({0, m}.union(*((a, b) for plist in pieces.values() for a, b, _ in plist)))
-    index = {x: i for i, x in enumerate(bounds)}
-    sources: list[list[tuple[int, _Chain]]] = [[] for _ in range(len(bounds) - 1)]
-    for j in sorted(pieces):
-        for a, b, ch in pieces[j]:
-            item = (j, ch)
-            for i in range(index[a], index[b]):
-                sources[i].append(item)
-    cuts = [0]
-    keys = [sources[0]]
-    for i in range(1, len(sources)):
-        if sources[i] != keys[-1]:
-            cuts.append(bounds[i])
-            keys.append(sources[i])
+    # A span starts at every piece boundary: pieces of one candidate are disjoint, and two pieces of one
+    # chain never touch, so the (candidate, chain) sources change at each boundary and nowhere else.
+    cut_set = {0}
+    for plist in pieces.values():
+        for a, b, _ in plist:
+            cut_set.add(a)
+            cut_set.add(b)
+    cut_set.discard(m)
+    cuts = sorted(cut_set)
     cuts.append(m)
 
-    # Candidate token ranges of every source, then their character offsets in one pass per candidate.
-    wanted: dict[int, set[int]] = {j: set() for j in ctoks}
-    ranges = []
-    for x, y, key in zip(cuts, cuts[1:], keys):
-        rs = []
-        for j, ch in key:
-            blocks = ch.blocks
+    # The candidate token range each piece gives every span it covers; first only to collect the
+    # positions whose character offsets are needed (found in one pass per candidate), then again to
+    # build the sources. Candidates go in order, so each span's sources come out sorted.
+    position = {x: i for i, x in enumerate(cuts)}
+    order = sorted(pieces)
+    wanted: dict[int, set[int]] = {}
+    for j in order:
+        w = wanted[j] = set()
+        add = w.add
+        for a, b, blocks in pieces[j]:
+            i = position[a]
             if len(blocks) == 1:
-                fs, cs, _ = blocks[0]
-                lo, hi = cs + x - fs, cs + y - fs
+                shift = blocks[0][1] - blocks[0][0]
+                add(a + shift)
+                while cuts[i] < b:
+                    i += 1
+                    add(cuts[i] + shift)
             else:
-                lo, hi = ch.cand_range(x, y)
-            w = wanted[j]
-            w.add(lo)
-            w.add(hi)
-            rs.append((j, lo, hi))
-        ranges.append(rs)
-    offsets = {j: ctoks[j].offsets(w) for j, w in wanted.items() if w}
+                x = a
+                while x < b:
+                    y = cuts[i + 1]
+                    lo, hi = _cand_range(blocks, x, y)
+                    add(lo)
+                    add(hi)
+                    i += 1
+                    x = y
 
-    # The spans, and the non-whitespace characters of each copied one for the shares: its length less
-    # the white space in it, counted per kind of white space the text holds (usually " " and "\n").
     # Spans and sources are frozen dataclasses, whose generated __init__ sets each field through
     # object.__setattr__; filling the instance dict directly halves the cost of building the hundreds of
     # them one attribution makes (the objects are the same: equality, hashing and repr are unchanged).
+    new = object.__new__
+    ref_class, span_class = SourceRef, Span
+    sources: list[list[SourceRef] | None] = [None] * (len(cuts) - 1)
+    for j in order:
+        off = ctoks[j].offsets(wanted[j])
+        for a, b, blocks in pieces[j]:
+            i = position[a]
+            x = a
+            while x < b:
+                y = cuts[i + 1]
+                if len(blocks) == 1:
+                    shift = blocks[0][1] - blocks[0][0]
+                    lo, hi = x + shift, y + shift
+                else:
+                    lo, hi = _cand_range(blocks, x, y)
+                cstart = 0 if lo == 0 and x == 0 else off[lo]
+                cend = off[hi]
+                if cend < cstart:
+                    cend = cstart
+                if _FILL_DICT:
+                    r = new(ref_class)
+                    d = r.__dict__
+                    d["candidate"] = j
+                    d["start"] = cstart
+                    d["end"] = cend
+                else:
+                    r = ref_class(j, cstart, cend)
+                refs = sources[i]
+                if refs is None:
+                    sources[i] = [r]
+                else:
+                    refs.append(r)
+                i += 1
+                x = y
+
+    # The spans, and the non-whitespace characters of each copied one for the shares: its length less
+    # the white space in it, counted per kind of white space the text holds (usually " " and "\n").
     starts = ftok.starts
     blanks = _blanks(fused, ftok)
     total = len(fused) - sum(fused.count(c) for c in blanks)
     counts = [0] * n_cand
     copied = 0
     spans: list[Span] = []
-    new = object.__new__
-    for x, y, rs in zip(cuts, cuts[1:], ranges):
+    count_in = fused.count
+    for x, y, refs in zip(cuts, cuts[1:], sources):
         a = starts[x] if x else 0
         b = starts[y] if y < m else len(fused)
-        refs = []
-        if rs:
+        if refs is None:
+            found: tuple[SourceRef, ...] = ()
+        else:
             visible = b - a
             for c in blanks:
-                visible -= fused.count(c, a, b)
+                visible -= count_in(c, a, b)
             copied += visible
-            for j, lo, hi in rs:
-                off = offsets[j]
-                cstart = 0 if lo == 0 and x == 0 else off[lo]
-                cend = off[hi]
-                r = new(SourceRef)
-                d = r.__dict__
-                d["candidate"] = j
-                d["start"] = cstart
-                d["end"] = cend if cend > cstart else cstart
-                refs.append(r)
-                counts[j] += visible
-        span = new(Span)
-        d = span.__dict__
-        d["start"] = a
-        d["end"] = b
-        d["sources"] = tuple(refs)
+            for r in refs:
+                counts[r.candidate] += visible
+            found = tuple(refs)
+        if _FILL_DICT:
+            span = new(span_class)
+            d = span.__dict__
+            d["start"] = a
+            d["end"] = b
+            d["sources"] = found
+        else:
+            span = span_class(a, b, found)
         spans.append(span)
     return _attribution(spans, counts, total, copied)
+
+
+def _plain_instances() -> bool:
+    """True when Span and SourceRef keep exactly their fields in an instance dict (plain frozen
+    dataclasses, as now): ``_spans`` then fills that dict directly; with slots it calls the classes."""
+    try:
+        ref, span = vars(SourceRef(1, 2, 3)), vars(Span(1, 2))
+    except TypeError:  # no instance dict
+        return False
+    return ref == {"candidate": 1, "start": 2, "end": 3} and span == {"start": 1, "end": 2, "sources": ()}
+
+
+_FILL_DICT = _plain_instances()
 
 
 def _blanks(fused: str, ftok: _Tokens) -> list[str]:

@@ -321,7 +321,8 @@ _DEPENDENT_OPENERS = frozenset(
     """
 this that these those it its they them their he she his her such so thus therefore hence also however but
 and or then finally yes no here there another both instead otherwise again still too besides plus overall
-dies diese dieser dieses das es sie also aber und dann daher deshalb außerdem trotzdem ja nein
+first second third next now lastly additionally moreover furthermore similarly likewise meanwhile afterwards
+dies diese dieser dieses also aber und dann daher deshalb außerdem trotzdem ja nein
 esto eso esta este estos estas así pero y entonces además también sin embargo sí
 """.split()
 )
@@ -336,18 +337,16 @@ _DEPENDENT_PHRASES = (
     "on the other hand",
     "in addition",
     "that said",
+    "in other words",
+    "that is",
+    "since then",
     "short answer",
     "por ejemplo",
     "zum beispiel",
 )
 _FIRST_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 # "in three sentences", "at most 120 words": a length the prompt asks for, which additions must respect.
-_NUMBER_WORDS = {
-    w: i
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve".split()
-    )
-}
+_NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
 _LENGTH_LIMIT = re.compile(
     r"\b(?:in|at most|no more than|up to|under|within|maximum of|max\.?|exactly|only)\s+"
     r"(\d{1,4}|" + "|".join(_NUMBER_WORDS) + r")\s+(sentences?|words?)\b",
@@ -357,7 +356,8 @@ _TRANSLATION = re.compile(r"translat|übersetz|traduc|tradu[zi]|翻訳|翻译|�
 # Creative writing: a story is one voice; sentences from other stories do not belong in it.
 _CREATIVE = re.compile(
     r"\b(?:story|stories|poem|poetry|haiku|limerick|lyrics|song|sonnet|fable|fairy tale|joke|fiction|"
-    r"narrative|screenplay|rap|rhyme|verse)\b",
+    r"narrative|screenplay|rap|rhyme|verse|invent|imaginary|fictional|made-up|make up|rewrite|rephrase|"
+    r"paraphrase|reword|proofread)\b",
     re.IGNORECASE,
 )
 
@@ -410,6 +410,40 @@ _CLOSING = (
     "viel erfolg",
     "zusammenfassend",
 )
+
+
+# The answer's own voice ("I hope...", "I don't have enough context", "my advice"): it speaks for the
+# candidate it comes from, not for the fused text.
+_PERSONAL = frozenset(
+    "i i'm i'd i've i'll me my mine ich mich mir mein meine yo me mi mis je moi mon ma mes".split()
+)
+
+
+def _personal(unit: Unit) -> bool:
+    return any(tok.norm in _PERSONAL for tok in word_tokens(unit.content))
+
+
+_WORD_RUN = re.compile(r"(?<![\w`'’.-])[^\W\d_]+(?![\w`'’-])")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*)[\s*_\"'“(\[]*$")
+
+
+def _names(content: str) -> set[str]:
+    """Capitalised words inside sentences (not first in one), case-folded; none for text that capitalises
+    most of its nouns (more than a quarter of its inner words capitalised, as German does). Code in
+    backticks is left out."""
+    text = re.sub(r"`[^`]*`", " ", content)
+    runs = list(_WORD_RUN.finditer(text))
+    inner = [
+        m
+        for m in runs
+        if m.group()[0].isupper()
+        and any(c.islower() for c in m.group())
+        and not _SENTENCE_START.search(text[: m.start()])
+    ]
+    words = len(runs)
+    if not inner or len(inner) > 0.25 * max(1, words):
+        return set()
+    return {m.group().casefold() for m in inner}
 
 
 def _closing(unit: Unit) -> bool:
@@ -474,8 +508,9 @@ class _U:
 
     @property
     def addable(self) -> bool:
-        """Only prose sentences and list items are taken from other candidates: their headings, code,
-        tables and lead-ins would bring structure the backbone does not have."""
+        """Prose sentences and list items can be taken from other candidates on their own; headings and
+        rules would bring structure the backbone does not have, and a lead-in, code or a table only comes
+        as part of a complementary group (a lead-in with what it introduces)."""
         return (self.unit.kind == "sentence" and not self.lead_in) or self.unit.kind == "item"
 
     @property
@@ -521,35 +556,51 @@ class _P:
 class ExtractiveFusor:
     """Offline Fusion-of-N by sentence-level consensus; every sentence of the result comes from a candidate.
 
-    1. Each usable candidate is split into units (:func:`fusion.text.split_units`: sentences, list items,
-       headings, fenced code and tables kept whole; CJK punctuation understood). Each unit's content is a
-       set of terms (:func:`fusion.text.content_terms`: stemmed content words, numbers weighted up, CJK
-       character pairs), so that paraphrases still agree.
-    2. *Support*: a unit is held by another candidate when that candidate contains at least
-       ``support_threshold`` of its term weight (words the prompt already uses count half). A number that
-       no other candidate and not the prompt contains is an *unsupported claim*.
-    3. The backbone is the consensus (MBR) candidate (:class:`fusion.selectors.ConsensusSelector`'s pick).
-    4. *Slots*: each other candidate is aligned to the backbone in order (sentence to sentence, item to
-       item, by chrF). Where a majority of the pool holds a wording of the same sentence (symmetric chrF at
-       least ``slot_threshold``), the wording that agrees most with the others in that slot is used (MBR
-       per sentence). This is how a translation is fused from several systems; a wording with a number the
-       rest of the slot lacks is never chosen.
-    5. *Pruning*: with three or more candidates, when the pool mostly supports the backbone (at least
-       ``min_supported_share`` of its content), its units that no other candidate holds are dropped as
-       outliers. Code, tables, numbered steps and lead-ins are never dropped; near-duplicates are.
-    6. *Supported additions*: units of the other candidates that at least a third of the others hold
-       (:meth:`_Fusion.additions_need`), with no unsupported number, bringing content terms the fused text
-       lacks (and not covered by any kept unit, ``redundancy_threshold``), best new supported content
-       first.
-    7. *Complementary additions*: when the candidates are not parallel wordings of one text (not a
-       translation), paragraphs from the better half of the others by consensus rank may be added when
-       they are new, on topic, free of unsupported numbers, do not lean on a sentence left out ("This
-       means...", "So yes, ..."), and fit the length budget (``length_ratio`` times the longest
-       candidate, and any "in N sentences" / "at most N words" the prompt asks for).
-    8. Additions go after the kept unit matching their previous neighbour in their own candidate (else
-       before the next one's match, else before a closing paragraph). Items join lists (taking the list's
-       marker; numbered lists are renumbered); a sentence added between items becomes an item; an item
-       with no list to join stands as a paragraph only if it reads as a sentence.
+    1. *Units and terms.* Each usable candidate is split into units (:func:`fusion.text.split_units`:
+       sentences, list items, headings, fenced code and tables kept whole; CJK punctuation understood).
+       A unit's content is a set of terms (:func:`fusion.text.content_terms`: stemmed content words,
+       numbers weighted three times, pairs of CJK characters), so that paraphrases still agree.
+    2. *Support.* Another candidate *holds* a unit when it contains at least ``support_threshold`` of the
+       unit's term weight (words of the prompt count half: every answer repeats the topic). A number that
+       neither another candidate nor the prompt contains is an *unsupported claim*.
+    3. *Backbone.* The consensus (MBR) candidate, :class:`fusion.selectors.ConsensusSelector`'s pick, gives
+       the order and structure.
+    4. *Slots.* Every other candidate is aligned to the backbone in order, sentence to sentence and item
+       to item, by symmetric chrF (at least ``slot_threshold``; half that for a translation prompt). Where
+       a majority of the pool has a wording of a backbone sentence: in a translation, the wording agreeing
+       most with the slot's others is used (MBR per sentence), among those holding the slot's majority
+       content and bringing no number the others lack; in an answer, the backbone's sentence is replaced
+       only when it gives a figure the rest of the slot does not and misses what the majority says
+       ("150" where most say "270"). Numbered steps of an answer are never replaced.
+    5. *Pruning.* With three or more candidates, when the pool holds most of the backbone (at least
+       ``min_supported_share`` of its content), backbone units no other candidate holds or words alike
+       are dropped as outliers; never in a translation, nor code, tables, numbered steps, lead-ins or a
+       sentence introducing a list or code. Near-duplicates are dropped (repeated numbered steps are not).
+    6. *Supported additions.* Sentences and items of the other candidates that at least a third of the
+       others hold (:meth:`_Fusion.additions_need`), best new supported content first, when: they are not
+       another wording of a backbone sentence; at least ``novelty`` of their term weight is new and half
+       of that new weight is itself held by that many others; no kept unit says the same (chrF or term
+       Dice at least ``redundancy_threshold``); they hold no unsupported number nor a figure competing
+       with one kept (:meth:`_Fusion._conflicts`); they do not lean on a sentence left out ("This
+       means..."), speak in their answer's own voice ("I hope this helps"), or miss their parent item.
+       In a translation only candidates with more sentences than the backbone add any.
+    7. *Complementary additions.* Unless the candidates are parallel (a translation) or the prompt asks
+       for one voice (a story, a poem, a rewrite), paragraphs and list items that only one of the
+       better-ranked half of the other candidates has may be added: mostly new, on topic, without
+       unsupported numbers or names ("a number or named entity no other candidate gives"), competing
+       figures, exclamations, questions, sign-offs or an opening that leans on what came before; a
+       paragraph in order up to its first unusable sentence, a lead-in only with the list or code it
+       introduces. Sources take turns, the most new on-topic content first.
+    8. *Budget.* Supported additions stop at ``length_ratio`` times the longest candidate, complementary
+       ones at ``length_ratio`` times the backbone; a length the prompt asks for ("in three sentences",
+       "at most 120 words") is respected.
+    9. *Placement.* A supported addition goes after the kept unit matching its previous neighbour in its
+       own candidate (else before the next one's match), a complementary paragraph after the backbone's
+       body (before closing words such as "Finally, ..."); never before the backbone's opening, inside a
+       paragraph, or between a sentence and the list or code it introduces. Items join lists with the
+       list's marker (numbered lists are renumbered; a numbered procedure only takes a missing step that
+       fits between its neighbours); an item with no list to join stands as a paragraph only if it reads
+       as a sentence. Units keep their source's white space where they were adjacent in it.
 
     With two usable candidates there is no majority to go by: the result is the backbone (minus
     near-duplicates). ``FusedOutput.order`` lists the usable candidates by consensus rank, backbone first.
@@ -569,7 +620,7 @@ class ExtractiveFusor:
         min_added_chars: int = 20,
         slot_threshold: float = 0.45,
         novelty: float = 0.5,
-        length_ratio: float = 1.25,
+        length_ratio: float = 1.3,
         complementary: bool = True,
     ) -> None:
         self.support_threshold = support_threshold
@@ -625,6 +676,9 @@ class _Fusion:
     PREFILTER = 0.2
     # Complementary additions must be at least this long (characters of content) and this new.
     MIN_COMPLEMENT_CHARS = 40
+    # A supported addition must bring this much new content that others share (one new term every other
+    # candidate uses, or three that a third of them use): less is another wording of what is kept.
+    MIN_SUPPORTED_GAIN = 1.0
     # A slot's wording may miss at most this much more of the slot's majority terms than the best one.
     SLOT_RECALL_SLACK = 0.2
     COMPLEMENT_NOVELTY = 0.4
@@ -670,6 +724,8 @@ class _Fusion:
             self._by_tid.setdefault(u.tid, []).append(u)
         prompt_text = "\n".join(x for x in (prompt.system, prompt.text) if x)
         self.prompt_terms = set(content_terms(prompt_text))
+        self._weight_memo: dict[int, dict[str, float]] = {}
+        self._lower_words: list[set[str]] | None = None
         self.cand_terms = [set(chain.from_iterable(u.terms for u in row)) for row in self.units]
         # In how many candidates each term occurs.
         self.df: Counter[str] = Counter(chain.from_iterable(self.cand_terms))
@@ -727,10 +783,13 @@ class _Fusion:
     # -- support ------------------------------------------------------------------------------------------
 
     def _weights(self, u: _U) -> dict[str, float]:
-        # Words the prompt already uses are the topic, which every answer repeats: they count half.
-        return {
-            t: w * (0.5 if t in self.prompt_terms and not t.startswith("#") else 1.0) for t, w in u.terms.items()
-        }
+        got = self._weight_memo.get(u.uid)
+        if got is None:
+            # Words the prompt already uses are the topic, which every answer repeats: they count half.
+            prompt = self.prompt_terms
+            got = {t: w * (0.5 if t in prompt and not t.startswith("#") else 1.0) for t, w in u.terms.items()}
+            self._weight_memo[u.uid] = got
+        return got
 
     def compute_support(self) -> None:
         m = len(self.texts)
@@ -770,16 +829,25 @@ class _Fusion:
         placed = [_P(u, u) for u in backbone]
         parallel = False
         if m >= 3:
-            parallel = self.choose_slots(placed) >= 0.5
-        placed, dropped = self.prune(placed, m, allowed=not self.translation)
+            # Parallel: nearly every backbone sentence has a majority of wordings, as in a translation.
+            parallel = self.choose_slots(placed) >= 0.9
+        # When the pool holds most of the backbone, a backbone unit nobody else holds stands out against
+        # that agreement: an outlier. With diverse candidates nothing stands out; the backbone stays whole.
+        agreeing = m >= 3 and self.pool_agrees(placed)
+        placed, dropped = self.prune(placed, outliers=agreeing and not self.translation)
         # A story or poem is one voice: sentences from other stories do not belong in it.
         if m >= 3 and not _CREATIVE.search(self.prompt.text):
             limit = length_limit(self.prompt)
             sizes = sorted(len(t.strip()) for t in self.texts)
-            # Near the backbone's length, or the typical candidate's when the backbone is short.
-            budget = self.cfg.length_ratio * max(sizes[len(sizes) // 2], len(self.texts[backbone_pos].strip()))
-            self.add_supported(placed, budget, limit, translation=self.translation)
-            if self.cfg.complementary and not parallel and not self.translation and _blocks(placed) >= 2:
+            # What the pool agrees on may make the text as long as the longest candidate and a bit more;
+            # what one candidate adds stops nearer the backbone's length.
+            self.add_supported(placed, self.cfg.length_ratio * sizes[-1], limit, translation=self.translation)
+            budget = self.cfg.length_ratio * len(self.texts[backbone_pos].strip())
+            if (
+                self.cfg.complementary
+                and not parallel
+                and not self.translation
+            ):
                 self.add_complementary(placed, budget, limit)
         placed = _drop_dangling(placed)
         if not any(not p.structural for p in placed):
@@ -869,13 +937,21 @@ class _Fusion:
         that say what the slot's majority says: a wording missing majority content terms ("afternoon"
         where most say afternoon) or bringing a number the others lack is not chosen."""
         counts = Counter(chain.from_iterable(x.terms for x in members))
-        majority = {t: max(x.terms.get(t, 0.0) for x in members) for t, c in counts.items() if 2 * c > len(members)}
+        majority = {
+            t: max(x.terms.get(t, 0.0) for x in members) for t, c in counts.items() if 2 * c > len(members)
+        }
         want = sum(majority.values())
 
         def recall(x: _U) -> float:
             return sum(w for t, w in majority.items() if t in x.terms) / want if want else 1.0
 
         floor = max(recall(x) for x in members) - self.SLOT_RECALL_SLACK
+        others_nums = set().union(*(y.nums for y in members if y is not b))
+        if not self.translation and (recall(b) >= floor or not b.nums - others_nums or _numbered_unit(b)):
+            # In an answer a sentence keeps its wording unless it gives a figure the rest of the slot does
+            # not and misses what the slot's majority says ("150" where most say "270"). A numbered step
+            # is never reworded from elsewhere: the aligned step of another procedure may be another step.
+            return b
         best, best_score = b, -1.0
         for x in members:
             others = [y for y in members if y is not x]
@@ -895,30 +971,42 @@ class _Fusion:
 
     # Pruning ----------------------------------------------------------------------------------------------
 
-    def prune(self, placed: list[_P], m: int, *, allowed: bool = True) -> tuple[list[_P], set[int]]:
-        """Drop near-duplicates, and outliers when allowed (never in a translation: a sentence no other
-        candidate words alike still renders a sentence of the source)."""
+    def pool_agrees(self, placed: Sequence[_P]) -> bool:
+        """Whether other candidates hold at least ``min_supported_share`` of the backbone's content."""
         content = [p for p in placed if not p.structural]
         total = sum(p.src.weight for p in content)
         supported = sum(p.src.weight for p in content if p.src is not p.lay or p.src.holders >= 1)
-        # Prune outliers only when the pool mostly agrees with the backbone; with diverse candidates
-        # (stories, recipes) "unsupported" says nothing about being wrong.
-        prune = allowed and m >= 3 and total > 0 and supported >= self.cfg.min_supported_share * total
+        return total > 0 and supported >= self.cfg.min_supported_share * total
+
+    def prune(self, placed: list[_P], *, outliers: bool) -> tuple[list[_P], set[int]]:
+        """Drop near-duplicates and, when ``outliers`` (the pool agrees; never in a translation, where a
+        sentence no other candidate words alike still renders a sentence of the source), the backbone's
+        units no other candidate holds. With diverse candidates (stories, plans, recipes) "held by no other"
+        says nothing about being wrong."""
+        prune = outliers
         kept: list[_P] = []
         dropped: set[int] = set()
+        row = self.units[self.ranking[0]]
         for p in placed:
             if not p.structural:
                 swapped = p.src is not p.lay
+                following = row[p.lay.pos + 1] if p.lay.pos + 1 < len(row) else None
+                # A sentence right before a list, code or table introduces it, like a lead-in.
+                introduces = following is not None and following.unit.kind in ("item", "code", "table")
                 if (
                     prune
                     and not swapped
                     and p.src.holders == 0
                     and p.src.prunable
+                    and not (p.kind == "sentence" and introduces)
                     and p.lay.uid not in self.aligned
                 ):
                     dropped.add(p.lay.uid)
                     continue
-                if any(self._near_duplicate(p.src, k.src) for k in kept if not k.structural):
+                # A repeated numbered step is a procedure replayed (a worked example), not a duplicate.
+                if not _numbered_unit(p.src) and any(
+                    self._near_duplicate(p.src, k.src) for k in kept if not k.structural
+                ):
                     dropped.add(p.lay.uid)
                     continue
             kept.append(p)
@@ -948,8 +1036,32 @@ class _Fusion:
         new = [(t, w) for t, w in weights.items() if t not in fused_terms]
         return sum(w for _, w in new) / total, sum(w * self.agreement(t, v.cand) for t, w in new)
 
+    def _new_supported(self, v: _U, fused_terms: set[str], need: int) -> float:
+        """Share of v's new term weight that at least ``need`` other candidates use: whether what v would
+        add is itself agreed on, not only the topic words around it."""
+        new = [(t, w) for t, w in self._weights(v).items() if t not in fused_terms]
+        total = sum(w for _, w in new)
+        if total <= 0:
+            return 0.0
+        m = len(self.texts)
+        return sum(w for t, w in new if self.agreement(t, v.cand) * (m - 1) >= need - 1e-9) / total
+
     def _covered(self, v: _U, placed: Sequence[_P], threshold: float) -> bool:
-        return any(self.cover(v, p.src) >= threshold for p in placed if not p.structural)
+        """Whether a kept unit already says what v says: chrF of v found in it, or the weighted Dice of
+        their content terms, at least ``threshold`` ("Walk the aisle regularly" beside "Walk along the
+        aisle every hour")."""
+        weights = self._weights(v)
+        size = sum(weights.values())
+        for p in placed:
+            if p.structural:
+                continue
+            if self.cover(v, p.src) >= threshold:
+                return True
+            other = self._weights(p.src)
+            shared = sum(min(w, other[t]) for t, w in weights.items() if t in other)
+            if shared and 2 * shared / (size + sum(other.values())) >= threshold:
+                return True
+        return False
 
     def _fits(self, placed: Sequence[_P], v: _U, budget: float, limit: tuple[int, str] | None) -> bool:
         size = sum(len(p.text) for p in placed)
@@ -995,14 +1107,57 @@ class _Fusion:
         pool.sort(key=lambda e: e[:3])
         for _, _, _, v in pool:
             share, gain = self._new_weight(v, fused_terms)
-            if share < self.cfg.novelty or gain <= 0:
+            if share < self.cfg.novelty or gain < self.MIN_SUPPORTED_GAIN:
                 continue
+            if self._new_supported(v, fused_terms, need) < 0.5:
+                continue
+            if (_dependent(v.unit) and not self._follows_own(v, placed)) or self._orphan(v, placed):
+                continue  # "This can happen..." needs the sentence it leans on
+            if _closing(v.unit) or _personal(v.unit):
+                continue  # another answer's sign-off or own voice ("I hope this helps") adds nothing
             if self._covered(v, placed, self.cfg.redundancy_threshold) or self._conflicts(v, placed):
                 continue
             if not self._fits(placed, v, budget, limit):
                 continue
             if self._place(v, placed):
                 fused_terms.update(v.terms)
+
+    def _orphan(self, v: _U, placed: Sequence[_P]) -> bool:
+        """Whether v needs a unit of its own candidate that the fused text lacks: a nested list item
+        without its parent item, or a line fragment (no final punctuation) outside a list."""
+        row = self.units[v.cand]
+        if v.unit.kind == "item":
+            depth = _indent(v.unit.marker)
+            if depth == 0:
+                return False
+            earlier = reversed(row[: v.pos])
+            parent = next((u for u in earlier if u.unit.kind != "item" or _indent(u.unit.marker) < depth), None)
+            if parent is None:
+                return True
+            return not any(p.src.uid == parent.uid or p.lay.uid == parent.uid for p in placed)
+        text = v.unit.content.rstrip(" *_\"'”’)")
+        return v.unit.kind == "sentence" and not text.endswith((".", "!", "?", "。", "！", "？", ":"))
+
+    def _unsupported_name(self, v: _U) -> bool:
+        """Whether v names something (a capitalised word inside a sentence: "Numeralish", "PgBouncer")
+        that no other candidate and not the prompt mentions: like a figure only one candidate gives, an
+        unsupported claim. Skipped for text that capitalises its nouns (German)."""
+        names = _names(v.unit.content)
+        if not names:
+            return False
+        if self._lower_words is None:
+            self._lower_words = [
+                {t.norm for t in word_tokens(text)} for text in self.texts
+            ] + [{t.norm for t in word_tokens(f"{self.prompt.system or ''} {self.prompt.text}")}]
+        others = [w for k, w in enumerate(self._lower_words) if k != v.cand]
+        return any(not any(name in w for w in others) for name in names)
+
+    def _follows_own(self, v: _U, placed: Sequence[_P]) -> bool:
+        """Whether v's predecessor in its own candidate is in the fused text (so v can follow it)."""
+        if v.pos == 0:
+            return False
+        before = self.units[v.cand][v.pos - 1]
+        return any(p.src.uid == before.uid or p.lay.uid == before.uid for p in placed)
 
     def _conflicts(self, v: _U, placed: Sequence[_P]) -> bool:
         """Whether v brings other figures on a subject the fused text already gives figures for: one kept
@@ -1033,9 +1188,20 @@ class _Fusion:
         queues = {k: _groups(self.units[k]) for k in sources}
         while any(queues.values()):
             for k in sources:
+                # The group bringing the most new on-topic content first (terms the other candidates use
+                # too); a group that cannot be added now never can (the budget and novelty only shrink).
+                queues[k].sort(key=lambda g: -round(self._group_value(g, fused_terms), 9))
                 while queues[k]:
                     if self._add_group(queues[k].pop(0), placed, fused_terms, budget, limit):
                         break
+
+    def _group_value(self, group: Sequence[_U], fused_terms: set[str]) -> float:
+        return sum(
+            w * self.agreement(t, v.cand)
+            for v in group
+            for t, w in self._weights(v).items()
+            if t not in fused_terms
+        )
 
     def _add_group(
         self,
@@ -1074,6 +1240,8 @@ class _Fusion:
                 fused_terms.update(v.terms)
                 if v.lead_in:
                     lead = v
+            elif v.lead_in and v is group[0]:
+                continue  # an introduction the fused text does not need: its items may still join a list
             elif v.unit.kind == "sentence":
                 # Later sentences lean on this one. A short sentence just before the cut most likely
                 # announced what is now left out ("The skull is the best-known example.").
@@ -1095,11 +1263,13 @@ class _Fusion:
         return bool(taken)
 
     def _complement_ok(self, v: _U, placed: Sequence[_P], fused_terms: set[str]) -> bool:
-        if v.unsupported or v.support <= 0 or not (v.addable or v.lead_in):
+        if v.unsupported or v.support <= 0 or not (v.addable or v.lead_in) or self._orphan(v, placed):
+            return False
+        if self._unsupported_name(v):
             return False
         text = v.unit.content.rstrip(" *_")
-        if text.endswith(("!", "?", "！", "？")):
-            return False  # exclamations and questions are rarely content
+        if text.endswith(("!", "?", "！", "？")) or _closing(v.unit) or _personal(v.unit):
+            return False  # exclamations, questions, sign-offs and the other answer's own voice
         share, _ = self._new_weight(v, fused_terms)
         if share < self.cfg.novelty / 2:
             return False
@@ -1110,14 +1280,22 @@ class _Fusion:
     def _match_placed(self, w: _U, placed: Sequence[_P]) -> int | None:
         """Index of the placed unit that is w (or the slot w was aligned to), or best holds w's content (at
         least the support threshold)."""
-        best, best_score = None, self.cfg.support_threshold
+        best, best_score = None, 0.0
+        weights = self._weights(w)
+        size = sum(weights.values())
         for i, p in enumerate(placed):
             if p.src.uid == w.uid or p.lay.uid == w.uid:
                 return i
             if p.structural != w.structural:
                 continue
             score = self.cover(w, p.src)
-            if score >= best_score and (best is None or score > best_score):
+            if score < self.cfg.support_threshold:
+                # Or the same content words (a paraphrase chrF misses), as in the redundancy check.
+                other = self._weights(p.src)
+                shared = sum(min(x, other[t]) for t, x in weights.items() if t in other)
+                dice = 2 * shared / (size + sum(other.values())) if shared else 0.0
+                score = dice if dice >= self.cfg.redundancy_threshold else 0.0
+            if score > best_score:
                 best, best_score = i, score
         return best
 
@@ -1157,16 +1335,57 @@ class _Fusion:
         return len(placed)
 
     def _place(self, v: _U, placed: list[_P], *, complement: bool = False) -> bool:
-        idx = self._insert_index(v, placed)
+        # A paragraph only one candidate has goes after the backbone's body (before its closing words),
+        # where it cannot cut a line of thought in two; within its own group it follows its predecessor;
+        # an item may still join a list where its neighbours put it.
+        own = complement and self._follows_own(v, placed)
+        anchor = not complement or own or v.unit.kind == "item"
+        idx = self._insert_index(v, placed) if anchor else None
+        anchored = idx is not None
         if idx is None:
             if not complement and v.unit.kind == "item":
                 return False  # a lone supported item with no anchor has no list to go to
             idx = self._tail_index(placed)
+        if not self.translation:
+            if idx == 0 and placed:
+                idx = 1  # the backbone's opening stays the opening
+            # Not inside a paragraph, where the next sentence may lean on the previous one: at its end.
+            while idx < len(placed) and placed[idx].kind == "sentence" and _break(placed[idx]) < 2:
+                idx += 1
+        if v.unit.kind == "sentence" and 0 < idx < len(placed) and (
+            placed[idx - 1].src.lead_in
+            or (placed[idx - 1].kind == "sentence" and placed[idx].kind in ("item", "code", "table"))
+        ):
+            # Not between a sentence and the list or code it introduces.
+            idx = self._tail_index(placed)
+            anchored = False
+        if self._inside_steps(placed, idx) and (complement or not self._fills_step(v, placed, idx)):
+            return False  # a numbered procedure takes only a missing step several candidates agree on
         entry = self._fit(v, placed, idx)
         if entry is None:
             return False
+        if not anchored and entry.kind == "sentence" and entry.brk is None:
+            entry.brk = 2  # with no neighbour to continue, it opens a paragraph of its own
         placed.insert(idx, entry)
         return True
+
+    @staticmethod
+    def _inside_steps(placed: Sequence[_P], idx: int) -> bool:
+        """Whether position idx is within a numbered list or at either end of one."""
+        prev = placed[idx - 1] if idx > 0 else None
+        nxt = placed[idx] if idx < len(placed) else None
+        return any(p is not None and p.kind == "item" and _numbered(p) for p in (prev, nxt))
+
+    def _fills_step(self, v: _U, placed: Sequence[_P], idx: int) -> bool:
+        """Whether v is a numbered step whose neighbours in its own procedure are the steps on either side
+        of idx (the backbone skipped it)."""
+        row = self.units[v.cand]
+        if v.unit.kind != "item" or not v.unit.marker.strip()[:1].isdigit() or not 0 < v.pos < len(row) - 1:
+            return False
+        if idx >= len(placed):
+            return False
+        before, after = self._match_placed(row[v.pos - 1], placed), self._match_placed(row[v.pos + 1], placed)
+        return before == idx - 1 and after == idx
 
     def _fit(self, v: _U, placed: Sequence[_P], idx: int) -> _P | None:
         """v in the form the spot needs: items join lists with the list's marker, a sentence between
@@ -1191,11 +1410,14 @@ class _Fusion:
                 ref = prev if prev_item else nxt
                 assert ref is not None
                 return _P(v, v, marker=_list_marker(ref, v), brk=1 if prev_item else 2, added=True)
-            if _sentence_like(v.unit.content):
+            if _sentence_like(v.unit.content) and not _numbered_unit(v):
+                # A numbered item is a step of its own procedure: out of it, it makes no sense.
                 return _P(v, v, marker="", brk=2, added=True)
             return None
         if prev_item and next_item:
             assert prev is not None
+            if not _sentence_like(v.unit.content):
+                return None  # a line fragment from another layout ("3 large tomatoes") is not an item here
             return _P(v, v, marker=_list_marker(prev, v), brk=1, added=True)
         if prev_item:
             return _P(v, v, brk=2, added=True)
@@ -1234,16 +1456,6 @@ def _content_units(row: Sequence[_U]) -> int:
     return sum(1 for u in row if u.unit.kind in ("sentence", "item"))
 
 
-def _blocks(placed: Sequence[_P]) -> int:
-    """Paragraphs and list items of the fused text: an answer made of parts has room for another part."""
-    count = 0
-    for i, p in enumerate(placed):
-        brk = p.brk if p.brk is not None else p.lay.unit.brk
-        if i == 0 or p.kind != "sentence" or brk >= 2:
-            count += 1
-    return count
-
-
 def _groups(row: Sequence[_U]) -> list[list[_U]]:
     """A candidate's units in the pieces that can be added on their own: each paragraph of prose (a
     lead-in keeps the list items or the code block it introduces), each list item outside such a group.
@@ -1271,6 +1483,24 @@ def _groups(row: Sequence[_U]) -> list[list[_U]]:
     return groups
 
 
+def _indent(marker: str) -> int:
+    return len(marker) - len(marker.lstrip(" \t"))
+
+
+def _numbered_unit(u: _U) -> bool:
+    return u.unit.kind == "item" and u.unit.marker.strip()[:1].isdigit()
+
+
+def _numbered(p: _P) -> bool:
+    marker = p.marker if p.marker else p.src.unit.marker
+    return marker.strip()[:1].isdigit()
+
+
+def _break(p: _P) -> int:
+    """What precedes a placed unit: 0 same line, 1 new line, 2 new paragraph."""
+    return p.brk if p.brk is not None else p.lay.unit.brk
+
+
 def _list_marker(ref: _P, v: _U) -> str:
     """The marker for v joining ref's list: ref's bullet or number (renumbered later), and a task-list
     checkbox when ref has one and v has none."""
@@ -1293,7 +1523,8 @@ def _by_kind(prev: _P, cur: _P, brk: int) -> str:
     if brk == 1:
         return "\n"
     left, right = prev.text.rstrip()[-1:], cur.text.lstrip()[:1]
-    if (left and (is_cjk(left) or left in "。！？」』）")) or (right and is_cjk(right)):
+    # No space after CJK text; after a Latin sentence a space, even before CJK, so the end stays visible.
+    if left and (is_cjk(left) or left in "。！？」』）"):
         return ""
     return " "
 

@@ -292,19 +292,23 @@ def _indent(line: str) -> int:
 # Function words of the languages the gallery and most prompts use; they carry no claim.
 STOPWORDS = frozenset(
     """
-a an the and or but if then than so as of to in on at by for with from into onto over under about after before
-is are was were be been being am do does did done have has had having it its it's this that these those there
-here i you he she we they me him her us them my your his our their what which who whom whose when where why how
-not no nor can could would should will shall may might must also just very too more most much many some any all
-each every both either neither one such own same other only even still yet again further once up down out off
-while during per via etc let get got make made use used using like well way new
-around roughly approximately nearly almost typically usually often generally really actually quite rather
-der die das den dem des ein eine einer eines einem einen und oder aber wenn dann als so wie von zu im in am an
-auf für mit aus bei nach vor über unter um ist sind war waren wird werden wurde hat haben hatte sein es er sie
-wir ihr ich du man nicht kein keine auch noch nur sehr mehr dass daß sich zum zur vom beim bis durch
-el la los las un una unos unas y o pero si que de del al en con por para es son fue ser está están hay lo le
-les se su sus muy más mi tu te me nos como cuando ya sin sobre entre este esta estos estas ese esa eso esto
-le les des du et ou mais est sont été être avoir pour par avec dans sur ce cette ces qui que ne pas plus au aux
+a an the and or but if then than so as of to in on at by for with from into onto over under about after
+before is are was were be been being am do does did done have has had having it its it's this that these
+those there here i you he she we they me him her us them my your his our their what which who whom whose
+when where why how not no nor can could would should will shall may might must also just very too more
+most much many some any all each every both either neither one such own same other only even still yet
+again further once up down out off while during per via etc let get got make made use used using like
+well way new around roughly approximately nearly almost typically usually often generally really
+actually quite rather
+der die das den dem des ein eine einer eines einem einen und oder aber wenn dann als so wie von zu im in
+am an auf für mit aus bei nach vor über unter um ist sind war waren wird werden wurde hat haben hatte
+sein es er sie wir ihr ich du man nicht kein keine auch noch nur sehr mehr dass daß sich zum zur vom
+beim bis durch
+el la los las un una unos unas y o pero si que de del al en con por para es son fue ser está están hay
+lo le les se su sus muy más mi tu te me nos como cuando ya sin sobre entre este esta estos estas ese esa
+eso esto
+le les des du et ou mais est sont été être avoir pour par avec dans sur ce cette ces qui que ne pas plus
+au aux
 """.split()
 )
 

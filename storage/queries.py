@@ -809,3 +809,88 @@ def queue_progress(engine: Engine, annotator: str, tag: str | None = None) -> tu
         total = int(conn.execute(base).scalar_one())
         done = int(conn.execute(base.where(voted)).scalar_one())
     return done, total
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Batch resume and results statistics (appended for issue 4)
+
+
+def existing_run_ids(engine: Engine, run_ids: Sequence[str]) -> set[str]:
+    """Which of ``run_ids`` are stored (a batch resuming after an interruption asks this)."""
+    wanted = list(dict.fromkeys(run_ids))
+    found: set[str] = set()
+    with _reading(engine) as conn:
+        # Chunks keep each IN list under SQLite's bound-parameter limit.
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found.update(conn.execute(select(runs.c.id).where(runs.c.id.in_(chunk))).scalars())
+    return found
+
+
+@dataclass
+class AttributionRow:
+    """What the results page needs about one run's attribution: no spans, no texts."""
+
+    run_id: str
+    n: int
+    tags: list[str]
+    models: list[str]
+    copied_fraction: float | None
+    shares: list[float]  # per candidate index; shared spans count for each source, so they can sum above 1
+    bon_index: int | None
+    created_at: float
+
+    @property
+    def bon_share(self) -> float | None:
+        """Share of the fused text found in the Best-of-N pick (None without a pick or attribution)."""
+        if self.bon_index is None or not 0 <= self.bon_index < len(self.shares):
+            return None
+        return self.shares[self.bon_index]
+
+    def contributors(self, min_share: float = 0.05) -> int:
+        """How many candidates supply at least ``min_share`` of the fused text (a few shared words make
+        every candidate a nominal source, hence the threshold)."""
+        return sum(1 for s in self.shares if s >= min_share)
+
+
+def attribution_rows(engine: Engine, *, tag: str | None = None) -> list[AttributionRow]:
+    """One row per run with an attributed fused answer (on runs with ``tag`` if given), oldest first."""
+    stmt = (
+        select(
+            runs.c.id,
+            runs.c.n,
+            runs.c.models,
+            runs.c.created_at,
+            picks.c.idx.label("bon_index"),
+            fusions.c.copied_fraction,
+            fusions.c.attribution,
+        )
+        .select_from(runs.join(fusions, fusions.c.run_id == runs.c.id))
+        .outerjoin(picks, picks.c.run_id == runs.c.id)
+        .where(fusions.c.error.is_(None), fusions.c.attribution.is_not(None))
+        .order_by(runs.c.created_at, runs.c.id)
+    )
+    if tag:
+        stmt = stmt.where(_has_tag(tag))
+    with _reading(engine) as conn:
+        rows = conn.execute(stmt).mappings().all()
+        ids = select(runs.c.id).select_from(runs.join(fusions, fusions.c.run_id == runs.c.id))
+        tags = _tags_by_run(conn, subquery=ids.where(_has_tag(tag)) if tag else ids) if rows else {}
+    out: list[AttributionRow] = []
+    for r in rows:
+        attribution = _loads(r["attribution"], {}) or {}
+        shares = [float(x) for x in attribution.get("shares", [])]
+        copied = r["copied_fraction"]
+        out.append(
+            AttributionRow(
+                run_id=r["id"],
+                n=r["n"],
+                tags=tags.get(r["id"], []),
+                models=_loads(r["models"], []),
+                copied_fraction=None if copied is None else float(copied),
+                shares=shares,
+                bon_index=r["bon_index"],
+                created_at=r["created_at"],
+            )
+        )
+    return out

@@ -113,3 +113,22 @@ def fast_client() -> object:
     from fusion.llm import LiteLLMClient
 
     return LiteLLMClient(backoff_base=0.005, backoff_max=0.02, retry_after_cap=0.02)
+
+
+_MAIN_MODULE = sys.modules.get("__main__")
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module() -> Iterator[None]:
+    """AppTest runs scripts as ``__main__`` and can leave one behind in sys.modules; a later test that
+    spawns processes would then make every child re-run that stray script. Put pytest's own back."""
+    yield
+    if _MAIN_MODULE is not None and sys.modules.get("__main__") is not _MAIN_MODULE:
+        sys.modules["__main__"] = _MAIN_MODULE
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run last. Playwright's sync API keeps an event loop running on the main thread for
+    as long as its (session-wide) browser is open, and engine code under test calls asyncio.run(), which
+    refuses to start inside a running loop."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

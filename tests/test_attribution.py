@@ -541,3 +541,45 @@ def test_pieces_found_across_gaps_never_run_backwards_in_the_candidate() -> None
     for span in att.spans:
         for r in span.sources:
             assert ref_tokens(fused[span.start : span.end])[-3:] == ref_tokens(cand[r.start : r.end])[-3:]
+
+
+def test_max_gap_zero_bridges_nothing() -> None:
+    cand = "Regular exercise improves heart health and lowers the risk of many chronic diseases."
+    fused = "Regular exercise improves heart health and reduces the risk of many chronic diseases."
+    att = attribute(fused, [cand], max_gap=0)
+    cut = fused.index("reduces")
+    assert layout(fused, att) == [
+        (fused[:cut], [ref(cand, "Regular exercise improves heart health and ")]),
+        ("reduces ", []),
+        (fused[cut + 8 :], [ref(cand, "the risk of many chronic diseases.")]),
+    ]
+
+
+def test_lower_min_match_finds_two_word_copies() -> None:
+    cand = "Green tea contains antioxidants."
+    fused = "Some say green tea helps, others disagree."
+    assert attribute(fused, [cand]).copied_fraction == 0.0
+    att = attribute(fused, [cand], min_match=2)
+    assert layout(fused, att)[1] == ("green tea ", [(0, 0, len("Green tea "))])
+
+
+@pytest.mark.parametrize(("min_match", "max_gap"), [(2, 1), (5, 2), (6, 0), (4, 3)])
+def test_invariants_hold_for_other_settings(min_match: int, max_gap: int) -> None:
+    rng = random.Random(min_match * 10 + max_gap)
+    for _ in range(60):
+        fused, candidates, truth = make_case(rng, edits=True)
+        att = attribute(fused, candidates, min_match=min_match, max_gap=max_gap)
+        check_invariants(fused, candidates, att, exact=False)
+        for start, end, source in truth:
+            if source is None:
+                assert covered_by(att, start, end) == 0.0, fused[start:end]
+
+
+def test_spans_built_through_the_constructors_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fusion.attribution as module
+
+    rng = random.Random(5)
+    cases = [make_case(rng, edits=True) for _ in range(20)]
+    fast = [attribute(fused, cands) for fused, cands, _ in cases]
+    monkeypatch.setattr(module, "_FILL_DICT", False)
+    assert [attribute(fused, cands) for fused, cands, _ in cases] == fast

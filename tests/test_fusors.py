@@ -22,7 +22,9 @@ from fusion.fusors import (
     fuse,
     render_fusor_prompt,
 )
-from fusion.text import split_sentences, split_units
+from fusion.fusors import length_limit
+from fusion.scenarios import load_scenarios
+from fusion.text import content_terms, numbers_in, split_sentences, split_units
 from fusion.types import Candidate, Prompt
 from tests.fakes import FakeModelClient
 
@@ -319,10 +321,11 @@ def sentences_of(text: str) -> list[str]:
 
 
 def assert_units_come_from(fused: str, pool: list[Candidate]) -> None:
-    """Every unit of the fused text is a unit of some candidate (list numbers aside)."""
-    source_units = {re.sub(r"^\d+\.", "#.", u.text.strip()) for c in pool for u in split_units(c.text)}
+    """Every unit of the fused text is a unit of some candidate, word for word (its list marker aside: an
+    item joining another candidate's list takes that list's marker)."""
+    source_units = {u.content.strip() for c in pool for u in split_units(c.text)}
     for u in split_units(fused):
-        assert re.sub(r"^\d+\.", "#.", u.text.strip()) in source_units, u.text
+        assert u.content.strip() in source_units, u.text
 
 
 EIFFEL = cands(
@@ -531,6 +534,297 @@ def test_extractive_invariants_on_generated_pools() -> None:
         assert_units_come_from(out.text, pool)
         contents = [u.content.strip() for u in split_units(out.text)]
         assert len(contents) == len(set(contents))
+
+
+# Content-level consensus: terms, support, slots, claims, complementary parts
+
+
+def test_content_terms_normalise_numbers_words_and_cjk() -> None:
+    assert numbers_in("£12,500 and 12.500, 3,7 Mio., 4:17, 42.2 km") == {"12500", "3.7", "4:17", "42.2"}
+    # Digits inside a word or code are not figures; a unit may follow a figure.
+    assert numbers_in("A1 level, mp3, &#x27;, 20km, 3776メートル, 2013年") == {"20", "3776", "2013"}
+    terms = content_terms("The newborn has about 270 bones.")
+    assert terms["#270"] == 3.0  # figures weigh more: they are the checkable claims
+    assert "the" not in terms and "about" not in terms  # function words carry no claim
+    # Inflected forms meet: bone/bones, verpasst/verpassten.
+    assert set(content_terms("one bone")) & set(content_terms("two bones"))
+    assert set(content_terms("wir verpassten")) & set(content_terms("verpasst"))
+    cjk = content_terms("来週月曜日の午後に変更します")
+    assert "午後" in cjk and "来週" in cjk
+    assert "しま" not in cjk  # two hiragana in a row are grammar, not content
+
+
+def test_length_limit_read_from_the_prompt() -> None:
+    assert length_limit(Prompt("Summarize this in three sentences for a newsletter.")) == (3, "sentence")
+    assert length_limit(Prompt("Write a story of at most 120 words.")) == (120, "word")
+    assert length_limit(Prompt("Explain in 2 sentences, at most 40 words.")) == (2, "sentence")
+    assert length_limit(Prompt("Tell me about honey.")) is None
+
+
+HONEY = cands(
+    "Honey never spoils if it is sealed. It is made by bees from flower nectar. "
+    "Its sugar content is very high.",
+    "Honey never spoils when sealed. Bees make it from the nectar of flowers. "
+    "Its sugar content is very high.",
+    "Sealed honey never spoils. Bees produce it from flower nectar. "
+    "Archaeologists found edible honey in Egyptian tombs.",
+    "Honey never spoils if sealed properly. It comes from flower nectar collected by bees. "
+    "Edible honey was found by archaeologists in ancient Egyptian tombs.",
+)
+
+
+def test_extractive_adds_a_fact_the_backbone_lacks_once_despite_paraphrases() -> None:
+    out = fuse(ExtractiveFusor(), Prompt("Tell me about honey."), HONEY)
+    backbone = HONEY[out.order[0]].text
+    assert "Egyptian" not in backbone  # the fact must come from elsewhere
+    # Two candidates word it differently: content terms still agree, and it is added exactly once.
+    assert out.text.count("Egyptian") == 1
+    assert out.text.count("sugar content") == 1 and out.text.count("never spoils") == 1
+    assert_units_come_from(out.text, HONEY)
+    sources = {k for u in split_units(out.text) for k, c in enumerate(HONEY) if u.content in c.text}
+    assert len(sources) >= 2
+
+
+def test_extractive_respects_a_sentence_limit_from_the_prompt() -> None:
+    free = fuse(ExtractiveFusor(), Prompt("Tell me about honey."), HONEY)
+    limited = fuse(ExtractiveFusor(), Prompt("In three sentences, tell me about honey."), HONEY)
+    assert len(split_units(free.text)) == 4
+    assert len(split_units(limited.text)) == 3
+
+
+BONES = cands(
+    "An adult has 206 bones. A newborn has about 270 bones, because many of them fuse during childhood.",
+    "Adults have 206 bones. Newborn babies have roughly 270 bones; several of these fuse as the child grows.",
+    "The adult skeleton has 206 bones. Babies are born with around 270 bones, which fuse over time.",
+    "An adult has 206 bones. Interestingly, a newborn has only about 150 bones, fewer than an adult.",
+)
+
+
+def test_extractive_never_adds_an_unsupported_number() -> None:
+    for pool in (BONES, list(reversed(BONES))):
+        out = fuse(ExtractiveFusor(), Prompt("How many bones do adults and newborns have?"), pool)
+        assert "150" not in out.text and "fewer than" not in out.text
+        assert "206" in out.text and "270" in out.text
+
+
+def test_extractive_backbone_figure_loses_to_the_slot_majority() -> None:
+    pool = cands(
+        "An adult has 206 bones. A newborn has only about 150 bones. Many bones fuse during childhood. "
+        "The skull plates close in the first two years.",
+        "An adult has 206 bones. A newborn has about 270 bones. Many bones fuse during childhood.",
+        "An adult has 206 bones. A newborn has about 270 bones. "
+        "The skull plates close in the first two years.",
+        "A newborn has about 270 bones. Many bones fuse during childhood. "
+        "The skull plates close in the first two years.",
+    )
+    out = fuse(ExtractiveFusor(), Prompt("How many bones?"), pool)
+    assert out.order[0] == 0  # the candidate with the wrong figure is the consensus pick...
+    assert "150" not in out.text and out.text.count("270") == 1  # ...but its sentence takes the majority's
+    assert "skull plates" in out.text and "fuse during childhood" in out.text  # the rest of it stays
+
+
+def test_extractive_does_not_add_a_competing_figure() -> None:
+    # "roughly 300" is held by two candidates and is new wording, but the fused text already gives the
+    # newborn figure (270): adding the other one would put two answers side by side.
+    pool = cands(
+        "Adults have 206 bones. A newborn has about 270 bones. Many bones fuse during childhood.",
+        "Adults have 206 bones. At birth a newborn's skeleton holds roughly 300 separate bones, some of them "
+        "soft cartilage. Many bones fuse during childhood.",
+        "Adults have 206 bones. At birth the skeleton of a newborn holds about 300 separate bones, partly "
+        "cartilage. Bones fuse as children grow.",
+        "Adults have 206 bones. A newborn has about 270 bones. Many bones fuse during childhood.",
+    )
+    out = fuse(ExtractiveFusor(), Prompt("How many bones?"), pool)
+    assert "270" in out.text and "300" not in out.text
+
+
+def test_extractive_bones_scenario_keeps_the_wrong_figure_out() -> None:
+    scenario = next(s for s in load_scenarios() if s.id == "bones-adult-newborn")
+    pool = cands(*scenario.candidates)
+    out = fuse(ExtractiveFusor(), Prompt(scenario.prompt), pool)
+    assert "150" not in out.text and "**fewer**" not in out.text
+    assert "206" in out.text
+    assert_units_come_from(out.text, pool)
+
+
+GERMAN_PROMPT = Prompt(
+    "Translate into German: The train was twenty minutes late. Unfortunately we missed our connection. "
+    "In the evening we arrived in Berlin, tired."
+)
+# Each system words one sentence its own way (underlined by nobody else); every slot has a majority.
+GERMAN = cands(
+    "Der Zug hatte zwanzig Minuten Verspätung. Wir haben unseren Anschluss leider verpasst. "
+    "Abends kamen wir sehr müde in Berlin an.",
+    "Der Zug war zwanzig Minuten zu spät dran. Wir haben unseren Anschluss leider verpasst. "
+    "Am Abend kamen wir müde in Berlin an.",
+    "Der Zug hatte zwanzig Minuten Verspätung. Wir verpassten leider unseren Anschluss. "
+    "Am Abend kamen wir müde in Berlin an.",
+    "Der Zug hatte zwanzig Minuten Verspätung. Den Anschluss haben wir verpasst. "
+    "Am Abend sind wir müde in Berlin angekommen.",
+)
+
+
+def test_extractive_fuses_a_translation_slot_by_slot() -> None:
+    out = fuse(ExtractiveFusor(), GERMAN_PROMPT, GERMAN)
+    backbone = out.order[0]
+    sentences = split_sentences(out.text)
+    assert len(sentences) == 3  # one per source sentence: nothing added, nothing dropped
+    # Each sentence is the wording most of the systems agree on...
+    assert sentences == [
+        "Der Zug hatte zwanzig Minuten Verspätung.",
+        "Wir haben unseren Anschluss leider verpasst.",
+        "Am Abend kamen wir müde in Berlin an.",
+    ]
+    # ...so the result is none of the candidates, and draws on the backbone and at least one other.
+    assert all(out.text != c.text for c in GERMAN)
+    backbone_sentences = set(split_sentences(GERMAN[backbone].text))
+    assert any(s not in backbone_sentences for s in sentences)
+    assert any(s in backbone_sentences for s in sentences)
+
+
+def test_extractive_translation_keeps_every_sentence() -> None:
+    # A sentence the other systems word very differently (little n-gram overlap) is not an outlier in a
+    # translation: it renders a sentence of the source, so it stays.
+    pool = cands(
+        "会議の資料をお送りします。木曜日までにご確認ください。ご不明な点があればご連絡ください。",
+        "会議の資料をお送りいたします。木曜日までにご確認をお願いします。質問があれば連絡してください。",
+        "会議資料を送付します。木曜までに確認してください。不明点はご連絡ください。",
+        "会議の資料をお送りします。木曜日までにご確認いただけますか。ご不明な点があればお知らせください。",
+    )
+    prompt = Prompt(
+        "Translate into Japanese: I am sending the meeting materials. Please check them by Thursday. "
+        "Let me know if anything is unclear."
+    )
+    out = fuse(ExtractiveFusor(), prompt, pool)
+    assert len(split_sentences(out.text)) == 3
+    assert "木曜" in out.text and " " not in out.text
+    assert_units_come_from(out.text, pool)
+
+
+FLIGHT = cands(
+    "Some tips for a long flight:\n\n- Drink plenty of water during the flight.\n"
+    "- Walk along the aisle every hour or so.\n- Wear loose and comfortable clothes.\n"
+    "- Set your watch to the destination's time zone.",
+    "A few tips for long flights:\n\n- Drink plenty of water on the plane.\n"
+    "- Get up and walk along the aisle now and then.\n- Wear comfortable, loose clothes.\n"
+    "- Switch your watch to the local time of your destination.",
+    "For a long flight:\n\n1. Drink plenty of water and avoid alcohol.\n"
+    "2. Walk the aisle regularly to keep your blood moving.\n"
+    "3. Bring noise-cancelling headphones so you can rest on the plane.",
+    "Long flights are tiring.\n\nTry to sleep on the plane if you can. "
+    "Book the flight for 3 in the morning, it is always cheapest.\n\n- Pack a good book for the journey.",
+)
+
+
+def test_extractive_list_takes_another_candidates_item_in_its_own_style() -> None:
+    out = fuse(ExtractiveFusor(), Prompt("How do I survive a long flight?"), FLIGHT)
+    lines = [line for line in out.text.splitlines() if line.strip()]
+    items = lines[1:]
+    assert all(line.startswith("- ") for line in items)  # the numbered item joined as a bullet
+    headphones = [i for i, line in enumerate(items) if "headphones" in line]
+    aisle = [i for i, line in enumerate(items) if "aisle" in line]
+    assert len(headphones) == 1 and len(aisle) == 1  # new item in; another wording of a kept one not
+    assert headphones[0] == aisle[0] + 1  # after the item its own candidate had before it
+    assert sum("water" in line for line in items) == 1 and sum("watch" in line for line in items) == 1
+    # The worst-ranked candidate's parts, and its unsupported figure, stay out.
+    assert "3 in the morning" not in out.text and "good book" not in out.text
+    assert "For a long flight:" not in out.text  # a lead-in the fused text does not need
+    assert_units_come_from(out.text, FLIGHT)
+
+
+def test_extractive_creative_prompt_takes_nothing_from_other_candidates() -> None:
+    out = fuse(ExtractiveFusor(), Prompt("Write a poem about a long flight."), FLIGHT)
+    assert "headphones" not in out.text
+    assert len(split_units(out.text)) == len(split_units(FLIGHT[out.order[0]].text))
+
+
+GARDEN = cands(
+    "Tomatoes need a sunny spot and regular watering.\n\n"
+    "Tie the main stem to a cane as the plant grows taller, or it will fall over under its fruit.\n\n"
+    "Feed them every two weeks with a fertiliser rich in potassium once the first fruits appear.",
+    "Give tomatoes plenty of sun and regular watering.\n\n"
+    "Pinch out the side shoots so the plant puts its energy into fruit.\n\n"
+    "This is why gardeners call them suckers.\n\n"
+    "Harvest after exactly 47 days for the sweetest fruit.",
+    "Tomatoes love a sunny spot and steady watering.\n\n"
+    "A layer of mulch around the tomato plants keeps the soil moist.",
+    "Tomatoes are easy.\n\nPut them somewhere sunny. Water them.\n\n"
+    "Paint the pots blue to keep slugs away from the tomatoes, a trick my grandmother swore by.",
+)
+
+
+def test_extractive_diverse_answers_gain_the_better_candidates_distinct_parts() -> None:
+    # A budget of 1.6 times the backbone leaves room for two added paragraphs in answers this short.
+    out = fuse(ExtractiveFusor(length_ratio=1.6), Prompt("How do I grow tomatoes?"), GARDEN)
+    backbone = out.order[0]
+    assert backbone == 0
+    # Diverse pool: the backbone's own tips all stay.
+    assert "Tie the main stem" in out.text and "Feed them every two weeks" in out.text
+    # Distinct, on-topic parts of the better-ranked others come in, as paragraphs of their own.
+    assert "Pinch out the side shoots" in out.text and "mulch" in out.text
+    assert "\n\nPinch out" in out.text
+    # Not: a sentence leaning on one left out, an unsupported figure, the worst-ranked candidate's part.
+    assert "This is why" not in out.text and "47 days" not in out.text and "blue" not in out.text
+    # Length stays within the budget.
+    assert len(out.text) <= 1.6 * max(len(GARDEN[backbone].text), sorted(len(c.text) for c in GARDEN)[2])
+    default = fuse(ExtractiveFusor(), Prompt("How do I grow tomatoes?"), GARDEN)
+    assert len(default.text) <= 1.3 * len(GARDEN[backbone].text) < len(out.text)
+    assert_units_come_from(out.text, GARDEN)
+
+
+def test_extractive_lead_in_comes_with_its_code_or_not_at_all() -> None:
+    pool = cands(
+        "Use a list comprehension to square the numbers.\n\n"
+        "```python\nsquares = [n * n for n in numbers]\n```\n\n"
+        "It builds the new list in one pass.",
+        "A list comprehension squares them in one line.\n\n"
+        "```python\nsquares = [n * n for n in numbers]\n```\n\n"
+        "It is the idiomatic way to build a new list.\n\n"
+        "If the list is huge, a generator expression avoids holding all the squares in memory:\n\n"
+        "```python\nsquares = (n * n for n in numbers)\n```",
+        "Square each number with a list comprehension.\n\n```python\nsquares = [n * n for n in numbers]\n```",
+        "Loop over the numbers and append each square to a new list.",
+    )
+    prompt = Prompt("How do I square a list of numbers in Python?")
+    roomy = fuse(ExtractiveFusor(length_ratio=2.0), prompt, pool)
+    # With room for both, the lead-in arrives with the code it introduces, right before it.
+    lead, code = roomy.text.find("generator expression avoids"), roomy.text.find("(n * n for n in numbers)")
+    assert 0 <= lead < code
+    assert roomy.text.count("```") == 4 and roomy.text.count("[n * n for n in numbers]") == 1
+    # Without room for the code, the lead-in is not left introducing nothing.
+    tight = fuse(ExtractiveFusor(), prompt, pool)
+    assert "generator expression" not in tight.text and tight.text.count("```") == 2
+
+
+CAMP = cands(
+    "Pitch your tent on high ground so that it stays dry when it rains.\n\n"
+    "Pack a warm sleeping bag rated for the coldest night you expect.\n\n"
+    "Good luck on your camping trip!",
+    "Pitch the tent on high ground so it stays dry in the rain.\n\n"
+    "Bring a headlamp with spare batteries for the dark nights in the tent.\n\n"
+    "The Trailmaster stove from Zelkor is the best camping stove you can buy.\n\n"
+    "Carry at least 7 litres of water for each day you spend hiking away from the tent.\n\n"
+    "I hope you have a wonderful time on your camping trip.",
+    "Choose high ground for the tent.\n\n"
+    "- Take a warm sleeping bag for the coldest night.\n"
+    "  - Check the temperature rating on its label before the camping trip.",
+    "Camping is fun.\n\nTake snacks.",
+)
+
+
+def test_extractive_complementary_guards_names_voice_and_orphans() -> None:
+    # A generous budget, so that only the guards keep things out.
+    out = fuse(ExtractiveFusor(length_ratio=3.0), Prompt("Any tips for my first camping trip?"), CAMP)
+    assert out.order[0] == 0
+    # A new on-topic paragraph comes in, after the body and before the closing words.
+    assert "headlamp" in out.text
+    assert out.text.index("sleeping bag") < out.text.index("headlamp") < out.text.index("Good luck")
+    assert out.text.rstrip().endswith("Good luck on your camping trip!")
+    assert "Zelkor" not in out.text  # a name no other candidate gives: an unsupported claim
+    assert "7 litres" not in out.text  # a figure no other candidate gives
+    assert "I hope" not in out.text  # another answer's own voice and sign-off
+    assert "temperature rating" not in out.text  # a nested item whose parent item is not kept
+    assert_units_come_from(out.text, CAMP)
 
 
 class _SlowClient:

@@ -1,0 +1,584 @@
+"""Batch runs: many prompts through the whole method, every run stored and written as a JSON line.
+
+Input: JSON Lines ``{"id"?, "prompt", "system"?, "tags"?, "candidates"?}``. A line with candidates is
+picked and fused as it is (offline: consensus + extractive); a line without is sampled from the pool first.
+
+Resume. A batch can be killed at any moment and run again with the same command:
+
+* The identity of an input line is its ``id`` when it has one, else a hash of its prompt, system message and
+  candidates. The run id is a hash of (identity, settings that shape the result: pool, sampling, selector,
+  fusor), so a re-run computes the same run id and can never store the same work twice. Transport settings
+  (timeouts, retries, api_base, concurrency) and tags are not part of it.
+* A line is finished when its run is both in the database and in the output file. Each run is saved to the
+  database first, then appended to the output; when a kill leaves only one half, the next start rebuilds the
+  other half from it (no model call): a run in the database gets its output line written from the stored
+  run, an output line whose run is missing from the database is saved back.
+* A kill in the middle of writing leaves a half line at the end of the output: it is cut off on the next
+  start (that run is in the database already, so its line is written again whole).
+* Output lines are appended as runs finish, so with concurrency their order is completion order, not
+  input order; ``input_id`` and ``input_line`` tie each one back to its input.
+* A failed line (malformed input, provider error, not enough usable candidates, no pick or no fusion) is
+  not written anywhere: it is reported, and the next run of the command retries it.
+
+Rate limit: :class:`RateLimiter` spaces out starts evenly; wrap the model client in
+:class:`RateLimitedClient` to limit model calls, or pass a limiter as ``prompt_rate`` to limit prompts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fusion.client import Completion, CompletionRequest, ModelClient, ResponseCache, TokenCallback
+from fusion.errors import FusionError, InputError
+from fusion.jsonl import iter_json_lines
+from fusion.types import Candidate, ModelSpec, Prompt, Run, SamplingSettings
+from fusion.validate import check_candidate_texts, check_prompt
+
+BATCH_SOURCE = "batch"
+RUN_ID_PREFIX = "batch-"
+FINGERPRINT_VERSION = 1
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Input
+
+
+@dataclass
+class BatchItem:
+    """One valid input line."""
+
+    line: int
+    input_id: str | int | None
+    prompt: Prompt
+    tags: list[str] = field(default_factory=list)
+    candidates: list[str] | None = None  # None: sample them from the pool
+
+    @property
+    def content_hash(self) -> str:
+        blob = json.dumps(
+            {"prompt": self.prompt.text, "system": self.prompt.system, "candidates": self.candidates},
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @property
+    def identity(self) -> str:
+        """The input id when given (typed: 1 and "1" differ), else the content hash."""
+        if self.input_id is not None:
+            return "id:" + json.dumps(self.input_id, ensure_ascii=False)
+        return "sha256:" + self.content_hash
+
+    @property
+    def label(self) -> str:
+        return f"line {self.line}" + (f" (id {self.input_id})" if self.input_id is not None else "")
+
+
+@dataclass
+class LineFailure:
+    line: int
+    input_id: str | int | None
+    message: str
+
+    def __str__(self) -> str:
+        ident = f" (id {self.input_id})" if self.input_id is not None else ""
+        return f"line {self.line}{ident}: {self.message}"
+
+
+def parse_item(obj: dict[str, Any], line: int) -> BatchItem:
+    """Validate one parsed input line; raises :class:`InputError` naming what is wrong."""
+    prompt = obj.get("prompt")
+    if not isinstance(prompt, str):
+        raise InputError("'prompt' is missing or not a string")
+    check_prompt(prompt)
+    system = obj.get("system")
+    if system is not None and not isinstance(system, str):
+        raise InputError("'system' must be a string")
+    tags = obj.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
+        raise InputError("'tags' must be a list of non-empty strings")
+    rid = obj.get("id")
+    if rid is not None and (not isinstance(rid, (str, int)) or isinstance(rid, bool) or rid == ""):
+        raise InputError("'id' must be a non-empty string or a number")
+    texts: list[str] | None = None
+    if obj.get("candidates") is not None:
+        # Two usable candidates at least: with one there is nothing to choose between or fuse.
+        texts = check_candidate_texts(obj["candidates"], low=2)
+    return BatchItem(
+        line=line,
+        input_id=rid,
+        prompt=Prompt(prompt, system=system or None),
+        tags=[t.strip() for t in tags],
+        candidates=texts,
+    )
+
+
+def read_items(lines: Iterable[str] | Iterable[bytes] | Any) -> tuple[list[BatchItem], list[LineFailure]]:
+    """Parse a whole input: valid items, and a failure per bad line (malformed JSON, missing prompt, an id
+    used twice for different content). A line repeating an earlier one exactly is dropped silently."""
+    items: list[BatchItem] = []
+    failures: list[LineFailure] = []
+    seen: dict[str, BatchItem] = {}
+    for lineno, obj, error in iter_json_lines(lines):
+        if error is None:
+            try:
+                item = parse_item(obj or {}, lineno)
+            except InputError as exc:
+                error = str(exc)
+            else:
+                first = seen.get(item.identity)
+                if first is None:
+                    seen[item.identity] = item
+                    items.append(item)
+                elif first.content_hash != item.content_hash:
+                    failures.append(
+                        LineFailure(
+                            lineno,
+                            item.input_id,
+                            f"id {item.input_id!r} is already used on line {first.line}",
+                        )
+                    )
+                continue
+        rid = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), (str, int)) else None
+        failures.append(LineFailure(lineno, rid, error))
+    return items, failures
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Settings and run ids
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What shapes a batch run's result, hence its run id. ``selector`` is "consensus" or
+    "judge:<model>", ``fusor`` "extractive" or "llm:<model>"."""
+
+    selector: str = "consensus"
+    fusor: str = "extractive"
+    pool: tuple[ModelSpec, ...] = ()
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    preset: str | None = None
+    template: str | None = None
+    shuffle_seed: int | None = None
+    tags: tuple[str, ...] = ()  # added to every run; not part of the identity
+    offline: bool = False  # no model calls at all: a line without candidates is an error
+
+    def fingerprint(self, item: BatchItem) -> dict[str, Any]:
+        fp: dict[str, Any] = {"v": FINGERPRINT_VERSION, "selector": self.selector, "fusor": self.fusor}
+        if self.fusor != "extractive":
+            template_hash = hashlib.sha256(self.template.encode()).hexdigest() if self.template else None
+            fp.update(preset=self.preset, template=template_hash, shuffle_seed=self.shuffle_seed)
+        if item.candidates is None:
+            # Only lines sampled from the pool depend on it and on the sampling settings.
+            s = self.sampling
+            fp["pool"] = [[m.model, m.samples] for m in self.pool]
+            fp["sampling"] = [s.temperature, s.top_p, s.max_tokens, s.seed]
+        return fp
+
+
+def batch_run_id(item: BatchItem, settings: BatchSettings) -> str:
+    blob = json.dumps([item.identity, settings.fingerprint(item)], sort_keys=True, ensure_ascii=False)
+    return RUN_ID_PREFIX + hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rate limiting
+
+
+class RateLimiter:
+    """At most ``rate`` starts per second, evenly spaced (no bursts): start k happens no earlier than
+    ``first + k / rate``. ``clock`` and ``sleep`` are injectable for tests."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        if not rate > 0 or not math.isfinite(rate):
+            raise InputError(f"The rate limit must be a positive number per second; got {rate!r}.")
+        self.rate = float(rate)
+        self.interval = 1.0 / self.rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next: float | None = None
+
+    async def acquire(self) -> float:
+        """Wait for the next slot; returns the slot's time on ``clock``."""
+        now = self._clock()
+        # Reserve before awaiting: the read and the write happen in one step of the event loop, so two
+        # tasks never get the same slot.
+        slot = now if self._next is None else max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await self._sleep(slot - now)
+        return slot
+
+
+class RateLimitedClient:
+    """A :class:`ModelClient` that waits for ``limiter`` before every call. Cache hits never reach the
+    client, so they cost nothing; retries inside the wrapped client are not counted separately."""
+
+    def __init__(self, inner: ModelClient, limiter: RateLimiter) -> None:
+        self.inner = inner
+        self.limiter = limiter
+
+    async def complete(
+        self,
+        request: CompletionRequest,
+        *,
+        api_key: str | None = None,
+        on_token: TokenCallback | None = None,
+    ) -> Completion:
+        await self.limiter.acquire()
+        return await self.inner.complete(request, api_key=api_key, on_token=on_token)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Output file
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: strict JSON loaders (the datasets library) refuse them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def output_record(run: Run, item: BatchItem) -> dict[str, Any]:
+    """The output line of a run: ``Run.to_dict()`` plus ``input_id`` and ``input_line``."""
+    record = _finite(run.to_dict())
+    record["input_id"] = item.input_id
+    record["input_line"] = item.line
+    return record
+
+
+def _line_text(record: dict[str, Any]) -> str:
+    from storage.queries import valid_text
+
+    return valid_text(json.dumps(record, ensure_ascii=False, allow_nan=False)) + "\n"
+
+
+@dataclass
+class OutputState:
+    """What an existing output file holds: its valid lines by run id (first one wins), kept raw."""
+
+    path: Path
+    lines: list[tuple[str | None, str]] = field(default_factory=list)  # (run id or None, raw line with "\n")
+    by_run: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cut_tail: bool = False  # a half-written last line was removed
+    dropped: int = 0  # unreadable or duplicate lines left out
+
+    def rewrite(self, drop: Iterable[str] = ()) -> None:
+        """Replace the file atomically with the kept lines, without the runs in ``drop``."""
+        gone = set(drop)
+        before = len(self.lines)
+        self.lines = [(rid, raw) for rid, raw in self.lines if rid is None or rid not in gone]
+        self.dropped += before - len(self.lines)
+        for rid in gone:
+            self.by_run.pop(rid, None)
+        _atomic_write(self.path, "".join(raw for _, raw in self.lines))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_output(path: str | os.PathLike[str]) -> OutputState:
+    """Read an output file for resuming, cutting off a half-written last line and rewriting the file
+    without unreadable or duplicate lines (there are none unless the file was edited by hand)."""
+    p = Path(path)
+    state = OutputState(path=p)
+    if not p.exists():
+        return state
+    data = p.read_bytes()
+    if data and not data.endswith(b"\n"):
+        # Killed in the middle of a write: everything after the last newline is half a record.
+        cut = data.rfind(b"\n") + 1
+        with p.open("r+b") as handle:
+            handle.truncate(cut)
+        data = data[:cut]
+        state.cut_tail = True
+    bad = 0
+    for raw in data.splitlines(keepends=True):
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            obj = None
+        rid = obj.get("id") if isinstance(obj, dict) else None
+        if not isinstance(rid, str) or rid in state.by_run:
+            if raw.strip():
+                bad += 1
+            continue
+        state.by_run[rid] = obj  # type: ignore[assignment]
+        state.lines.append((rid, raw.decode("utf-8")))
+    if bad:
+        state.rewrite()
+        state.dropped = bad
+    return state
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass
+class BatchReport:
+    total: int = 0  # input lines, valid or not (blank lines aside)
+    done: int = 0  # runs computed now
+    skipped: int = 0  # already finished before this start
+    recovered: int = 0  # half-finished (only in the database, or only in the output) and completed now
+    failed: int = 0
+    failures: list[LineFailure] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)  # every finished run of this input, in input order
+    repaired_tail: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+def _complete_run(run: Run) -> str | None:
+    """Why a computed run is not usable for annotation, or None when it is."""
+    if run.bon is None or run.bon.index is None:
+        return "no Best-of-N pick: " + ((run.bon.error if run.bon else None) or "the selector chose nothing")
+    if run.fused is None or run.fused.error or not run.fused.text.strip():
+        return "fusion failed: " + ((run.fused.error if run.fused else None) or "the fused answer is empty")
+    return None
+
+
+def _merge_tags(*groups: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(t for g in groups for t in g))
+
+
+async def arun_batch(
+    items: Sequence[BatchItem],
+    *,
+    settings: BatchSettings,
+    engine: Any,
+    output: str | os.PathLike[str],
+    selector: Any,
+    fusor: Any,
+    client: ModelClient | None = None,
+    cache: ResponseCache | None = None,
+    regenerate: bool = False,
+    concurrency: int = 4,
+    prompt_rate: RateLimiter | None = None,
+    input_failures: Sequence[LineFailure] = (),
+    on_progress: Callable[..., Any] | None = None,
+    on_failure: Callable[[LineFailure], Any] | None = None,
+) -> BatchReport:
+    """Run every item not finished yet, at most ``concurrency`` prompts at once; see the module notes.
+
+    ``client`` samples lines without candidates (required for them); the selector and fusor hold their own
+    clients. ``on_progress(ok=..., skipped=...)`` is called once per item (a ``CountBar.advance`` fits);
+    ``on_failure`` once per failed line, input failures included.
+    """
+    from storage.queries import existing_run_ids, load_run, save_run
+
+    report = BatchReport(total=len(items) + len(input_failures))
+    for failure in input_failures:
+        _fail(report, failure, on_failure, on_progress)
+
+    out_path = Path(output)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    state = load_output(out_path)
+    report.repaired_tail = state.cut_tail
+    ids = {id(item): batch_run_id(item, settings) for item in items}
+    in_db = existing_run_ids(engine, list(ids.values()))
+
+    # Output lines whose run is missing from the database: save them back, or drop them to redo the work.
+    unusable: set[str] = set()
+    restored: set[str] = set()
+    for item in items:
+        rid = ids[id(item)]
+        if rid in state.by_run and rid not in in_db:
+            try:
+                run = Run.from_dict(state.by_run[rid])
+                if run.id != rid or _complete_run(run) is not None:
+                    raise ValueError("incomplete run")
+                save_run(engine, run)
+            except Exception:  # noqa: BLE001 - whatever is wrong with that line, recomputing repairs it
+                unusable.add(rid)
+            else:
+                in_db.add(rid)
+                restored.add(rid)
+    if unusable:
+        state.rewrite(unusable)
+
+    todo: list[BatchItem] = []
+    finished: dict[str, None] = {}
+    # Opened once for the whole batch; each append is one small write, not worth a thread.
+    with out_path.open("a", encoding="utf-8", newline="") as out:  # noqa: ASYNC230
+
+        def append(run: Run, item: BatchItem) -> None:
+            out.write(_line_text(output_record(run, item)))
+            out.flush()  # survives a kill of this process (the OS has the bytes)
+
+        for item in items:
+            rid = ids[id(item)]
+            if rid in state.by_run and rid in in_db:
+                finished[rid] = None
+                if rid in restored:
+                    report.recovered += 1
+                    _advance(on_progress, ok=True)
+                else:
+                    report.skipped += 1
+                    _advance(on_progress, skipped=True)
+            elif rid in in_db:
+                stored = load_run(engine, rid)
+                if stored is not None and _complete_run(stored) is None:
+                    append(stored, item)
+                    finished[rid] = None
+                    report.recovered += 1
+                    _advance(on_progress, ok=True)
+                else:
+                    todo.append(item)
+            else:
+                todo.append(item)
+
+        async def one(item: BatchItem) -> None:
+            rid = ids[id(item)]
+            try:
+                if prompt_rate is not None:
+                    await prompt_rate.acquire()
+                run = await _compute(
+                    item,
+                    settings,
+                    selector=selector,
+                    fusor=fusor,
+                    client=client,
+                    cache=cache,
+                    regenerate=regenerate,
+                )
+                problem = _complete_run(run)
+                if problem is not None:
+                    raise FusionError(problem)
+                run.id = rid
+                run.source = BATCH_SOURCE
+                run.tags = _merge_tags(item.tags, settings.tags)
+                # Database first, then the output line: a kill in between is repaired from the database.
+                save_run(engine, run)
+                append(run, item)
+            except FusionError as exc:
+                _fail(report, LineFailure(item.line, item.input_id, str(exc)), on_failure, on_progress)
+            except Exception as exc:  # noqa: BLE001 - one line's surprise must not sink the others
+                detail = " ".join(str(exc).split())[:300]
+                _fail(
+                    report,
+                    LineFailure(item.line, item.input_id, f"{type(exc).__name__}: {detail}"),
+                    on_failure,
+                    on_progress,
+                )
+            else:
+                finished[rid] = None
+                report.done += 1
+                _advance(on_progress, ok=True)
+
+        queue: asyncio.Queue[BatchItem] = asyncio.Queue()
+        for item in todo:
+            queue.put_nowait(item)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await one(item)
+
+        workers = [
+            asyncio.create_task(worker()) for _ in range(max(1, min(int(concurrency), len(todo) or 1)))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+
+    report.run_ids = [ids[id(item)] for item in items if ids[id(item)] in finished]
+    return report
+
+
+async def _compute(
+    item: BatchItem,
+    settings: BatchSettings,
+    *,
+    selector: Any,
+    fusor: Any,
+    client: ModelClient | None,
+    cache: ResponseCache | None,
+    regenerate: bool,
+) -> Run:
+    from fusion.pipeline import acomplete, arun_live
+
+    if item.candidates is not None:
+        candidates = [Candidate(index=i, text=t, sample_index=i) for i, t in enumerate(item.candidates)]
+        run = Run(prompt=item.prompt, candidates=candidates, source=BATCH_SOURCE)
+        return await acomplete(run, selector=selector, fusor=fusor)
+    if settings.offline:
+        raise InputError("this line has no candidates, and --offline cannot generate them")
+    if not settings.pool or client is None:
+        raise InputError("this line has no candidates and no --model was given to generate them")
+    n = sum(s.samples for s in settings.pool)
+    return await arun_live(
+        item.prompt,
+        list(settings.pool),
+        settings.sampling,
+        client=client,
+        selector=selector,
+        fusor=fusor,
+        cache=cache,
+        regenerate=regenerate,
+        concurrency=n,  # a prompt's samples all at once; the batch bounds prompts (and the limiter calls)
+        stream=False,
+    )
+
+
+def _advance(callback: Callable[..., Any] | None, **kw: Any) -> None:
+    if callback is not None:
+        callback(**kw)
+
+
+def _fail(
+    report: BatchReport,
+    failure: LineFailure,
+    on_failure: Callable[[LineFailure], Any] | None,
+    on_progress: Callable[..., Any] | None,
+) -> None:
+    report.failed += 1
+    report.failures.append(failure)
+    if on_failure is not None:
+        on_failure(failure)
+    _advance(on_progress, ok=False)
+
+
+def run_batch(items: Sequence[BatchItem], **kwargs: Any) -> BatchReport:
+    """Synchronous :func:`arun_batch`."""
+    return asyncio.run(arun_batch(items, **kwargs))

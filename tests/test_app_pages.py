@@ -1,0 +1,604 @@
+"""AppTest tests of the Annotate, History and Results pages, each against its own temporary database.
+
+The app runs through ``app/main.py`` (so the pages are reached as ``st.navigation`` registers them) with
+``FUSION_DB_PATH`` pointing into ``tmp_path``; runs are built offline with ``fusion.pipeline.run_supplied``
+and saved with ``save_run``, votes stored with ``record_vote``, and every check reads the database back.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = str(ROOT / "app" / "main.py")
+
+BASIL = [
+    "Water basil when the top inch of soil is dry. Give it six hours of sun. Pinch off flower buds.",
+    "Basil needs lots of sun, at least six hours. Water when the soil surface is dry. Use a pot with drainage holes.",
+    "Keep basil warm, above 10 C. Pinch off flower buds so it keeps making leaves. Water when the soil surface is dry.",
+]
+SAME = [
+    "Paris is the capital of France.",
+    "Paris is the capital of France.",
+    "Paris is the capital of France.",
+]
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh database the app will also open (its engine is cached per process, so the cache is cleared)."""
+    import streamlit as st
+
+    from storage.migrations import init_db
+
+    db = tmp_path / "fusion.db"
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("FUSION_DB_PATH", str(db))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    eng = init_db(f"sqlite:///{db}")
+    yield eng
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    eng.dispose()
+
+
+def make_run(
+    engine: Any,
+    run_id: str,
+    prompt: str,
+    texts: list[str] | None = None,
+    *,
+    tags: tuple[str, ...] = (),
+    created_at: float | None = None,
+    source: str = "batch",
+) -> Any:
+    from fusion.pipeline import run_supplied
+    from storage.queries import save_run
+
+    run = run_supplied(prompt, texts or BASIL, tags=tags, run_id=run_id, source=source)
+    if created_at is not None:
+        run.created_at = created_at
+    save_run(engine, run)
+    return run
+
+
+def open_page(page: str) -> Any:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def html_text(at: Any) -> str:
+    return "\n".join(h.proto.body for h in at.get("html"))
+
+
+def texts_of(elements: Any) -> list[str]:
+    return [e.value for e in elements]
+
+
+def response_box(at: Any, title: str) -> str:
+    found = [h.proto.body for h in at.get("html") if f">{title}</div>" in h.proto.body]
+    assert len(found) == 1, f"{len(found)} boxes titled {title!r}"
+    return found[0]
+
+
+def progress_text(at: Any) -> str:
+    bars = at.get("progress")
+    assert len(bars) == 1
+    return bars[0].proto.text
+
+
+# ------------------------------------------------------------------------------------------ Annotate
+
+
+def start_annotating(name: str) -> Any:
+    at = open_page("annotate.py")
+    at.text_input(key="annotate_name").input(name).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def shown_run_id(at: Any) -> str | None:
+    for caption in texts_of(at.caption):
+        found = re.match(r"Run `([^`]+)`", caption)
+        if found:
+            return found.group(1)
+    return None
+
+
+def vote(at: Any, run_id: str, choice: str) -> Any:
+    at.button(key=f"annotate_vote_{run_id}__vote_{choice}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_annotate_asks_for_a_name_first(engine: Any) -> None:
+    make_run(engine, "r1", "How do I keep basil alive?")
+    at = open_page("annotate.py")
+    assert any("Type your name" in t for t in texts_of(at.info))
+    assert shown_run_id(at) is None
+    assert not at.get("progress")
+
+
+def test_annotate_vote_records_side_and_moves_to_next(engine: Any) -> None:
+    from storage.queries import all_votes, load_run, winner_of
+
+    for i in range(3):
+        make_run(engine, f"r{i}", f"Basil question number {i}", created_at=1_000 + i)
+    at = start_annotating("alice")
+    assert progress_text(at) == "0 of 3 done"
+    assert shown_run_id(at) == "r0"
+    assert "Basil question number 0" in html_text(at)
+    # The side drawn for this run, and what the page shows as Response A.
+    a_is = at.session_state["annotate_a_is_r0"]
+    run = load_run(engine, "r0")
+    shown_a, shown_b = (run.bon_text, run.fused.text) if a_is == "bon" else (run.fused.text, run.bon_text)
+    assert shown_a != shown_b
+    assert response_box(at, "Response A").endswith(html.escape(shown_a) + "</div></div>")
+    assert response_box(at, "Response B").endswith(html.escape(shown_b) + "</div></div>")
+
+    vote(at, "r0", "A")
+    votes = all_votes(engine)
+    assert [(v.run_id, v.annotator, v.choice, v.a_is) for v in votes] == [("r0", "alice", "A", a_is)]
+    assert votes[0].winner == winner_of("A", a_is)
+    assert votes[0].ranking is None
+    # The next run is on screen, the reveal of the previous one above it.
+    assert shown_run_id(at) == "r1"
+    assert progress_text(at) == "1 of 3 done"
+    assert any(t.startswith("Saved:") and "Response A was" in t for t in texts_of(at.success))
+
+    vote(at, "r1", "tie")
+    assert shown_run_id(at) == "r2"
+    vote(at, "r2", "both_bad")
+    assert shown_run_id(at) is None
+    assert progress_text(at) == "3 of 3 done"
+    assert any("Nothing left to annotate" in t for t in texts_of(at.success))
+    assert sorted((v.run_id, v.choice) for v in all_votes(engine)) == [
+        ("r0", "A"),
+        ("r1", "tie"),
+        ("r2", "both_bad"),
+    ]
+    # A rerun shows no voted run again.
+    at.run()
+    assert shown_run_id(at) is None
+
+
+def test_annotate_skip_keeps_the_run_for_later(engine: Any) -> None:
+    from storage.queries import all_votes
+
+    for i in range(3):
+        make_run(engine, f"s{i}", f"Skip question {i}", created_at=2_000 + i)
+    at = start_annotating("bea")
+    assert shown_run_id(at) == "s0"
+    at.button(key="annotate_skip").click().run()
+    assert shown_run_id(at) == "s1"
+    assert any("1 skipped for later" in t for t in texts_of(at.caption))
+    assert all_votes(engine) == []
+    assert progress_text(at) == "0 of 3 done"
+    vote(at, "s1", "B")
+    assert shown_run_id(at) == "s2"
+    vote(at, "s2", "A")
+    # Only the skipped run is left, so it comes back.
+    assert shown_run_id(at) == "s0"
+    vote(at, "s0", "tie")
+    assert [v.run_id for v in all_votes(engine)] == ["s1", "s2", "s0"]
+
+
+def test_annotate_optional_ranking_is_stored_with_the_vote(engine: Any) -> None:
+    from storage.queries import all_votes, get_vote
+
+    make_run(engine, "k0", "Rank question 0", created_at=3_000)
+    make_run(engine, "k1", "Rank question 1", created_at=3_001)
+    at = start_annotating("carl")
+    at.toggle(key="annotate_rank_on").set_value(True).run()
+    vote(at, "k0", "B")
+    first = get_vote(engine, "k0", "carl")
+    assert first is not None and first.ranking is None
+    # The ranking step: candidates shown now that the vote is cast, nothing else advanced yet.
+    assert any("Rank the candidates" in s.value for s in at.subheader)
+    # Inside a form: the picks are sent with the submit click.
+    at.multiselect(key="annotate_ranking_k0").select(2).select(0)
+    at.button(key="annotate_rank_save").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    stored = get_vote(engine, "k0", "carl")
+    assert stored.ranking == [2, 0]
+    assert (stored.choice, stored.a_is, stored.winner) == (first.choice, first.a_is, first.winner)
+    assert len(all_votes(engine)) == 1
+    assert shown_run_id(at) == "k1"
+    assert any("Ranking saved: Candidate 3, Candidate 1" in t for t in texts_of(at.success))
+
+    vote(at, "k1", "A")
+    at.button(key="annotate_rank_skip").click().run()
+    assert get_vote(engine, "k1", "carl").ranking is None
+    assert shown_run_id(at) is None
+
+
+def test_annotate_leaves_out_identical_pairs(engine: Any) -> None:
+    from storage.queries import is_identical
+
+    same = make_run(engine, "same", "What is the capital of France?", SAME, created_at=4_000)
+    assert is_identical(same)
+    make_run(engine, "diff", "Basil?", created_at=4_001)
+    at = start_annotating("dora")
+    assert shown_run_id(at) == "diff"
+    assert progress_text(at) == "0 of 1 done"
+    assert any("1 run(s) left out" in t and "verbatim" in t for t in texts_of(at.caption))
+    vote(at, "diff", "A")
+    assert shown_run_id(at) is None
+    assert any("Nothing left to annotate" in t for t in texts_of(at.success))
+
+
+def test_annotate_tag_filter(engine: Any) -> None:
+    make_run(engine, "t-de", "German basil?", tags=("de",), created_at=5_000)
+    make_run(engine, "t-ja", "Japanese basil?", tags=("ja",), created_at=5_001)
+    at = start_annotating("emil")
+    assert progress_text(at) == "0 of 2 done"
+    at.selectbox(key="annotate_tag").select("ja").run()
+    assert shown_run_id(at) == "t-ja"
+    assert progress_text(at) == "0 of 1 done"
+    vote(at, "t-ja", "B")
+    assert shown_run_id(at) is None
+    at.selectbox(key="annotate_tag").select("All runs").run()
+    assert shown_run_id(at) == "t-de"
+    assert progress_text(at) == "1 of 2 done"
+
+
+def test_annotate_two_annotators_share_a_database(engine: Any) -> None:
+    from storage.queries import all_votes
+
+    make_run(engine, "m0", "Shared question 0", created_at=6_000)
+    make_run(engine, "m1", "Shared question 1", created_at=6_001)
+    alice = start_annotating("alice")
+    bob = start_annotating("bob")
+    assert shown_run_id(alice) == shown_run_id(bob) == "m0"
+    vote(alice, "m0", "A")
+    # Bob's queue is his own: m0 is still there for him.
+    bob.run()
+    assert shown_run_id(bob) == "m0"
+    vote(bob, "m0", "B")
+    assert shown_run_id(bob) == "m1"
+    # A second session of alice does not see the run she voted on.
+    alice_again = start_annotating("alice")
+    assert shown_run_id(alice_again) == "m1"
+    assert progress_text(alice_again) == "1 of 2 done"
+    assert sorted((v.run_id, v.annotator) for v in all_votes(engine)) == [("m0", "alice"), ("m0", "bob")]
+
+
+def test_annotate_empty_queue_says_so(engine: Any) -> None:
+    at = start_annotating("fay")
+    assert any("no saved runs" in t for t in texts_of(at.info))
+    assert any("python -m fusion batch" in m.value for m in at.markdown)
+    assert progress_text(at) == "0 of 0 done"
+
+
+def test_annotate_name_is_shared_with_the_session(engine: Any) -> None:
+    make_run(engine, "n0", "Name question")
+    at = open_page("annotate.py")
+    at.session_state["annotator"] = "gus"
+    at.run()
+    assert at.text_input(key="annotate_name").value == "gus"
+    assert shown_run_id(at) == "n0"
+    at.text_input(key="annotate_name").input("hana").run()
+    assert at.session_state["annotator"] == "hana"
+
+
+# ------------------------------------------------------------------------------------------ History
+
+
+def table_ids(at: Any) -> list[str]:
+    frames = [d for d in at.dataframe if "id" in d.value.columns]
+    assert len(frames) == 1
+    return list(frames[0].value["id"])
+
+
+def test_history_lists_and_filters_runs(engine: Any) -> None:
+    import datetime as dt
+
+    day = dt.datetime(2024, 3, 5, 12, 0).timestamp()
+    make_run(engine, "h-tomato", "How do I grow tomatoes?", tags=("garden",), created_at=day)
+    make_run(engine, "h-basil", "How do I keep basil alive?", tags=("herbs",), created_at=day + 86_400 * 10)
+    make_run(
+        engine, "h-two", "Two candidates only", BASIL[:2], created_at=day + 86_400 * 20, source="scenario:x"
+    )
+    at = open_page("history.py")
+    assert table_ids(at) == ["h-two", "h-basil", "h-tomato"]
+
+    at.text_input(key="history_text").input("TOMATO").run()
+    assert table_ids(at) == ["h-tomato"]
+    at.text_input(key="history_text").input("no such words").run()
+    assert any("No run matches" in t for t in texts_of(at.warning))
+    at.text_input(key="history_text").input("").run()
+
+    at.selectbox(key="history_tag").select("herbs").run()
+    assert table_ids(at) == ["h-basil"]
+    at.selectbox(key="history_tag").select("Any").run()
+
+    at.selectbox(key="history_n").select(2).run()
+    assert table_ids(at) == ["h-two"]
+    at.selectbox(key="history_n").select("Any").run()
+
+    at.selectbox(key="history_source").select("scenario").run()
+    assert table_ids(at) == ["h-two"]
+    at.selectbox(key="history_source").select("Any").run()
+
+    at.date_input(key="history_dates").set_value((dt.date(2024, 3, 1), dt.date(2024, 3, 10))).run()
+    assert table_ids(at) == ["h-tomato"]
+
+
+def test_history_pages_through_many_runs(engine: Any) -> None:
+    for i in range(23):
+        make_run(engine, f"p{i:02d}", f"Paged question {i}", created_at=10_000 + i)
+    at = open_page("history.py")
+    assert len(table_ids(at)) == 20
+    at.get("pagination")[0].select(2).run()
+    assert table_ids(at) == ["p02", "p01", "p00"]
+
+
+def test_history_open_from_table_selection(engine: Any) -> None:
+    make_run(engine, "sel-a", "First", created_at=1)
+    make_run(engine, "sel-b", "Second", created_at=2)
+    at = open_page("history.py")
+    at.session_state["history_table_1"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()
+    assert at.query_params.get("run") == "sel-a"
+    assert [t.value for t in at.title] == ["Run sel-a"]
+
+
+def test_history_permalink_opens_the_run(engine: Any) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    run = make_run(engine, "perma-1", "Permalink prompt about basil", tags=("demo",))
+    at = open_page("history.py")
+    at.query_params["run"] = "perma-1"
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Run perma-1"]
+    assert [c.value for c in at.code] == ["?run=perma-1"]
+    assert "Permalink prompt about basil" in html_text(at)
+    assert run.fused.text.split(".")[0] in html_text(at)
+    assert [b.label for b in at.get("download_button")] == ["Download HTML report"]
+
+    # A new session given only the URL's query string lands on the same view.
+    fresh = AppTest.from_file(MAIN, default_timeout=60)
+    fresh.query_params["run"] = "perma-1"
+    fresh.run()
+    fresh.switch_page("history.py")
+    fresh.query_params["run"] = "perma-1"
+    fresh.run()
+    assert [t.value for t in fresh.title] == ["Run perma-1"]
+    assert "Permalink prompt about basil" in html_text(fresh)
+
+    fresh.button(key="history_back").click().run()
+    assert "run" not in fresh.query_params
+    assert [t.value for t in fresh.title] == ["History"]
+
+
+def test_history_unknown_run_id(engine: Any) -> None:
+    make_run(engine, "exists", "A run")
+    at = open_page("history.py")
+    at.query_params["run"] = "gone<b>"
+    at.run()
+    assert not at.exception
+    errors = texts_of(at.error)
+    assert len(errors) == 1 and "no run with the id `goneb`" in errors[0]
+
+
+def test_history_delete_needs_confirmation(engine: Any) -> None:
+    from storage.queries import all_votes, load_run, record_vote
+
+    make_run(engine, "del-me", "Delete me")
+    make_run(engine, "keep-me", "Keep me")
+    record_vote(engine, run_id="del-me", annotator="ivy", choice="A", a_is="fused")
+    at = open_page("history.py")
+    at.query_params["run"] = "del-me"
+    at.run()
+    at.button(key="history_delete").click().run()
+    assert any("1 vote(s)" in w for w in texts_of(at.warning))
+    at.button(key="history_delete_no").click().run()
+    assert load_run(engine, "del-me") is not None
+
+    at.button(key="history_delete").click().run()
+    at.button(key="history_delete_yes").click().run()
+    assert not at.exception
+    assert load_run(engine, "del-me") is None
+    assert all_votes(engine) == []
+    assert load_run(engine, "keep-me") is not None
+    assert "run" not in at.query_params
+    assert any("del-me was deleted" in s for s in texts_of(at.success))
+    assert table_ids(at) == ["keep-me"]
+
+
+def test_history_empty_database(engine: Any) -> None:
+    at = open_page("history.py")
+    assert any("No runs saved yet" in t for t in texts_of(at.info))
+    assert not at.exception
+
+
+# ------------------------------------------------------------------------------------------ Results
+
+
+def metric(at: Any, label: str) -> str:
+    found = [m.value for m in at.metric if m.label == label]
+    assert found, f"no metric {label!r}; have {[m.label for m in at.metric]}"
+    return found[0]
+
+
+def seed_votes(engine: Any) -> None:
+    from storage.queries import record_vote
+
+    plan = {
+        # run id: (N, tags, {annotator: (choice, a_is)})
+        "v0": (3, ("de",), {"ann": ("A", "fused"), "ben": ("A", "fused"), "cy": ("B", "fused")}),
+        "v1": (3, ("de",), {"ann": ("B", "bon"), "ben": ("tie", "bon")}),
+        "v2": (2, ("ja",), {"ann": ("A", "bon"), "ben": ("A", "bon")}),
+        "v3": (2, ("ja", "de"), {"ann": ("both_bad", "fused"), "ben": ("B", "fused")}),
+        "v4": (3, ("ja",), {"ann": ("B", "fused"), "cy": ("B", "fused")}),
+    }
+    for i, (run_id, (n, tags, votes)) in enumerate(plan.items()):
+        make_run(engine, run_id, f"Results question {i}", BASIL[:n], tags=tags, created_at=7_000 + i)
+        for annotator, (choice, a_is) in votes.items():
+            record_vote(engine, run_id=run_id, annotator=annotator, choice=choice, a_is=a_is)
+
+
+def test_results_empty_database(engine: Any) -> None:
+    at = open_page("results.py")
+    assert not at.exception
+    assert any("Nothing to show yet" in t for t in texts_of(at.info))
+    assert not at.get("plotly_chart")
+
+
+def test_results_numbers_match_the_statistics(engine: Any) -> None:
+    import pandas as pd
+
+    from fusion import stats
+    from storage.queries import all_votes
+
+    seed_votes(engine)
+    votes = all_votes(engine)
+    expected = stats.win_rate(votes)
+    at = open_page("results.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert metric(at, "Fusion-of-N win rate") == f"{expected.rate:.1%}"
+    assert metric(at, "Votes (runs)") == f"{expected.n_votes} ({expected.n_runs})"
+    assert metric(at, "Both bad") == f"{expected.both_bad} of {expected.n_votes}"
+    intervals = [m.value for m in at.metric if m.label == "95% interval"]
+    assert intervals[0] == f"{expected.low:.1%}–{expected.high:.1%}"
+
+    position = stats.position_bias(votes)
+    assert metric(at, "Left response (A) wins") == f"{position.rate:.1%}"
+    assert intervals[1] == f"{position.low:.1%}–{position.high:.1%}"
+    assert metric(at, "Decisive votes") == str(position.decisive)
+
+    # The split tables hold exactly fusion.stats' numbers.
+    frames = {tuple(d.value.columns)[0]: d.value for d in at.dataframe}
+    by_annotator = stats.win_rate_by(votes, key=lambda v: v.annotator)
+    table = frames["annotator"].set_index("annotator")
+    for name, w in by_annotator.items():
+        assert table.loc[name, "win rate"] == pytest.approx(w.rate)
+        assert table.loc[name, "CI low"] == pytest.approx(w.low)
+        assert table.loc[name, "CI high"] == pytest.approx(w.high)
+        assert table.loc[name, "votes"] == w.n_votes
+    by_n = stats.win_rate_by(votes, key=lambda v: str(v.n))
+    n_table = frames["N"].set_index("N")
+    assert set(n_table.index) == {"2", "3"}
+    for label, w in by_n.items():
+        assert n_table.loc[label, "win rate"] == pytest.approx(w.rate)
+    by_tag = stats.win_rate_by(votes, key=lambda v: v.tags)
+    tag_table = frames["tag"].set_index("tag")
+    assert tag_table.loc["de", "votes"] == by_tag["de"].n_votes == 7  # v0, v1 and v3
+
+    # Agreement: Cohen's kappa per pair and Krippendorff's alpha overall.
+    kappa_rows = stats.pairwise_kappa(votes)
+    kt = frames["annotator A"]
+    assert [(r["annotator A"], r["annotator B"], r["shared runs"]) for _, r in kt.iterrows()] == [
+        (k.annotator_a, k.annotator_b, k.n_shared) for k in kappa_rows
+    ]
+    for (_, row), k in zip(kt.iterrows(), kappa_rows):
+        if k.kappa is None:
+            assert pd.isna(row["Cohen's kappa"])
+        else:
+            assert row["Cohen's kappa"] == pytest.approx(k.kappa)
+    alpha = stats.krippendorff_alpha(stats.annotator_units(votes))
+    assert metric(at, "Krippendorff's alpha (all annotators)") == f"{alpha:.3f}"
+    assert any("too little overlap" in w for w in texts_of(at.warning))
+
+    # Charts: overall splits, win rate against N (two Ns exist), position bias, three attribution histograms.
+    assert len(at.get("plotly_chart")) >= 4 + 1 + 1 + 3
+    labels = [d.label for d in at.get("download_button")]
+    assert labels == [
+        "Votes (CSV)",
+        "Votes (JSON Lines)",
+        "DPO pairs (JSON Lines)",
+        "SFT, completion (JSON Lines)",
+        "SFT, chat messages (JSON Lines)",
+    ]
+
+
+def test_results_tag_filter(engine: Any) -> None:
+    from fusion import stats
+    from storage.queries import all_votes
+
+    seed_votes(engine)
+    at = open_page("results.py")
+    at.selectbox(key="results_tag").select("ja").run()
+    expected = stats.win_rate(all_votes(engine, tag="ja"))
+    assert metric(at, "Fusion-of-N win rate") == f"{expected.rate:.1%}"
+    assert metric(at, "Votes (runs)") == f"{expected.n_votes} ({expected.n_runs})"
+    assert metric(at, "Runs") == "3"
+
+
+def test_results_with_runs_but_no_votes(engine: Any) -> None:
+    from storage.queries import attribution_rows
+
+    make_run(engine, "nv0", "No votes yet")
+    at = open_page("results.py")
+    assert not at.exception
+    assert any("No votes yet" in t for t in texts_of(at.info))
+    assert metric(at, "Runs") == "1"
+    copied = attribution_rows(engine)[0].copied_fraction
+    assert metric(at, "Median copied fraction") == f"{copied:.0%}"
+    assert len(at.get("download_button")) == 5
+
+
+def test_results_single_annotator_has_no_agreement(engine: Any) -> None:
+    from storage.queries import record_vote
+
+    make_run(engine, "one", "One annotator", created_at=1)
+    record_vote(engine, run_id="one", annotator="solo", choice="A", a_is="fused")
+    at = open_page("results.py")
+    assert any("at least two annotators" in t and "only solo" in t for t in texts_of(at.info))
+    assert metric(at, "Fusion-of-N win rate") == "100.0%"
+    # One N only: no win-rate-against-N chart.
+    assert not any(s.value == "Win rate against N" for s in at.subheader)
+
+
+def test_results_no_shared_runs_says_too_little_overlap(engine: Any) -> None:
+    from storage.queries import record_vote
+
+    make_run(engine, "x1", "First", created_at=1)
+    make_run(engine, "x2", "Second", created_at=2)
+    record_vote(engine, run_id="x1", annotator="a", choice="A", a_is="fused")
+    record_vote(engine, run_id="x2", annotator="b", choice="B", a_is="fused")
+    at = open_page("results.py")
+    assert any("too little overlap" in t for t in texts_of(at.info))
+
+
+def test_history_keeps_filters_after_opening_a_run(engine: Any) -> None:
+    make_run(engine, "f-tomato", "How do I grow tomatoes?", created_at=1)
+    make_run(engine, "f-basil", "How do I keep basil alive?", created_at=2)
+    at = open_page("history.py")
+    at.text_input(key="history_text").input("tomato").run()
+    at.selectbox(key="history_open_choice_1").select("f-tomato").run()
+    at.button(key="history_open").click().run()
+    assert [t.value for t in at.title] == ["Run f-tomato"]
+    at.button(key="history_back").click().run()
+    assert at.text_input(key="history_text").value == "tomato"
+    assert table_ids(at) == ["f-tomato"]
+
+
+def test_results_only_both_bad_votes(engine: Any) -> None:
+    from storage.queries import record_vote
+
+    make_run(engine, "bb", "Both bad", created_at=1)
+    record_vote(engine, run_id="bb", annotator="a", choice="both_bad", a_is="fused")
+    at = open_page("results.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert metric(at, "Fusion-of-N win rate") == "n/a"
+    assert metric(at, "Both bad") == "1 of 1"
+    infos = texts_of(at.info)
+    assert any("both answers are bad" in t for t in infos)
+    assert any("No vote has chosen A or B" in t for t in infos)

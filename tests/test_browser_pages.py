@@ -1,0 +1,163 @@
+"""The Annotate queue and a History permalink in a real browser (Debian's Chromium through Playwright).
+
+The app server and its database are shared with the other browser tests, so each test makes its own runs
+(under a tag and with ids of its own) and its own annotator name, and checks rows by those.
+
+Run: ``.venv/bin/pytest tests/test_browser_pages.py -q``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from browser_support import (  # noqa: F401  (app_server, browser and page are pytest fixtures)
+    AppServer,
+    app_server,
+    browser,
+    choose_option,
+    off_loop,
+    open_app,
+    page,
+    rerun_after,
+    screenshot,
+    wait_for_idle,
+    widget,
+)
+
+pytestmark = pytest.mark.browser
+
+BASIL = [
+    "Water basil when the top inch of soil is dry. Give it six hours of sun. Pinch off flower buds.",
+    "Basil needs lots of sun, at least six hours. Water when the soil surface is dry. Use a pot with drainage holes.",
+    "Keep basil warm, above 10 C. Pinch off flower buds so it keeps making leaves. Water when the soil surface is dry.",
+]
+
+
+def save_runs(
+    server: AppServer, specs: list[tuple[str, str, list[str], tuple[str, ...], float]]
+) -> list[Any]:
+    """Build runs offline and save them into the app's database (migrated first: the app may not have yet)."""
+    from fusion.pipeline import run_supplied
+    from storage.migrations import init_db
+    from storage.queries import save_run
+
+    engine = init_db(f"sqlite:///{server.db_path}")
+    out = []
+    try:
+        for run_id, prompt, texts, tags, created_at in specs:
+            run = run_supplied(prompt, texts, tags=tags, run_id=run_id, source="batch")
+            run.created_at = created_at
+            save_run(engine, run)
+            out.append(run)
+    finally:
+        engine.dispose()
+    return out
+
+
+def vote_rows(server: AppServer, annotator: str) -> list[sqlite3.Row]:
+    """The votes table as stored, read with plain sqlite3 rather than the app's own queries."""
+    con = sqlite3.connect(server.db_path)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute("SELECT * FROM votes WHERE annotator = ? ORDER BY id", (annotator,)).fetchall()
+    finally:
+        con.close()
+
+
+def response_text(page: Any, index: int) -> str:
+    return page.locator(".fx-response .fx-response-text").nth(index).inner_text()
+
+
+def test_annotate_queue_two_votes_in_a_row(app_server: AppServer, page: Any) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    tag, name = f"pw-queue-{suffix}", f"pw-annotator-{suffix}"
+    runs = off_loop(
+        save_runs,
+        app_server,
+        [
+            (f"q{i}-{suffix}", f"Browser queue question {i} ({suffix})", BASIL, (tag,), 100.0 + i)
+            for i in range(3)
+        ],
+    )
+
+    open_app(page, app_server, "annotate")
+    name_box = widget(page, "stTextInput", "Annotating as (your name)").locator("input")
+    name_box.fill(name)
+    rerun_after(page, lambda: name_box.press("Enter"))
+    choose_option(page, "Tag", tag)
+
+    clicked = [("A is better", "A"), ("B is better", "B")]
+    for i, (button, choice) in enumerate(clicked):
+        run = runs[i]
+        page.get_by_text(run.prompt.text, exact=True).first.wait_for(state="visible")
+        expect_progress = f"{i} of 3 done"
+        page.get_by_text(expect_progress).first.wait_for(state="visible")
+        shown_a = response_text(page, 0)
+        shown_b = response_text(page, 1)
+        assert {shown_a, shown_b} == {run.bon_text, run.fused.text}
+        form = page.locator('[data-testid="stForm"]').first
+        rerun_after(page, form.get_by_role("button", name=button, exact=True).click)
+        # The page reruns once more to bring the next run in; wait for it rather than for time.
+        page.get_by_text(runs[i + 1].prompt.text, exact=True).first.wait_for(state="visible")
+        wait_for_idle(page)
+        rows = vote_rows(app_server, name)
+        assert len(rows) == i + 1
+        row = rows[-1]
+        assert (row["run_id"], row["choice"]) == (run.id, choice)
+        # The side recorded is the side the browser showed on the left.
+        assert row["a_is"] == ("bon" if shown_a == run.bon_text else "fused")
+        chosen = shown_a if choice == "A" else shown_b
+        assert row["winner"] == ("fused" if chosen == run.fused.text else "bon")
+
+    page.get_by_text("2 of 3 done").first.wait_for(state="visible")
+    assert page.get_by_text(runs[0].prompt.text, exact=True).count() == 0
+    assert page.get_by_text(runs[1].prompt.text, exact=True).count() == 0
+    assert [r["run_id"] for r in vote_rows(app_server, name)] == [runs[0].id, runs[1].id]
+    screenshot(page, "annotate-queue")
+
+
+def test_permalink_in_a_fresh_browser_context(app_server: AppServer, page: Any, browser: Any) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    (run,) = off_loop(
+        save_runs,
+        app_server,
+        [(f"perma-{suffix}", f"Permalink question about basil ({suffix})", BASIL, ("pw-permalink",), 200.0)],
+    )
+
+    open_app(page, app_server, f"history?run={run.id}")
+    code = page.locator('[data-testid="stCode"]').first
+    code.wait_for(state="visible")
+    link = code.inner_text().strip()
+    assert re.fullmatch(rf"http://127\.0\.0\.1:{app_server.port}/history\?run={re.escape(run.id)}", link), (
+        link
+    )
+
+    # The HTML report downloads as one file holding the prompt and the fused text.
+    with page.expect_download() as info:
+        page.get_by_role("button", name=re.compile("Download HTML report")).click()
+    report = Path(info.value.path()).read_text(encoding="utf-8")
+    assert info.value.suggested_filename == f"fusion-run-{run.id}.html"
+    assert report.startswith("<!DOCTYPE html>")
+    assert html.escape(run.prompt.text) in report
+    assert "<script" not in report.lower()
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        fresh = context.new_page()
+        fresh.goto(link, wait_until="domcontentloaded")
+        fresh.get_by_role("heading", name=f"Run {run.id}").first.wait_for(state="visible")
+        wait_for_idle(fresh)
+        fresh.get_by_text(run.prompt.text, exact=True).first.wait_for(state="visible")
+        fused = fresh.locator(".fx-attr .fx-attr-text").first
+        fused.wait_for(state="visible")
+        assert fused.text_content() == run.fused.text
+        screenshot(fresh, "history-permalink")
+    finally:
+        context.close()

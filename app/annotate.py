@@ -235,7 +235,7 @@ def page() -> None:
             text_block(run.prompt.system)
     text_block(run.prompt.text)
     st.subheader("Which response is better?")
-    saved = show_vote(run, engine=engine, key=KEY, on_saved=_on_voted)
+    saved = show_vote(run, engine=engine, key=KEY, on_saved=_on_voted, ask_name=False)
     if saved:
         st.rerun()
     if st.button(

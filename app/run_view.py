@@ -31,7 +31,7 @@ def text_block(text: str, *, border: str | None = None) -> None:
     """Untrusted text, shown exactly as written: escaped, no markdown, newlines kept."""
     style = "white-space:pre-wrap;word-wrap:break-word;line-height:1.55;padding:0.75rem 1rem;border-radius:8px;"
     style += f"border:2px solid {border};" if border else "border:1px solid rgba(128,128,128,0.35);"
-    st.html(f'<div class="fx-text" style="{style}">{html.escape(text, quote=True)}</div>')
+    st.html(f'<div class="fx-text" dir="auto" style="{style}">{html.escape(text, quote=True)}</div>')
 
 
 def labels_for(run: Run) -> list[str]:
@@ -129,7 +129,7 @@ def _token(run: Run, key: str) -> str:
     return st.session_state[state_key]
 
 
-def show_vote(run: Run, *, engine: Any, key: str, on_saved: Any = None) -> bool:
+def show_vote(run: Run, *, engine: Any, key: str, on_saved: Any = None, ask_name: bool = True) -> bool:
     """The blind A/B vote. Returns True on the rerun where a vote was saved."""
     from storage.queries import get_vote, record_vote
 
@@ -156,6 +156,7 @@ def show_vote(run: Run, *, engine: Any, key: str, on_saved: Any = None) -> bool:
     submission = render_vote_panel(
         text_a, text_b, key=f"{key}_vote_{run.id}", annotator=annotator,
         existing_choice=(existing.choice if existing and existing.a_is == a_is else None),
+        ask_name=ask_name,
     )
     if submission is None:
         return False

@@ -125,7 +125,7 @@ def attribution_html(
     hl_attr = f' data-highlight="{int(highlight)}"' if highlight is not None else ""
     return (
         f'<div class="fx-attr"{hl_attr} style="line-height:1.75;font-size:0.95rem;">'
-        f'<div class="{TEXT_CLASS}" style="white-space:pre-wrap;overflow-wrap:anywhere;word-break:normal;">'
+        f'<div class="{TEXT_CLASS}" dir="auto" style="white-space:pre-wrap;overflow-wrap:anywhere;word-break:normal;">'
         + "".join(out)
         + "</div></div>"
     )

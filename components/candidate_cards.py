@@ -110,7 +110,7 @@ def candidate_card_html(
     else:
         shown = candidate.text if text is None else text
         if shown.strip() or status == "streaming":
-            body = f'<div class="fx-card-text" style="{body_style}">{esc(shown)}</div>'
+            body = f'<div class="fx-card-text" dir="auto" style="{body_style}">{esc(shown)}</div>'
         else:
             body = f'<div class="fx-card-text" style="{body_style}opacity:0.6;font-style:italic;">(empty answer)</div>'
     note_html = (

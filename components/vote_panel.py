@@ -47,7 +47,7 @@ def response_html(title: str, text: str) -> str:
         'overflow:hidden;height:100%;">'
         f'<div style="font-weight:700;padding:0.35em 0.7em;border-bottom:1px solid rgba(128,128,128,0.45);">'
         f"{esc(title)}</div>"
-        '<div class="fx-response-text" style="white-space:pre-wrap;overflow-wrap:anywhere;padding:0.5em 0.7em;'
+        '<div class="fx-response-text" dir="auto" style="white-space:pre-wrap;overflow-wrap:anywhere;padding:0.5em 0.7em;'
         f'max-height:32em;overflow-y:auto;line-height:1.55;">{body}</div></div>'
     )
 
@@ -59,12 +59,14 @@ def render_vote_panel(
     key: str,
     annotator: str = "",
     existing_choice: str | None = None,
+    ask_name: bool = True,
 ) -> VoteSubmission | None:
     """Show Response A and B and the vote form; return the submission on the rerun a button was clicked.
 
     Returns None when nothing was clicked, or when the annotator name is empty (a warning is shown then).
     ``existing_choice`` (this annotator's earlier vote on this pair) is marked by drawing its button as the
-    primary one; the page says in words that a new vote replaces it.
+    primary one; the page says in words that a new vote replaces it. With ``ask_name=False`` the page
+    already asked for the name elsewhere and passes it as ``annotator``.
     """
     import streamlit as st
 
@@ -80,7 +82,11 @@ def render_vote_panel(
 
     clicked: str | None = None
     with st.form(key=f"{key}__form", border=True, enter_to_submit=False):
-        name = st.text_input("Your name (annotator)", value=annotator, key=f"{key}__annotator", max_chars=80)
+        name = (
+            st.text_input("Your name (annotator)", value=annotator, key=f"{key}__annotator", max_chars=80)
+            if ask_name
+            else annotator
+        )
         comment = st.text_area(
             "Comment (optional)", key=f"{key}__comment", max_chars=2000, placeholder="Why? (optional)"
         )

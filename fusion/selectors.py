@@ -86,6 +86,13 @@ def consensus_scores(texts: Sequence[str]) -> list[float]:
     return [sum((m[i][j] + m[j][i]) / 2 for j in range(k) if j != i) / (k - 1) for i in range(k)]
 
 
+def _blank_verdict(candidates: Sequence[Candidate]) -> tuple[list[float | None], list[str | None], list[int]]:
+    """Empty scores, notes that say why each unusable candidate is out, and the positions still in play."""
+    scores: list[float | None] = [None] * len(candidates)
+    notes: list[str | None] = [None if c.ok else unusable_reason(c) for c in candidates]
+    return scores, notes, [p for p, c in enumerate(candidates) if c.ok]
+
+
 class ConsensusSelector:
     """Offline Best-of-N by consensus (MBR): the candidate that agrees most with the others wins.
 
@@ -98,12 +105,7 @@ class ConsensusSelector:
     name = "consensus"
 
     def select_sync(self, prompt: Prompt, candidates: Sequence[Candidate]) -> BestOfN:
-        scores: list[float | None] = [None] * len(candidates)
-        notes: list[str | None] = [None] * len(candidates)
-        usable_pos = [p for p, c in enumerate(candidates) if c.ok]
-        for p, c in enumerate(candidates):
-            if not c.ok:
-                notes[p] = unusable_reason(c)
+        scores, notes, usable_pos = _blank_verdict(candidates)
         if not usable_pos:
             return BestOfN(None, scores, self.name, notes, error="No usable candidate to choose from.")
         if len(usable_pos) == 1:
@@ -304,12 +306,7 @@ class JudgeSelector:
         return score, judge_justification(completion.text)
 
     async def aselect(self, prompt: Prompt, candidates: Sequence[Candidate]) -> BestOfN:
-        scores: list[float | None] = [None] * len(candidates)
-        notes: list[str | None] = [None] * len(candidates)
-        usable_pos = [p for p, c in enumerate(candidates) if c.ok]
-        for p, c in enumerate(candidates):
-            if not c.ok:
-                notes[p] = unusable_reason(c)
+        scores, notes, usable_pos = _blank_verdict(candidates)
         if not usable_pos:
             return BestOfN(None, scores, self.method, notes, error="No usable candidate to choose from.")
         sem = asyncio.Semaphore(self.concurrency)

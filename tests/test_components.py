@@ -183,7 +183,7 @@ def test_attribution_escapes_hostile_text_and_labels() -> None:
     assert 'from Model "x" <b>' in tips
     assert all(s["attrs"]["title"] == s["attrs"]["data-tip"] for s in c.spans)
     assert set(itertools.chain.from_iterable(a for _, a in c.tags)) <= {
-        "class", "style", "title", "data-tip", "data-kind", "data-sources", "data-hl", "data-highlight"
+        "class", "dir", "style", "title", "data-tip", "data-kind", "data-sources", "data-hl", "data-highlight"
     }
 
 

@@ -1,0 +1,37 @@
+"""Run every benchmark and rewrite its recorded results in bench/results/.
+
+    .venv/bin/python bench/run_all.py            (or: make bench)
+
+Each benchmark measures ratios against a baseline within the same run (these machines are noisy), and
+writes a markdown file that starts with the exact command that produced it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHES = [
+    ("attribution.py", ["--out", "bench/results/attribution.md"]),
+    ("concurrency.py", ["--out", "bench/results/concurrency.md"]),
+    ("extractive_quality.py", ["--out", "bench/results/extractive.md"]),
+]
+
+
+def main() -> int:
+    failed = []
+    for script, args in BENCHES:
+        print(f"== {script}", flush=True)
+        code = subprocess.call([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT)
+        if code:
+            failed.append(script)
+    if failed:
+        print("failed: " + ", ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

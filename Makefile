@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
+# 127.0.0.1 keeps the app private to this machine; HOST=0.0.0.0 shares it with a team on the network.
+HOST   ?= 127.0.0.1
 export LITELLM_OFFLINE_MODE ?= true
 
 .PHONY: app test bench install install-dev chromium clean
@@ -31,7 +33,7 @@ chromium:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
 app: install
-	$(BIN)/streamlit run app/main.py --server.port $(PORT) --server.address 127.0.0.1 \
+	$(BIN)/streamlit run app/main.py --server.port $(PORT) --server.address $(HOST) \
 	  --server.headless true --browser.gatherUsageStats false
 
 test: install-dev chromium

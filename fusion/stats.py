@@ -151,26 +151,34 @@ def _natural_key(label: str) -> tuple[Any, ...]:
 # Win rates
 
 
-def win_rate(votes: Sequence[Any], *, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95) -> WinRate:
-    """Win rate of Fusion-of-N over Best-of-N with a ``confidence`` percentile-bootstrap interval over runs.
-
-    Fused win = 1, tie = 0.5, Best-of-N win = 0; "both bad" votes are excluded from the rate and counted in
-    ``both_bad``. No scored vote: rate, low and high are ``None``. One run: low == high == rate.
-    """
+def _scored_rate(
+    votes: Sequence[Any],
+    *,
+    field: str,
+    allowed: Sequence[str],
+    score: Mapping[str, float],
+    names: tuple[str, str],
+    n_boot: int,
+    seed: int,
+    confidence: float,
+) -> WinRate:
+    """Shared core of :func:`win_rate` and :func:`position_bias`: count each vote's ``field``, score the
+    labels in ``score`` (the others are counted but left out of the rate), bootstrap over runs.
+    ``names`` are the labels reported as ``wins`` and ``losses``."""
     confidence = _check_confidence(confidence)
     counts: Counter[str] = Counter()
     per_run: dict[str, list[float]] = {}
     runs: set[str] = set()
     for vote in votes:
-        winner = _field(vote, "winner")
-        if winner not in WINNERS:
-            raise ValueError(f"Unknown winner {winner!r}; expected one of {', '.join(WINNERS)}.")
+        label = _field(vote, field)
+        if label not in allowed:
+            raise ValueError(f"Unknown {field} {label!r}; expected one of {', '.join(allowed)}.")
         run_id = str(_field(vote, "run_id"))
         runs.add(run_id)
-        counts[winner] += 1
-        if winner in WIN_SCORE:
+        counts[label] += 1
+        if label in score:
             acc = per_run.setdefault(run_id, [0.0, 0])
-            acc[0] += WIN_SCORE[winner]
+            acc[0] += score[label]
             acc[1] += 1
     rate, low, high = _bootstrap(
         [(s, int(c)) for s, c in per_run.values()], n_boot=n_boot, seed=seed, confidence=confidence
@@ -178,13 +186,25 @@ def win_rate(votes: Sequence[Any], *, n_boot: int = 2000, seed: int = 0, confide
     return WinRate(
         n_runs=len(runs),
         n_votes=sum(counts.values()),
-        wins=counts["fused"],
-        losses=counts["bon"],
+        wins=counts[names[0]],
+        losses=counts[names[1]],
         ties=counts["tie"],
         both_bad=counts["both_bad"],
         rate=rate,
         low=low,
         high=high,
+    )
+
+
+def win_rate(votes: Sequence[Any], *, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95) -> WinRate:
+    """Win rate of Fusion-of-N over Best-of-N with a ``confidence`` percentile-bootstrap interval over runs.
+
+    Fused win = 1, tie = 0.5, Best-of-N win = 0; "both bad" votes are excluded from the rate and counted in
+    ``both_bad``. No scored vote: rate, low and high are ``None``. One run: low == high == rate.
+    """
+    return _scored_rate(
+        votes, field="winner", allowed=WINNERS, score=WIN_SCORE, names=("fused", "bon"),
+        n_boot=n_boot, seed=seed, confidence=confidence,
     )
 
 
@@ -211,34 +231,9 @@ def position_bias(
     """How often the LEFT response (Response A) wins among decisive votes (A or B), with a bootstrap
     interval over runs. 0.5 means no position bias. ``wins`` = A chosen, ``losses`` = B chosen; ties and
     "both bad" are counted but not part of the rate."""
-    confidence = _check_confidence(confidence)
-    counts: Counter[str] = Counter()
-    per_run: dict[str, list[float]] = {}
-    runs: set[str] = set()
-    for vote in votes:
-        choice = _field(vote, "choice")
-        if choice not in CHOICES:
-            raise ValueError(f"Unknown choice {choice!r}; expected one of {', '.join(CHOICES)}.")
-        run_id = str(_field(vote, "run_id"))
-        runs.add(run_id)
-        counts[choice] += 1
-        if choice in ("A", "B"):
-            acc = per_run.setdefault(run_id, [0.0, 0])
-            acc[0] += 1.0 if choice == "A" else 0.0
-            acc[1] += 1
-    rate, low, high = _bootstrap(
-        [(s, int(c)) for s, c in per_run.values()], n_boot=n_boot, seed=seed, confidence=confidence
-    )
-    return WinRate(
-        n_runs=len(runs),
-        n_votes=sum(counts.values()),
-        wins=counts["A"],
-        losses=counts["B"],
-        ties=counts["tie"],
-        both_bad=counts["both_bad"],
-        rate=rate,
-        low=low,
-        high=high,
+    return _scored_rate(
+        votes, field="choice", allowed=CHOICES, score={"A": 1.0, "B": 0.0}, names=("A", "B"),
+        n_boot=n_boot, seed=seed, confidence=confidence,
     )
 
 

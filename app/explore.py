@@ -78,43 +78,24 @@ def method_settings(live_ok: bool) -> dict[str, Any]:
 
 def build_method(m: dict[str, Any]) -> tuple[Any, Any]:
     """The selector and fusor the sidebar asks for (wiring only; the algorithms live in fusion/)."""
-    from fusion.fusors import ExtractiveFusor, LLMFusor
-    from fusion.providers import find_api_key
-    from fusion.selectors import ConsensusSelector, JudgeSelector
+    from fusion.pipeline import make_fusor, make_selector
 
     secrets = deps.secrets()
     api_base = m.get("api_base")
-    if m["selector"] == "judge":
-        model = (m.get("judge_model") or "").strip()
-        _require_model(model, api_base, "judge")
-        selector = JudgeSelector(
-            deps.get_client(), model, api_base=api_base, api_key=find_api_key(model, api_base, secrets)
-        )
-    else:
-        selector = ConsensusSelector()
-    if m["fusor"] == "llm":
-        model = (m.get("fusor_model") or "").strip()
-        _require_model(model, api_base, "fusor")
-        fusor = LLMFusor(
-            deps.get_client(),
-            model,
-            preset=m.get("preset", "fusion"),
-            template=m.get("template"),
-            api_base=api_base,
-            api_key=find_api_key(model, api_base, secrets),
-        )
-    else:
-        fusor = ExtractiveFusor()
+    client = deps.get_client() if m["selector"] == "judge" or m["fusor"] == "llm" else None
+    selector = make_selector(
+        m["selector"], client=client, model=m.get("judge_model"), api_base=api_base, secrets=secrets
+    )
+    fusor = make_fusor(
+        m["fusor"],
+        client=client,
+        model=m.get("fusor_model"),
+        preset=m.get("preset", "fusion"),
+        template=m.get("template"),
+        api_base=api_base,
+        secrets=secrets,
+    )
     return selector, fusor
-
-
-def _require_model(model: str, api_base: str | None, role: str) -> None:
-    from fusion.errors import InputError
-    from fusion.providers import check_keys
-
-    if not model:
-        raise InputError(f"Name the {role} model in the sidebar.")
-    check_keys([ModelSpec(model, api_base=api_base)], deps.secrets())
 
 
 def is_offline_method(m: dict[str, Any]) -> bool:
@@ -124,6 +105,35 @@ def is_offline_method(m: dict[str, Any]) -> bool:
 # ------------------------------------------------------------------------------------------ running
 
 
+def stage_reporter(status: Any) -> Any:
+    """Stage events of the pipeline as the label of an ``st.status`` box."""
+
+    def on_stage(event: Any) -> None:
+        if event.message:
+            status.update(label=event.message + " ...")
+
+    return on_stage
+
+
+def fused_streamer(box: Any, caption: str | None = None) -> Any:
+    """Show the fused text in ``box`` as the fusor streams it, redrawn at most every 0.15 s (a redraw per
+    token would flood the websocket)."""
+    parts: list[str] = []
+    last = [0.0]
+
+    def on_token(delta: str) -> None:
+        parts.append(delta)
+        now = time.monotonic()
+        if now - last[0] > 0.15:
+            last[0] = now
+            with box.container():
+                if caption:
+                    st.caption(caption)
+                text_block("".join(parts))
+
+    return on_token
+
+
 def finish_run(run: Run, m: dict[str, Any]) -> Run | None:
     """Pick, fuse, attribute and save a run whose candidates are known. Errors are shown, not raised."""
     from fusion.pipeline import acomplete
@@ -131,23 +141,10 @@ def finish_run(run: Run, m: dict[str, Any]) -> Run | None:
     try:
         selector, fusor = build_method(m)
         with st.status("Choosing and fusing ...", expanded=not is_offline_method(m)) as status:
-            fused_box = st.empty()
-            streamed: list[str] = []
-            last = [0.0]
-
-            def on_stage(event: Any) -> None:
-                if event.message:
-                    status.update(label=event.message + " ...")
-
-            def on_token(delta: str) -> None:
-                streamed.append(delta)
-                now = time.monotonic()
-                if now - last[0] > 0.15:
-                    last[0] = now
-                    with fused_box.container():
-                        text_block("".join(streamed))
-
-            asyncio.run(acomplete(run, selector=selector, fusor=fusor, on_stage=on_stage, on_fused_token=on_token))
+            on_token = fused_streamer(st.empty())
+            asyncio.run(
+                acomplete(run, selector=selector, fusor=fusor, on_stage=stage_reporter(status), on_fused_token=on_token)
+            )
             status.update(label="Done", state="complete", expanded=False)
     except FusionError as exc:
         st.error(str(exc))
@@ -177,12 +174,10 @@ def offline_run_id(kind: str, prompt: str, texts: list[str]) -> str:
     return f"{kind[:3]}-{h.hexdigest()[:12]}"
 
 
-def supplied_run(prompt: Prompt, texts: list[str], labels: list[str] | None, source: str, m: dict[str, Any]) -> Run:
-    candidates = [
-        Candidate(index=i, text=t, model=(labels[i] if labels else "supplied"), sample_index=i)
-        for i, t in enumerate(texts)
-    ]
-    run = Run(prompt=prompt, candidates=candidates, source=source)
+def supplied_run(prompt: Prompt, texts: list[str], source: str, m: dict[str, Any]) -> Run:
+    from fusion.pipeline import supplied_candidates
+
+    run = Run(prompt=prompt, candidates=supplied_candidates(texts), source=source)
     if is_offline_method(m):
         run.id = offline_run_id(source, prompt.text, texts)
     return run
@@ -197,7 +192,7 @@ def show_result(run: Run) -> None:
 
 
 def scenario_mode(m: dict[str, Any]) -> None:
-    from fusion.scenarios import load_scenarios
+    from fusion.scenarios import load_scenarios, scenario_to_run
 
     scenarios = load_scenarios()
     st.caption(
@@ -229,8 +224,10 @@ def scenario_mode(m: dict[str, Any]) -> None:
     run_key = (chosen, repr(sorted(m.items())))
     current: Run | None = st.session_state.get(RUN_KEY)
     if st.session_state.get("explore_run_key") != run_key or current is None:
-        run = supplied_run(Prompt(s.prompt, system=s.system), texts, list(s.candidate_labels), f"scenario:{s.id}", m)
+        run = scenario_to_run(s)
         run.tags = [s.category, s.language, "scenario"]
+        if is_offline_method(m):
+            run.id = offline_run_id(run.source, s.prompt, texts)
         st.session_state[RUN_KEY] = finish_run(run, m)
         st.session_state["explore_run_key"] = run_key
     if st.session_state.get(RUN_KEY) is not None:
@@ -258,7 +255,7 @@ def own_mode(m: dict[str, Any]) -> None:
             except InputError as exc:
                 st.error(str(exc))
             else:
-                run = supplied_run(Prompt(prompt), kept, None, "supplied", m)
+                run = supplied_run(Prompt(prompt), kept, "supplied", m)
                 st.session_state[RUN_KEY] = finish_run(run, m)
                 st.session_state["explore_run_key"] = ("own", run.id)
     with upload:
@@ -291,7 +288,7 @@ def own_mode(m: dict[str, Any]) -> None:
             )
             if st.button("Fuse this record", type="primary", key="own_upload_go"):
                 rec = records[pick]
-                run = supplied_run(Prompt(rec.prompt), rec.candidates, None, "upload", m)
+                run = supplied_run(Prompt(rec.prompt), rec.candidates, "upload", m)
                 run.tags = list(rec.tags)
                 st.session_state[RUN_KEY] = finish_run(run, m)
                 st.session_state["explore_run_key"] = ("upload", run.id)
@@ -384,46 +381,35 @@ def generate_live(
     for row in range(0, n, per_row):
         cols = st.columns(per_row)
         placeholders += [cols[i].empty() for i in range(min(per_row, n - row))]
-    labels: list[Candidate] = []
+    waiting: list[Candidate] = []  # blank cards, one per sample, in pool order
     idx = 0
     for spec in pool:
         for k in range(spec.samples):
-            labels.append(Candidate(index=idx, text="", model=spec.model, sample_index=k))
+            waiting.append(Candidate(index=idx, text="", model=spec.model, sample_index=k))
             idx += 1
     texts = {i: "" for i in range(n)}
     last_draw = {i: 0.0 for i in range(n)}
-    for c in labels:
+    for c in waiting:
         render_candidate_card(placeholders[c.index], c, status="waiting")
 
     def on_event(event: Any) -> None:
         i = event.index
         if event.kind == "start":
-            render_candidate_card(placeholders[i], labels[i], status="streaming", text="")
+            render_candidate_card(placeholders[i], waiting[i], status="streaming", text="")
         elif event.kind == "token":
             texts[i] += event.delta
             now = time.monotonic()
             if now - last_draw[i] > 0.2:  # a redraw per token would flood the websocket
                 last_draw[i] = now
-                render_candidate_card(placeholders[i], labels[i], status="streaming", text=texts[i])
+                render_candidate_card(placeholders[i], waiting[i], status="streaming", text=texts[i])
         elif event.kind == "done" and event.candidate is not None:
             c = event.candidate
             status = "failed" if c.error else ("cached" if c.cached else "done")
             render_candidate_card(placeholders[i], c, status=status)
 
-    fused_box = st.empty()
-    fused_parts: list[str] = []
-
-    def on_fused(delta: str) -> None:
-        fused_parts.append(delta)
-        with fused_box.container():
-            st.caption("Fusing ...")
-            text_block("".join(fused_parts))
-
+    on_fused = fused_streamer(st.empty(), caption="Fusing ...")
     with st.status(f"Sampling {n} candidates ...", expanded=False) as status:
-        def on_stage(event: Any) -> None:
-            if event.message:
-                status.update(label=event.message + " ...")
-
+        on_stage = stage_reporter(status)
         try:
             run = asyncio.run(
                 arun_live(

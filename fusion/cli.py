@@ -92,39 +92,37 @@ def make_cache(enabled: bool) -> Any:
 
 
 def build_selector(name: str, *, judge_model: str | None, api_base: str | None, client_factory: Any, args: Any) -> Any:
-    from fusion.selectors import ConsensusSelector, JudgeSelector
+    from fusion.pipeline import make_selector
 
-    if name == "consensus":
-        return ConsensusSelector()
-    if not judge_model:
+    if name == "judge" and not judge_model:
         raise InputError("--selector judge needs a judge model: pass --judge-model (or --model).")
-    _check_keys([ModelSpec(judge_model, api_base=api_base)])
-    return JudgeSelector(
-        client_factory(), judge_model, api_base=api_base, timeout=args.timeout, num_retries=args.retries
+    return make_selector(
+        name,
+        client=client_factory() if name == "judge" else None,
+        model=judge_model,
+        api_base=api_base,
+        timeout=args.timeout,
+        num_retries=args.retries,
     )
 
 
 def build_fusor(
     name: str, *, fusor_model: str | None, api_base: str | None, client_factory: Any, args: Any
 ) -> Any:
-    from fusion.fusors import PRESETS, ExtractiveFusor, LLMFusor
+    from fusion.pipeline import make_fusor
 
-    if name == "extractive":
-        return ExtractiveFusor()
-    if not fusor_model:
+    if name == "llm" and not fusor_model:
         raise InputError("--fusor llm needs a fusor model: pass --fusor-model (or --model).")
     template = None
-    if getattr(args, "template_file", None):
+    if name == "llm" and getattr(args, "template_file", None):
         try:
             template = Path(args.template_file).read_text(encoding="utf-8")
         except OSError as exc:
             raise CliError(f"Cannot read the template file: {exc.strerror}: {args.template_file}") from exc
-    if args.preset not in PRESETS:
-        raise InputError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}.")
-    _check_keys([ModelSpec(fusor_model, api_base=api_base)])
-    return LLMFusor(
-        client_factory(),
-        fusor_model,
+    return make_fusor(
+        name,
+        client=client_factory() if name == "llm" else None,
+        model=fusor_model,
         preset=args.preset,
         template=template,
         seed=args.shuffle_seed,
@@ -236,12 +234,11 @@ def format_run(run: Any) -> str:
 
 def fuse_record(obj: dict[str, Any], lineno: int, *, selector: Any, fusor: Any) -> dict[str, Any]:
     """One ``fuse`` input object to its output object. Raises InputError on a malformed object."""
-    from fusion.pipeline import acomplete
-    from fusion.types import Candidate, Run
+    from fusion.pipeline import acomplete, supplied_candidates
+    from fusion.types import Run
 
     rec = parse_fuse_record(obj, lineno)
-    prompt, texts = rec.prompt, rec.candidates
-    run = Run(prompt=Prompt(prompt), candidates=[Candidate(index=i, text=t) for i, t in enumerate(texts)])
+    run = Run(prompt=Prompt(rec.prompt), candidates=supplied_candidates(rec.candidates))
     asyncio.run(acomplete(run, selector=selector, fusor=fusor))
     out: dict[str, Any] = {"id": rec.id}
     out["bon"] = (

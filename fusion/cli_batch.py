@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 from typing import Any
 
 from fusion.cli import (
@@ -119,9 +118,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         selector_name = f"judge:{judge_model}" if selector_kind == "judge" else "consensus"
         fusor_name = f"llm:{fusor_model}" if fusor_kind == "llm" else "extractive"
 
-    template = None
-    if fusor_name != "extractive" and args.template_file:
-        template = Path(args.template_file).read_text(encoding="utf-8")
+    # The fusor already read (and checked) the template file; it is part of the run's identity.
+    template = fusor.template if getattr(fusor, "template_label", None) == "custom" else None
     settings = BatchSettings(
         selector=selector_name,
         fusor=fusor_name,

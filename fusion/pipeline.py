@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from fusion.attribution import attribute
 from fusion.client import ModelClient, ResponseCache, TokenCallback, maybe_await
@@ -137,16 +137,92 @@ def run_supplied(
         prompt = Prompt(prompt)
     check_prompt(prompt.text)
     texts = check_candidate_texts(texts)
-    candidates = [
-        Candidate(index=i, text=t, model=(labels[i] if labels and i < len(labels) else "supplied"), sample_index=i)
-        for i, t in enumerate(texts)
-    ]
-    run = Run(prompt=prompt, candidates=candidates, tags=list(tags), source=source)
+    run = Run(prompt=prompt, candidates=supplied_candidates(texts, labels), tags=list(tags), source=source)
     if run_id:
         run.id = run_id
     return asyncio.run(
         acomplete(run, selector=selector or ConsensusSelector(), fusor=fusor or ExtractiveFusor())
     )
+
+
+def supplied_candidates(texts: Sequence[str], labels: Sequence[str] | None = None) -> list[Candidate]:
+    """Candidates someone already has, in order; ``labels`` (when given) name where each came from."""
+    return [
+        Candidate(index=i, text=t, model=(labels[i] if labels and i < len(labels) else "supplied"), sample_index=i)
+        for i, t in enumerate(texts)
+    ]
+
+
+def make_selector(
+    name: str,
+    *,
+    client: ModelClient | None = None,
+    model: str | None = None,
+    api_base: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+    timeout: float = 120.0,
+    num_retries: int = 2,
+) -> Selector:
+    """The selector called ``name`` ("consensus" or "judge"). A judge needs a model, and a key for it
+    (from the environment or ``secrets``) unless it runs on a local server."""
+    from fusion.errors import InputError
+    from fusion.selectors import JudgeSelector
+
+    if name == "consensus":
+        return ConsensusSelector()
+    if name != "judge":
+        raise InputError(f"Unknown selector {name!r}; choose consensus or judge.")
+    model = (model or "").strip()
+    if not model:
+        raise InputError("The judge selector needs a judge model.")
+    api_key = _key_for(model, api_base, secrets)
+    if client is None:
+        raise InputError("The judge selector needs a model client.")
+    return JudgeSelector(client, model, api_base=api_base, api_key=api_key, timeout=timeout, num_retries=num_retries)
+
+
+def make_fusor(
+    name: str,
+    *,
+    client: ModelClient | None = None,
+    model: str | None = None,
+    preset: str = "fusion",
+    template: str | None = None,
+    seed: int | None = None,
+    api_base: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+    timeout: float = 180.0,
+    num_retries: int = 2,
+) -> Fusor:
+    """The fusor called ``name`` ("extractive" or "llm"). The LLM fusor needs a model, a known preset or a
+    valid template, and a key (from the environment or ``secrets``) unless it runs on a local server."""
+    from fusion.errors import InputError
+    from fusion.fusors import PRESETS, LLMFusor
+
+    if name == "extractive":
+        return ExtractiveFusor()
+    if name != "llm":
+        raise InputError(f"Unknown fusor {name!r}; choose llm or extractive.")
+    model = (model or "").strip()
+    if not model:
+        raise InputError("The LLM fusor needs a fusor model.")
+    if preset not in PRESETS:
+        raise InputError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    api_key = _key_for(model, api_base, secrets)
+    if client is None:
+        raise InputError("The LLM fusor needs a model client.")
+    return LLMFusor(
+        client, model, preset=preset, template=template, seed=seed, api_base=api_base, api_key=api_key,
+        timeout=timeout, num_retries=num_retries,
+    )
+
+
+def _key_for(model: str, api_base: str | None, secrets: Mapping[str, str] | None) -> str | None:
+    """Refuse early (MissingKeyError naming the variable) when a hosted model has no key."""
+    from fusion.providers import check_keys, find_api_key
+
+    check_keys([ModelSpec(model, api_base=api_base)], secrets)
+    return find_api_key(model, api_base, secrets)
 
 
 def split_pool(models: Sequence[str], n: int, api_base: str | None = None) -> list[ModelSpec]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Sequence
 
 # Limits that every entry point (CLI, app, batch) enforces through ``fusion.validate``.
 MIN_N = 1
@@ -236,6 +236,21 @@ class Attribution:
             shares=[float(x) for x in data.get("shares", [])],
             copied_fraction=float(data.get("copied_fraction", 0.0)),
         )
+
+
+SCENARIO_SOURCE_PREFIX = "scenario:"
+
+
+def model_groups(models: Sequence[str], source: str) -> list[str]:
+    """The names a run is grouped under when results are split by model.
+
+    A built-in scenario's candidates carry fictional persona names (``scenario:coach``); listing those
+    beside real models would put thirty made-up "models" in every split, so a scenario run is grouped under
+    its scenario (its ``source``, ``scenario:<id>``) instead. Other runs keep their models as they are.
+    """
+    if source.startswith(SCENARIO_SOURCE_PREFIX) and len(source) > len(SCENARIO_SOURCE_PREFIX):
+        return [source]
+    return list(dict.fromkeys(m for m in models if m))
 
 
 def new_run_id() -> str:

@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import SQLModel
 
 from fusion.errors import InputError
-from fusion.types import Run
+from fusion.types import Run, model_groups
 from storage.db import READ_ONLY, is_transient
 from storage.tables import CHOICES, SIDES  # importing tables also registers them on SQLModel.metadata
 
@@ -84,6 +84,10 @@ class RunSummary:
     n_votes: int = 0
 
     @property
+    def model_groups(self) -> list[str]:
+        return model_groups(self.models, self.source)
+
+    @property
     def has_pick(self) -> bool:
         return self.bon_index is not None
 
@@ -116,6 +120,11 @@ class VoteRecord:
     bon_method: str | None = None
     fused_method: str | None = None
     copied_fraction: float | None = None
+    blind: bool = True  # cast before the voter saw which response was which
+
+    @property
+    def model_groups(self) -> list[str]:
+        return model_groups(self.models, self.source)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,8 +1,13 @@
 """Annotate: saved runs this annotator has not voted on, one at a time, as the same blind A/B vote as on
-Explore; Skip, progress, an optional ranking of the individual candidates after the vote.
+Explore; Skip, Undo, progress, an optional ranking of the individual candidates after the vote.
 
 Several annotators may work on one database at once: storage keeps one vote per (run, annotator), and the
-queue is re-read from the database on every rerun, so a run this annotator voted on never comes back.
+queue is re-read from the database on every rerun, so a run this annotator voted on never comes back. Runs
+whose fused answer is the Best-of-N pick word for word are known to be unvotable when they are saved, so
+the queue's total is right from the start and does not shrink as they come up.
+
+Keys: 1 to 4 vote, S skips, U undoes the last vote, N continues past the ranking step (never while a text
+field has the focus).
 """
 
 from __future__ import annotations
@@ -13,24 +18,25 @@ from typing import Any
 import streamlit as st
 
 from app import deps
-from app.run_view import WINNER_TEXT, show_candidates, show_vote, text_block
+from app.run_view import ANNOTATOR, WINNER_TEXT, mark_seen, show_blind_vote, show_candidates, text_block
+from components.text import md_escape, md_list
 from components.vote_panel import reveal_text
 from fusion.types import Run
 
 KEY = "annotate"
-NAME_KEY = "annotate_name"  # the widget; "annotator" is the session-wide name Explore shares
-TAG_KEY = "annotate_tag"
-RANK_ON_KEY = "annotate_rank_on"
+NAME_KEY = "annotate_name"  # the widget; ANNOTATOR is the session-wide name Explore shares
+TAG_KEY = "keep.annotate_tag"
+RANK_ON_KEY = "keep.annotate_rank_on"
 SKIPPED = "annotate_skipped"  # run ids skipped in this session, in the order they were skipped
-IDENTICAL = "annotate_identical"  # run ids whose two texts turned out identical (nothing to vote on)
 CURRENT = "annotate_current"  # the run on screen, kept across reruns so a click lands on the run it was for
 PENDING_RANK = "annotate_pending_rank"  # the vote just cast, waiting for an optional ranking
-LAST = "annotate_last"  # what to say about the previous vote once the next run is on screen
+LAST = "annotate_last"  # the previous vote: what to say about it, and what Undo removes
+NOTICE = "annotate_notice"
 ALL_TAGS = "All runs"
 
 
 def _sync_name() -> None:
-    st.session_state["annotator"] = (st.session_state.get(NAME_KEY) or "").strip()
+    st.session_state[ANNOTATOR] = (st.session_state.get(NAME_KEY) or "").strip()
     _reset_queue_position()
     st.session_state[SKIPPED] = []  # skips were this annotator's; the next one starts afresh
 
@@ -48,32 +54,23 @@ def _session_list(name: str) -> list[str]:
 
 def _ordered_queue(queue: list[str]) -> list[str]:
     """Unskipped runs first (oldest first, as storage orders them), then the skipped ones in skip order."""
-    skipped = [r for r in _session_list(SKIPPED) if r in set(queue)]
+    queued = set(queue)
+    skipped = [r for r in _session_list(SKIPPED) if r in queued]
     skipped_set = set(skipped)
     return [r for r in queue if r not in skipped_set] + skipped
 
 
 def _next_run(engine: Any, queue: list[str]) -> Run | None:
-    """The run to show: the current one while it is still to do, else the first votable run in the queue.
+    """The run to show: the current one while it is still to do, else the first one in the queue."""
+    from storage.queries import load_run
 
-    Runs whose Best-of-N pick and fused text are identical are set aside here (and counted), because
-    there is nothing to choose between them.
-    """
-    from storage.queries import is_identical, load_run
-
-    identical = _session_list(IDENTICAL)
     current = st.session_state.get(CURRENT)
     order = _ordered_queue(queue)
-    if current in queue and current not in identical:
+    if current in queue:
         order = [current] + [r for r in order if r != current]
     for run_id in order:
-        if run_id in identical:
-            continue
         run = load_run(engine, run_id)
         if run is None:  # deleted by someone else between the two reads
-            continue
-        if is_identical(run):
-            identical.append(run_id)
             continue
         st.session_state[CURRENT] = run_id
         return run
@@ -81,21 +78,14 @@ def _next_run(engine: Any, queue: list[str]) -> Run | None:
     return None
 
 
-def _empty_queue(total: int, tag: str | None) -> None:
-    where = f" tagged **{tag}**" if tag else ""
-    if total == 0:
-        st.info(
-            f"There are no saved runs{where} to annotate yet. Runs appear here once they are saved with a "
-            "Best-of-N pick and a fused answer."
-        )
-    else:
-        st.success(f"Nothing left to annotate{where}: you have voted on every run there is. Thank you!")
+def _how_to_make_runs() -> None:
     st.markdown(
-        "Make more runs on the Explore page, or many at once from the command line: "
-        "`python -m fusion batch prompts.jsonl --output runs.jsonl`."
+        "Make runs on the **Explore** page (a built-in scenario works offline), or many at once from the "
+        "command line: `python -m fusion batch prompts.jsonl --output runs.jsonl` "
+        "(add `--offline` for lines that already carry their candidates)."
     )
     try:
-        st.page_link("explore.py", label="Open Explore", icon=":material/science:")
+        st.page_link("explore.py", label="Open Explore", icon="🔬")
     except Exception:  # noqa: BLE001 - the link needs st.navigation; the page still works without it
         pass
 
@@ -103,6 +93,7 @@ def _empty_queue(total: int, tag: str | None) -> None:
 def _on_voted(vote: Any) -> None:
     # The reveal is shown above the next run; with ranking on, the ranking step comes first.
     message = f"Saved: {WINNER_TEXT.get(vote.winner, vote.winner)}. {reveal_text(vote.a_is, vote.choice)}"
+    last = {"run_id": vote.run_id, "annotator": vote.annotator, "message": message}
     if st.session_state.get(RANK_ON_KEY):
         st.session_state[PENDING_RANK] = {
             "run_id": vote.run_id,
@@ -110,10 +101,42 @@ def _on_voted(vote: Any) -> None:
             "choice": vote.choice,
             "a_is": vote.a_is,
             "comment": vote.comment,
+            "blind": getattr(vote, "blind", True),
             "message": message,
         }
-    else:
-        st.session_state[LAST] = message
+    st.session_state[LAST] = last
+    st.session_state.pop(CURRENT, None)
+
+
+def _undo() -> None:
+    from storage.queries import delete_vote
+
+    last = st.session_state.pop(LAST, None)
+    if not last:
+        return
+    try:
+        removed = delete_vote(deps.get_engine(), last["run_id"], last["annotator"])
+    except Exception as exc:  # noqa: BLE001 - say so, keep the vote
+        st.session_state[LAST] = last
+        st.session_state[NOTICE] = ("error", f"The vote could not be removed: {type(exc).__name__}.")
+        return
+    st.session_state.pop(PENDING_RANK, None)
+    mark_seen(last["run_id"])  # its reveal was shown: a new vote on it cannot be blind
+    st.session_state[CURRENT] = last["run_id"]
+    st.session_state[NOTICE] = (
+        "info",
+        "Your last vote was removed and its run is back on screen. You have seen which response was which, "
+        "so a new vote on it is stored as not blind."
+        if removed
+        else "That vote was already gone.",
+    )
+
+
+def _skip(run_id: str) -> None:
+    skipped_list = _session_list(SKIPPED)
+    if run_id in skipped_list:
+        skipped_list.remove(run_id)
+    skipped_list.append(run_id)
     st.session_state.pop(CURRENT, None)
 
 
@@ -122,7 +145,7 @@ def _ranking_step(engine: Any, pending: dict[str, Any]) -> None:
     from storage.queries import load_run, record_vote
 
     run = load_run(engine, pending["run_id"])
-    st.success(pending["message"], icon=":material/check_circle:")
+    st.success(pending["message"])
     if run is None:
         st.session_state.pop(PENDING_RANK, None)
         st.rerun()
@@ -140,7 +163,7 @@ def _ranking_step(engine: Any, pending: dict[str, Any]) -> None:
         )
         cols = st.columns(2)
         save = cols[0].form_submit_button("Save ranking and continue", type="primary", key=f"{KEY}_rank_save")
-        skip = cols[1].form_submit_button("Continue without ranking", key=f"{KEY}_rank_skip")
+        skip = cols[1].form_submit_button("Continue without ranking", key=f"{KEY}_rank_skip", shortcut="N")
     if save and order:
         try:
             record_vote(
@@ -152,11 +175,12 @@ def _ranking_step(engine: Any, pending: dict[str, Any]) -> None:
                 comment=pending["comment"],
                 ranking=[int(i) for i in order],
                 client_token=uuid.uuid4().hex,
+                blind=pending.get("blind", True),
             )
         except Exception as exc:  # noqa: BLE001 - say what went wrong, keep the step open
-            st.error(f"The ranking was not saved: {exc}")
+            st.error(f"The ranking was not saved: {md_escape(exc)}")
             return
-        st.session_state[LAST] = "Ranking saved: " + ", ".join(f"Candidate {i + 1}" for i in order) + "."
+        st.session_state[NOTICE] = ("success", "Ranking saved: " + ", ".join(f"Candidate {i + 1}" for i in order) + ".")
     elif save:
         st.warning("Pick at least one candidate, or continue without ranking.")
         return
@@ -165,21 +189,36 @@ def _ranking_step(engine: Any, pending: dict[str, Any]) -> None:
         st.rerun()
 
 
+def _show_last() -> None:
+    notice = st.session_state.pop(NOTICE, None)
+    if notice:
+        kind, text = notice
+        {"success": st.success, "error": st.error}.get(kind, st.info)(text)
+    last = st.session_state.get(LAST)
+    if last and last.get("annotator") == (st.session_state.get(ANNOTATOR) or "").strip():
+        cols = st.columns([5, 1], vertical_alignment="center")
+        cols[0].success(last["message"])
+        cols[1].button("Undo my last vote", key=f"{KEY}_undo", on_click=_undo, shortcut="U", width="stretch")
+
+
 def page() -> None:
-    from storage.queries import all_tags, annotation_queue, queue_progress
+    from storage.queries import all_tags, annotation_queue, queue_counts
 
     engine = deps.get_engine()
     st.title("Annotate")
     st.caption(
         "Saved runs you have not voted on, one at a time. Response A and Response B are the Best-of-N pick and "
-        "the Fusion-of-N answer in a random order; which is which is revealed after your vote."
+        "the Fusion-of-N answer in a random order; which is which is revealed after your vote. Keys: 1-4 vote, "
+        "S skips, U undoes your last vote."
     )
 
     # Seed the widget from the session-wide name every run: Explore may have changed it.
-    st.session_state[NAME_KEY] = st.session_state.get("annotator", "")
+    st.session_state[NAME_KEY] = st.session_state.get(ANNOTATOR, "")
     top = st.columns([2, 2, 1])
     top[0].text_input("Annotating as (your name)", key=NAME_KEY, on_change=_sync_name, max_chars=80)
     tags = all_tags(engine)
+    if st.session_state.get(TAG_KEY) not in (None, ALL_TAGS, *tags):
+        st.session_state[TAG_KEY] = ALL_TAGS  # the tag it named is gone (its runs were deleted)
     tag_choice = top[1].selectbox(
         "Tag",
         [ALL_TAGS, *tags],
@@ -193,7 +232,7 @@ def page() -> None:
         key=RANK_ON_KEY,
         help="After each vote, optionally order the individual candidates from best to worst.",
     )
-    annotator = (st.session_state.get("annotator") or "").strip()
+    annotator = (st.session_state.get(ANNOTATOR) or "").strip()
     if not annotator:
         st.info("Type your name to start. Each annotator has their own queue and votes once per run.")
         return
@@ -203,53 +242,56 @@ def page() -> None:
         _ranking_step(engine, pending)
         return
 
-    done, total = queue_progress(engine, annotator, tag)
+    counts = queue_counts(engine, annotator, tag)
+    where = f" tagged {md_escape(tag)}" if tag else ""
+    if counts.total == 0:
+        _show_last()
+        if counts.identical:
+            st.info(
+                f"There is nothing to vote on{where} yet: the {counts.identical} saved run(s) all have a fused "
+                "answer that is the Best-of-N pick word for word."
+            )
+        else:
+            st.info(f"There are no saved runs{where} to annotate yet.")
+        _how_to_make_runs()
+        return
+
+    st.progress(counts.done / counts.total, text=f"{counts.done} of {counts.total} done")
+    if counts.identical:
+        st.caption(
+            f"{counts.identical} run(s){where} are not in the queue: their fused answer is the Best-of-N pick "
+            "word for word, so there is nothing to choose between."
+        )
+    _show_last()
     queue = annotation_queue(engine, annotator, tag=tag, limit=None)
     run = _next_run(engine, queue)
-    identical = set(_session_list(IDENTICAL))
-    n_identical = sum(1 for r in queue if r in identical)
-    to_do = max(total - n_identical, 0)
-    st.progress(done / to_do if to_do else 1.0, text=f"{done} of {to_do} done")
-    if n_identical:
-        st.caption(
-            f"{n_identical} run(s) left out: the fused answer is the Best-of-N pick verbatim, so there is "
-            "nothing to choose between them."
-        )
-    last = st.session_state.pop(LAST, None)
-    if last:
-        st.success(last, icon=":material/check_circle:")
     if run is None:
-        _empty_queue(total, tag)
+        st.success(f"Nothing left to annotate{where}: you have voted on every run there is. Thank you!")
+        _how_to_make_runs()
         return
 
     skipped = [r for r in _session_list(SKIPPED) if r in set(queue)]
-    remaining = len([r for r in queue if r not in identical])
-    st.caption(
-        f"Run `{run.id}` · {remaining} left in your queue"
-        + (f" ({len(skipped)} skipped for later)" if skipped else "")
-        + (f" · tags: {', '.join(run.tags)}" if run.tags else "")
-    )
+    caption = f"Run {md_escape(run.id)} · {len(queue)} left in your queue"
+    if skipped:
+        caption += f" \\({len(skipped)} skipped for later\\)"
+    if run.tags:
+        caption += " · tags: " + md_list(run.tags)
+    st.caption(caption)
     st.subheader("Prompt")
     if run.prompt.system:
         with st.expander("System message"):
             text_block(run.prompt.system)
     text_block(run.prompt.text)
     st.subheader("Which response is better?")
-    saved = show_vote(run, engine=engine, key=KEY, on_saved=_on_voted, ask_name=False)
-    if saved:
-        st.rerun()
-    if st.button(
+    show_blind_vote(run, key=KEY, ask_name=False, on_saved=_on_voted, offer_reveal=False)
+    st.button(
         "Skip for now",
         key=f"{KEY}_skip",
-        icon=":material/skip_next:",
         help="Move on without voting; skipped runs come back after the rest of the queue.",
-    ):
-        skipped_list = _session_list(SKIPPED)
-        if run.id in skipped_list:
-            skipped_list.remove(run.id)
-        skipped_list.append(run.id)
-        st.session_state.pop(CURRENT, None)
-        st.rerun()
+        on_click=_skip,
+        args=(run.id,),
+        shortcut="S",
+    )
 
 
 page()

@@ -57,5 +57,12 @@ def has_live_key() -> bool:
     return has_any_provider_key(secrets())
 
 
+def provider_key_names() -> list[str]:
+    """Titles of the providers whose key is set (never the keys themselves), e.g. ["OpenAI"]."""
+    from fusion.providers import providers_with_keys
+
+    return providers_with_keys(secrets())
+
+
 def default_api_base() -> str:
     return os.environ.get("FUSION_API_BASE") or str(fusion_defaults().get("api_base") or "")

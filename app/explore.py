@@ -1,113 +1,279 @@
 """Explore: a prompt and its candidates (a built-in scenario, your own, or generated live) taken through
-Best-of-N and Fusion-of-N, with the fused text attributed span by span, and a blind vote."""
+Best-of-N and Fusion-of-N, with the fused text attributed span by span, and a blind vote.
+
+What is on screen is named by the URL, so a reload, a shared link or a trip to another page and back
+reopens it: ``?scenario=<id>`` for a built-in scenario under the offline method (its run is deterministic),
+``?run=<id>`` for any saved run. Each way of bringing candidates (mode) remembers its own last view.
+The method (selector, fusor, their models and the server URL) is one sidebar setting that every mode uses.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from typing import Any
 
 import streamlit as st
 
 from app import deps
-from app.run_view import show_run, text_block
+from app.run_view import mark_seen, show_run, text_block
 from components.candidate_cards import render_candidate_card
-from fusion.errors import FusionError, NotEnoughCandidates
-from fusion.jsonl import parse_fuse_text
+from components.text import md_escape
+from fusion.errors import FusionError, InputError, NotEnoughCandidates
+from fusion.pipeline import MethodConfig
 from fusion.types import Candidate, ModelSpec, Prompt, Run, SamplingSettings
 
+log = logging.getLogger("fusion.app")
+
 APP_MAX_N = 16
-RUN_KEY = "explore_run"
 MODES = ["Scenario gallery", "Your own candidates", "Generate live"]
+MODE_KEY = "keep.explore_mode"
+VIEWS = "explore_views"  # mode -> {"scenario": id} or {"run": id}: the last view of each mode
+SHOWN = "explore_shown"  # (view as a tuple, Run): the run on screen, so a rerun does not reload or recompute
+SHOWN_SIG = "explore_shown_sig"  # the method signature the gallery run on screen was made with
+FAILED = "explore_failed"  # (what was attempted, message): a failure shown until something changes
+PICK_KEY = "explore_scenario_pick"
+DEFAULT_MODEL = "openai/gpt-4o-mini"
 
 
 # ------------------------------------------------------------------------------------------ settings
 
 
-def method_settings(live_ok: bool) -> dict[str, Any]:
-    """Sidebar: how Best-of-N picks and how the fusion is written. Offline choices need no model."""
+def _init(key: str, value: Any) -> None:
+    """Give a widget its first value through session state (never through ``value=``, so the kept value
+    wins on the way back from another page and Streamlit does not warn about two sources)."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def method_settings() -> MethodConfig:
+    """Sidebar: where models run and how Best-of-N picks and the fusion is written. Every mode uses it."""
     from fusion.fusors import PRESETS
 
     defaults = deps.fusion_defaults()
     sb = st.sidebar
+    sb.header("Models")
+    _init("keep.api_base", deps.default_api_base())
+    sb.text_input(
+        "OpenAI-compatible server URL (optional)",
+        key="keep.api_base",
+        placeholder="http://localhost:11434/v1",
+        help="Ollama, vLLM, LM Studio or any OpenAI-compatible server. Used by the judge, the fusor and live "
+        "generation; model names are then `openai/<name>`.",
+    )
+    keys = deps.provider_key_names()
+    sb.caption(
+        ("Provider keys found: " + md_escape(", ".join(keys)) + ".")
+        if keys
+        else "No provider key found (set one in the environment or .streamlit/secrets.toml)."
+    )
     sb.header("Method")
+    _init("keep.m_selector", "consensus")
     selector = sb.radio(
         "Best-of-N selector",
         ["consensus", "judge"],
         format_func=lambda v: {"consensus": "Consensus (offline, MBR with chrF)", "judge": "LLM judge (1-10)"}[v],
-        key="m_selector",
+        key="keep.m_selector",
         help="Consensus picks the candidate the others agree with most. The judge scores each candidate with a model.",
     )
+    _init("keep.m_fusor", "extractive")
     fusor = sb.radio(
         "Fusor",
         ["extractive", "llm"],
         format_func=lambda v: {"extractive": "Extractive (offline, sentence consensus)", "llm": "LLM fusor (the paper's method)"}[v],
-        key="m_fusor",
+        key="keep.m_fusor",
         help="The LLM fusor reads the prompt and all candidates and writes one answer. The extractive fusor "
         "stitches together the sentences several candidates agree on.",
     )
-    out: dict[str, Any] = {"selector": selector, "fusor": fusor}
-    needs_model = selector == "judge" or fusor == "llm"
-    if needs_model and not live_ok:
-        sb.warning("The LLM judge and fusor need a provider key or a local server URL (set it under 'Generate live').")
-    default_fusor_model = str(defaults.get("default_fusor_model") or "openai/gpt-4o-mini")
+    default_model = str(defaults.get("default_fusor_model") or DEFAULT_MODEL)
+    judge_model = fusor_model = None
+    preset, template = "fusion", None
     if selector == "judge":
-        out["judge_model"] = sb.text_input("Judge model", value=default_fusor_model, key="m_judge_model")
+        _init("keep.m_judge_model", default_model)
+        judge_model = sb.text_input("Judge model", key="keep.m_judge_model")
     if fusor == "llm":
-        out["fusor_model"] = sb.text_input("Fusor model", value=default_fusor_model, key="m_fusor_model")
+        _init("keep.m_fusor_model", default_model)
+        fusor_model = sb.text_input("Fusor model", key="keep.m_fusor_model")
         with sb.expander("Fusor prompt template"):
-            preset = st.selectbox(
-                "Preset",
-                list(PRESETS),
-                format_func=lambda p: PRESETS[p].title,
-                key="m_preset",
-            )
-            st.caption(PRESETS[preset].description)
+            _init("keep.m_preset", "fusion")
+            preset = st.selectbox("Preset", list(PRESETS), format_func=lambda p: PRESETS[p].title, key="keep.m_preset")
+            st.caption(md_escape(PRESETS[preset].description))
+            _init(f"keep.m_template_{preset}", PRESETS[preset].template)
             edited = st.text_area(
-                "Template ({prompt} and {candidates} are filled in)",
-                value=PRESETS[preset].template,
-                height=260,
-                key=f"m_template_{preset}",
+                "Template ({prompt} and {candidates} are filled in)", height=260, key=f"keep.m_template_{preset}"
             )
-            out["preset"] = preset
-            out["template"] = None if edited == PRESETS[preset].template else edited
-    out["api_base"] = st.session_state.get("live_api_base") or deps.default_api_base() or None
-    return out
-
-
-def build_method(m: dict[str, Any]) -> tuple[Any, Any]:
-    """The selector and fusor the sidebar asks for (wiring only; the algorithms live in fusion/)."""
-    from fusion.pipeline import make_fusor, make_selector
-
-    secrets = deps.secrets()
-    api_base = m.get("api_base")
-    client = deps.get_client() if m["selector"] == "judge" or m["fusor"] == "llm" else None
-    selector = make_selector(
-        m["selector"], client=client, model=m.get("judge_model"), api_base=api_base, secrets=secrets
+            template = None if edited == PRESETS[preset].template else edited
+    config = MethodConfig(
+        selector=selector,
+        fusor=fusor,
+        judge_model=judge_model,
+        fusor_model=fusor_model,
+        preset=preset,
+        template=template,
+        api_base=(st.session_state.get("keep.api_base") or "").strip() or None,
     )
-    fusor = make_fusor(
-        m["fusor"],
-        client=client,
-        model=m.get("fusor_model"),
-        preset=m.get("preset", "fusion"),
-        template=m.get("template"),
-        api_base=api_base,
-        secrets=secrets,
+    problem = method_problem(config)
+    if problem:
+        sb.warning(problem)
+    return config
+
+
+def method_problem(config: MethodConfig) -> str | None:
+    """Why the configured judge or fusor cannot run (a missing model or key), or None."""
+    from fusion.providers import check_keys
+
+    if config.selector == "judge" and not (config.judge_model or "").strip():
+        return "The LLM judge needs a judge model."
+    if config.fusor == "llm" and not (config.fusor_model or "").strip():
+        return "The LLM fusor needs a fusor model."
+    try:
+        check_keys([ModelSpec(m, api_base=config.api_base) for m in config.models()], deps.secrets())
+    except FusionError as exc:
+        return f"{exc} Or give an OpenAI-compatible server URL above."
+    return None
+
+
+def banner(config: MethodConfig) -> None:
+    keys = deps.provider_key_names()
+    if config.offline and not keys and not config.api_base:
+        st.info(
+            "Offline mode: consensus Best-of-N and extractive fusion, no model is called. Scenarios and your "
+            "own candidates work fully offline. To use models, set a provider key (e.g. OPENAI_API_KEY) in the "
+            "environment or .streamlit/secrets.toml, or give an OpenAI-compatible server URL in the sidebar.",
+            icon="📴",
+        )
+        return
+    where = []
+    if config.api_base:
+        where.append(f"server {config.api_base}")
+    if keys:
+        where.append("keys for " + ", ".join(keys))
+    st.caption(
+        "Method: " + md_escape(config.describe()) + "." + (" Available: " + md_escape("; ".join(where)) + "." if where else "")
     )
-    return selector, fusor
 
 
-def is_offline_method(m: dict[str, Any]) -> bool:
-    return m["selector"] == "consensus" and m["fusor"] == "extractive"
+def build(config: MethodConfig) -> tuple[Any, Any]:
+    from fusion.pipeline import build_method
+
+    client = None if config.offline else deps.get_client()
+    return build_method(config, client=client, secrets=deps.secrets())
 
 
-# ------------------------------------------------------------------------------------------ running
+# ------------------------------------------------------------------------------------------ the view
+
+
+def _views() -> dict[str, dict[str, str]]:
+    if VIEWS not in st.session_state:
+        st.session_state[VIEWS] = {}
+    return st.session_state[VIEWS]
+
+
+def _url_view() -> dict[str, str] | None:
+    qp = st.query_params
+    if qp.get("run"):
+        return {"run": str(qp.get("run"))}
+    if qp.get("scenario"):
+        return {"scenario": str(qp.get("scenario"))}
+    return None
+
+
+def set_view(mode: str, view: dict[str, str] | None) -> None:
+    """Make ``view`` the one on screen for ``mode``, and the URL say so."""
+    views = _views()
+    if view is None:
+        views.pop(mode, None)
+    else:
+        views[mode] = dict(view)
+    for name in ("run", "scenario"):
+        if view is None or name not in view:
+            st.query_params.pop(name, None)
+    if view is not None:
+        for name, value in view.items():
+            st.query_params[name] = value
+    st.session_state.pop(FAILED, None)
+
+
+def mode_of_source(source: str) -> str:
+    if source.startswith("scenario"):
+        return MODES[0]
+    if source in ("supplied", "upload"):
+        return MODES[1]
+    return MODES[2]
+
+
+def _on_mode_change() -> None:
+    mode = st.session_state.get(MODE_KEY) or MODES[0]
+    set_view(mode, _views().get(mode))
+
+
+def resolve_mode(default: str) -> str:
+    """The mode to show, and the URL and the mode's view made to agree (the URL wins: it may be a link)."""
+    url = _url_view()
+    if url is not None:
+        mode = st.session_state.get(MODE_KEY)
+        if mode is None or _views().get(mode) != url:
+            if "scenario" in url:
+                mode = MODES[0]
+            else:
+                run = _load(url["run"])
+                mode = mode_of_source(run.source) if run is not None else (mode or default)
+                if run is not None:
+                    _remember(("run", run.id), run)
+            _views()[mode] = url
+            st.session_state[MODE_KEY] = mode
+    _init(MODE_KEY, default)
+    mode = st.session_state[MODE_KEY]
+    if url is None and mode in _views():
+        set_view(mode, _views()[mode])  # back from another page: the URL names the view again
+    return mode
+
+
+def _load(run_id: str) -> Run | None:
+    from storage.queries import load_run
+
+    shown = st.session_state.get(SHOWN)
+    if shown and shown[0] == ("run", run_id):
+        return shown[1]
+    try:
+        return load_run(deps.get_engine(), run_id) if 0 < len(run_id) <= 64 else None
+    except Exception:  # noqa: BLE001 - an unreadable row is "no such run" to the reader
+        log.exception("loading run %s failed", run_id)
+        return None
+
+
+def _remember(view: tuple[str, str], run: Run) -> None:
+    st.session_state[SHOWN] = (view, run)
+
+
+def show(run: Run, *, note: str | None = None, on_try_llm: Any = None) -> None:
+    st.divider()
+    show_run(run, engine=deps.get_engine(), key="explore", note=note, on_try_llm=on_try_llm)
+
+
+def show_failure() -> None:
+    failed = st.session_state.get(FAILED)
+    if failed:
+        st.error(failed[1])
+
+
+# ------------------------------------------------------------------------------------------ computing
+
+
+def offline_run_id(kind: str, prompt: Prompt | str, texts: list[str]) -> str:
+    """Same candidates, same offline method -> same run, so votes from several people meet on one run."""
+    h = hashlib.sha256()
+    text, system = (prompt, None) if isinstance(prompt, str) else (prompt.text, prompt.system)
+    parts = [kind, text, *texts] + ([f"system:{system}"] if system else [])
+    for part in parts:
+        h.update(part.encode("utf-8"))
+        h.update(b"\x00")
+    return f"{kind[:3]}-{h.hexdigest()[:12]}"
 
 
 def stage_reporter(status: Any) -> Any:
-    """Stage events of the pipeline as the label of an ``st.status`` box."""
-
     def on_stage(event: Any) -> None:
         if event.message:
             status.update(label=event.message + " ...")
@@ -134,23 +300,45 @@ def fused_streamer(box: Any, caption: str | None = None) -> Any:
     return on_token
 
 
-def finish_run(run: Run, m: dict[str, Any]) -> Run | None:
-    """Pick, fuse, attribute and save a run whose candidates are known. Errors are shown, not raised."""
+def fused_counter(status: Any) -> Any:
+    """Report the fusor's progress as a character count in the status label, without showing the text."""
+    count = [0]
+    last = [0.0]
+
+    def on_token(delta: str) -> None:
+        count[0] += len(delta)
+        now = time.monotonic()
+        if now - last[0] > 0.3:
+            last[0] = now
+            status.update(label=f"Fusing ... {count[0]:,} characters written")
+
+    return on_token
+
+
+def finish(run: Run, config: MethodConfig, *, attempt: tuple[Any, ...], stream_fusion: bool) -> Run | None:
+    """Pick, fuse, attribute and save a run whose candidates are known. A failure is remembered under
+    ``attempt`` and shown; the previous result stays on screen."""
     from fusion.pipeline import acomplete
 
+    box = st.empty()  # progress while it works, gone once the result is on screen
     try:
-        selector, fusor = build_method(m)
-        with st.status("Choosing and fusing ...", expanded=not is_offline_method(m)) as status:
-            on_token = fused_streamer(st.empty())
-            asyncio.run(
-                acomplete(run, selector=selector, fusor=fusor, on_stage=stage_reporter(status), on_fused_token=on_token)
-            )
-            status.update(label="Done", state="complete", expanded=False)
+        selector, fusor = build(config)
+        with box.container():
+            with st.status("Choosing and fusing ...", expanded=stream_fusion) as status:
+                # A blind run must not show which text is the fusion while it is written: count, don't show.
+                on_token = fused_streamer(st.empty()) if stream_fusion else fused_counter(status)
+                asyncio.run(
+                    acomplete(
+                        run, selector=selector, fusor=fusor, on_stage=stage_reporter(status), on_fused_token=on_token
+                    )
+                )
+        box.empty()
     except FusionError as exc:
-        st.error(str(exc))
+        st.session_state[FAILED] = (attempt, str(exc))
         return None
     except Exception as exc:  # noqa: BLE001 - never a traceback on screen
-        st.error(f"Something went wrong while fusing: {type(exc).__name__}: {exc}")
+        log.exception("fusing failed")
+        st.session_state[FAILED] = (attempt, f"Something went wrong while fusing: {type(exc).__name__}: {exc}")
         return None
     save(run)
     return run
@@ -162,90 +350,155 @@ def save(run: Run) -> None:
     try:
         save_run(deps.get_engine(), run)
     except Exception as exc:  # noqa: BLE001
-        st.warning(f"The run is shown but could not be saved to the database: {exc}")
+        log.exception("saving run %s failed", run.id)
+        st.warning(f"The run is shown but could not be saved to the database: {md_escape(exc)}")
 
 
-def offline_run_id(kind: str, prompt: str, texts: list[str]) -> str:
-    """Same candidates, same offline method -> same run, so votes from several people meet on one run."""
-    h = hashlib.sha256()
-    for part in [kind, prompt, *texts]:
-        h.update(part.encode("utf-8"))
-        h.update(b"\x00")
-    return f"{kind[:3]}-{h.hexdigest()[:12]}"
+# ------------------------------------------------------------------------------------------ gallery
 
 
-def supplied_run(prompt: Prompt, texts: list[str], source: str, m: dict[str, Any]) -> Run:
-    from fusion.pipeline import supplied_candidates
-
-    run = Run(prompt=prompt, candidates=supplied_candidates(texts), source=source)
-    if is_offline_method(m):
-        run.id = offline_run_id(source, prompt.text, texts)
-    return run
+def _open_scenario(scenario_id: str) -> None:
+    set_view(MODES[0], {"scenario": scenario_id})
 
 
-def show_result(run: Run) -> None:
-    st.divider()
-    show_run(run, engine=deps.get_engine(), key="explore")
+def _on_pick() -> None:
+    picked = st.session_state.get(PICK_KEY)
+    if picked:
+        _open_scenario(picked)
 
 
-# ------------------------------------------------------------------------------------------ modes
+def _close_scenario() -> None:
+    set_view(MODES[0], None)
 
 
-def scenario_mode(m: dict[str, Any]) -> None:
-    from fusion.scenarios import load_scenarios, scenario_to_run
+def _use_llm_fusor() -> None:
+    st.session_state["keep.m_fusor"] = "llm"
+
+
+def gallery(config: MethodConfig) -> None:
+    from fusion.scenarios import load_scenarios
 
     scenarios = load_scenarios()
-    st.caption(
-        "Built-in scenarios written for this project: each has 4-6 candidates, and different candidates hold "
-        "different good parts. Pick one to see the pick, the fusion and where every span came from."
-    )
     by_id = {s.id: s for s in scenarios}
-    chosen = st.selectbox(
-        "Scenario",
-        [s.id for s in scenarios],
-        index=None,
-        placeholder="Choose a scenario ...",
-        format_func=lambda i: f"{by_id[i].title}  ({by_id[i].category}, {by_id[i].language})",
-        key="scenario_choice",
-    )
-    if chosen is None:
+    view = _views().get(MODES[0])
+    scenario_id = None
+    run: Run | None = None
+    if view and "run" in view:
+        run = _load(view["run"])
+        if run is None:
+            st.error(f"There is no saved run with the id {md_escape(view['run'][:64])}. It may have been deleted.")
+        elif run.source.startswith("scenario:"):
+            scenario_id = run.source.split(":", 1)[1]
+    elif view and "scenario" in view:
+        scenario_id = view["scenario"]
+        if scenario_id not in by_id:
+            st.error(f"There is no built-in scenario called {md_escape(scenario_id[:80])}.")
+            scenario_id = None
+
+    if scenario_id is None and run is None:
+        st.caption(
+            "Built-in scenarios written for this project: each has 4-6 candidates, and different candidates hold "
+            "different good parts. Open one to vote blind on the pick against the fusion, then see where every "
+            "span came from."
+        )
         cols = st.columns(3)
         for i, s in enumerate(scenarios):
             with cols[i % 3].container(border=True):
-                st.markdown(f"**{s.title}**")
-                st.caption(f"{s.category} · {s.language} · {len(s.candidates)} candidates")
-                if st.button("Open", key=f"open_{s.id}"):
-                    st.session_state["scenario_choice"] = s.id
-                    st.rerun()
+                st.markdown(f"**{md_escape(s.title)}**")
+                st.caption(f"{md_escape(s.category)} · {md_escape(s.language)} · {len(s.candidates)} candidates")
+                st.button("Open", key=f"open_{s.id}", on_click=_open_scenario, args=(s.id,))
         return
-    s = by_id[chosen]
-    st.info(f"What to look for: {s.note}")
-    texts = list(s.candidates)
-    run_key = (chosen, repr(sorted(m.items())))
-    current: Run | None = st.session_state.get(RUN_KEY)
-    if st.session_state.get("explore_run_key") != run_key or current is None:
-        run = scenario_to_run(s)
-        run.tags = [s.category, s.language, "scenario"]
-        if is_offline_method(m):
-            run.id = offline_run_id(run.source, s.prompt, texts)
-        st.session_state[RUN_KEY] = finish_run(run, m)
-        st.session_state["explore_run_key"] = run_key
-    if st.session_state.get(RUN_KEY) is not None:
-        show_result(st.session_state[RUN_KEY])
+
+    top = st.columns([4, 1], vertical_alignment="bottom")
+    if scenario_id in by_id:
+        st.session_state[PICK_KEY] = scenario_id
+        top[0].selectbox(
+            "Scenario",
+            [s.id for s in scenarios],
+            format_func=lambda i: f"{by_id[i].title}  ({by_id[i].category}, {by_id[i].language})",
+            key=PICK_KEY,
+            on_change=_on_pick,
+        )
+    top[1].button("All scenarios", key="explore_gallery_back", on_click=_close_scenario)
+    scenario = by_id.get(scenario_id) if scenario_id else None
+
+    view_t = next(iter(view.items())) if view else None
+    shown = st.session_state.get(SHOWN)
+    current: Run | None = shown[1] if shown and view_t and shown[0] == view_t else None
+    sig = config.signature()
+    if current is None and run is not None:
+        current = run  # a link to a saved run: shown as it was made, whatever the sidebar says now
+        _remember(view_t, run)
+        st.session_state[SHOWN_SIG] = sig
+    if scenario is not None:
+        attempt = ("scenario", scenario.id, sig)
+        failed = st.session_state.get(FAILED)
+        stale = current is None or st.session_state.get(SHOWN_SIG) != sig  # opened now, or the method changed
+        if stale and not (failed and failed[0] == attempt):  # a failed attempt is not retried on every rerun
+            made = scenario_run(scenario, config, attempt)
+            if made is not None:
+                view_now = {"scenario": scenario.id} if config.offline else {"run": made.id}
+                set_view(MODES[0], view_now)
+                _remember(next(iter(view_now.items())), made)
+                st.session_state[SHOWN_SIG] = sig
+                current = made
+    run = current
+    show_failure()
+    if st.session_state.get(FAILED) and run is not None:
+        st.caption("Below: the last result that worked.")
+        if st.button("Try again", key="explore_retry"):
+            st.session_state.pop(FAILED, None)
+            st.session_state[SHOWN_SIG] = None
+            st.rerun()
+    if run is not None:
+        show(run, note=scenario.note if scenario else None, on_try_llm=_use_llm_fusor)
 
 
-def own_mode(m: dict[str, Any]) -> None:
-    paste, upload = st.tabs(["Paste candidates", "Upload JSON Lines"])
+def scenario_run(scenario: Any, config: MethodConfig, attempt: tuple[Any, ...]) -> Run | None:
+    """The scenario's run under ``config``: loaded when the offline run is already saved (its id is
+    deterministic), otherwise computed and saved."""
+    from fusion.scenarios import scenario_to_run
+    from storage.queries import load_run
+
+    run = scenario_to_run(scenario)
+    run.tags = [scenario.category, scenario.language, "scenario"]
+    if config.offline:
+        run.id = offline_run_id(run.source, run.prompt, list(scenario.candidates))
+        try:
+            stored = load_run(deps.get_engine(), run.id)
+        except Exception:  # noqa: BLE001 - recompute instead
+            log.exception("loading scenario run %s failed", run.id)
+            stored = None
+        if stored is not None and stored.fused is not None and not stored.fused.error:
+            return stored
+    return finish(run, config, attempt=attempt, stream_fusion=False)
+
+
+# ------------------------------------------------------------------------------------------ own candidates
+
+
+def _fuse_supplied(prompt: Prompt, texts: list[str], source: str, tags: list[str], config: MethodConfig) -> None:
+    from fusion.pipeline import supplied_candidates
+
+    run = Run(prompt=prompt, candidates=supplied_candidates(texts), source=source, tags=tags)
+    if config.offline:
+        run.id = offline_run_id(source, prompt, texts)
+    made = finish(run, config, attempt=(source, run.id, config.signature()), stream_fusion=not config.offline)
+    if made is not None:
+        mark_seen(made.id)  # the person typed the candidates in: a vote on them cannot be blind
+        set_view(MODES[1], {"run": made.id})
+        _remember(("run", made.id), made)
+
+
+def own(config: MethodConfig) -> None:
+    paste, upload = st.tabs(["Paste candidates", "Upload JSON Lines"], key="explore_own_tabs")
     with paste:
-        count = st.number_input("How many candidates", min_value=2, max_value=APP_MAX_N, value=3, key="own_count")
-        with st.form("own_form"):
-            prompt = st.text_area("Prompt", key="own_prompt", height=100)
-            texts = [
-                st.text_area(f"Candidate {i + 1}", key=f"own_cand_{i}", height=140) for i in range(int(count))
-            ]
-            go = st.form_submit_button("Fuse these candidates", type="primary")
-        if go:
-            from fusion.errors import InputError
+        # No form: a form sends its text only on submit, and switching modes before that would lose it.
+        _init("keep.own_count", 3)
+        count = st.number_input("How many candidates", min_value=2, max_value=APP_MAX_N, key="keep.own_count")
+        prompt = st.text_area("Prompt", key="keep.own_prompt", height=100)
+        texts = [st.text_area(f"Candidate {i + 1}", key=f"keep.own_cand_{i}", height=140) for i in range(int(count))]
+        if st.button("Fuse these candidates", type="primary", key="explore_own_go"):
             from fusion.validate import check_candidate_texts, check_prompt
 
             try:
@@ -255,9 +508,7 @@ def own_mode(m: dict[str, Any]) -> None:
             except InputError as exc:
                 st.error(str(exc))
             else:
-                run = supplied_run(Prompt(prompt), kept, "supplied", m)
-                st.session_state[RUN_KEY] = finish_run(run, m)
-                st.session_state["explore_run_key"] = ("own", run.id)
+                _fuse_supplied(Prompt(prompt), kept, "supplied", [], config)
     with upload:
         st.caption(
             'One JSON object per line, as for `python -m fusion fuse`: `{"id": ..., "prompt": "...", '
@@ -265,94 +516,115 @@ def own_mode(m: dict[str, Any]) -> None:
         )
         file = st.file_uploader("JSON Lines file", type=["jsonl", "json", "txt"], key="own_upload")
         if file is not None:
-            raw = file.getvalue()
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                st.error("The file is not UTF-8 text. Save it as UTF-8 JSON Lines and upload it again.")
-                return
-            records, errors = parse_fuse_text(text, min_candidates=2, max_candidates=APP_MAX_N)
-            if errors:
-                shown = "\n".join(f"- {e}" for e in errors[:20])
-                more = f"\n- ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-                st.warning(f"{len(errors)} line(s) could not be used:\n{shown}{more}")
-            if not records:
-                st.error("No usable line in this file.")
-                return
-            st.success(f"{len(records)} usable record(s).")
-            pick = st.selectbox(
-                "Record",
-                range(len(records)),
-                format_func=lambda i: f"{records[i].id}: {records[i].prompt[:80]}",
-                key="own_record",
-            )
-            if st.button("Fuse this record", type="primary", key="own_upload_go"):
-                rec = records[pick]
-                run = supplied_run(Prompt(rec.prompt), rec.candidates, "upload", m)
-                run.tags = list(rec.tags)
-                st.session_state[RUN_KEY] = finish_run(run, m)
-                st.session_state["explore_run_key"] = ("upload", run.id)
-    if st.session_state.get(RUN_KEY) is not None and str(st.session_state.get("explore_run_key", ("",))[0]) in ("own", "upload"):
-        show_result(st.session_state[RUN_KEY])
+            upload_records(file, config)
+    view = _views().get(MODES[1])
+    show_failure()
+    if view and "run" in view:
+        run = _load(view["run"])
+        if run is None:
+            st.error(f"There is no saved run with the id {md_escape(view['run'][:64])}. It may have been deleted.")
+        else:
+            _remember(("run", run.id), run)
+            show(run, on_try_llm=_use_llm_fusor)
 
 
-def live_mode(m: dict[str, Any], live_ok: bool) -> None:
+def upload_records(file: Any, config: MethodConfig) -> None:
+    from fusion.jsonl import parse_fuse_text
+
+    try:
+        text = file.getvalue().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        st.error("The file is not UTF-8 text. Save it as UTF-8 JSON Lines and upload it again.")
+        return
+    records, errors = parse_fuse_text(text, min_candidates=2, max_candidates=APP_MAX_N)
+    if errors:
+        shown = "\n".join(f"- {md_escape(e)}" for e in errors[:20])
+        more = f"\n- ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        st.warning(f"{len(errors)} line(s) could not be used:\n{shown}{more}")
+    if not records:
+        st.error("No usable line in this file.")
+        return
+    st.success(f"{len(records)} usable record(s).")
+    pick = st.selectbox(
+        "Record",
+        range(len(records)),
+        format_func=lambda i: f"{records[i].id}: {' '.join(records[i].prompt.split())[:80]}",
+        key="own_record",
+    )
+    if st.button("Fuse this record", type="primary", key="own_upload_go"):
+        rec = records[pick]
+        _fuse_supplied(Prompt(rec.prompt), rec.candidates, "upload", list(rec.tags), config)
+
+
+# ------------------------------------------------------------------------------------------ live
+
+
+def live(config: MethodConfig) -> None:
     defaults = deps.fusion_defaults()
-    default_models = defaults.get("default_models") or ["openai/gpt-4o-mini"]
-    with st.form("live_form"):
-        prompt = st.text_area("Prompt", key="live_prompt", height=120)
-        c1, c2 = st.columns([3, 1])
-        models_txt = c1.text_input(
-            "Candidate models (comma-separated; several make a pool)",
-            value=", ".join(default_models),
-            key="live_models",
-            help="Any litellm model string: openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, "
-            "cohere/command-r, ollama/llama3.1, or openai/<name> with a server URL below.",
-        )
-        n = c2.number_input("N candidates", min_value=1, max_value=APP_MAX_N, value=5, key="live_n")
-        c3, c4, c5 = st.columns(3)
-        temperature = c3.slider("Temperature", 0.0, 2.0, 0.8, 0.05, key="live_temperature")
-        max_tokens = c4.number_input("Max tokens", min_value=16, max_value=32768, value=1024, key="live_max_tokens")
-        seed_txt = c5.text_input("Seed (optional)", key="live_seed")
-        with st.expander("Server, cache and retries"):
-            st.text_input(
-                "OpenAI-compatible server URL (Ollama, vLLM, LM Studio ...; optional)",
-                key="live_api_base",
-                value=deps.default_api_base(),
-            )
-            use_cache = st.checkbox("Use the response cache", value=True, key="live_cache")
-            regenerate = st.checkbox("Regenerate (ignore cached answers)", value=False, key="live_regen")
-            timeout = st.number_input("Timeout per call (s)", 5, 600, 120, key="live_timeout")
-        go = st.form_submit_button("Generate and fuse", type="primary", disabled=False)
-    if not live_ok and not st.session_state.get("live_api_base"):
+    default_models = defaults.get("default_models") or [DEFAULT_MODEL]
+    _init("keep.live_models", ", ".join(default_models))
+    _init("keep.live_n", 5)
+    _init("keep.live_temperature", 0.8)
+    _init("keep.live_max_tokens", 1024)
+    _init("keep.live_cache", True)
+    _init("keep.live_regen", False)
+    _init("keep.live_timeout", 120)
+    prompt = st.text_area("Prompt", key="keep.live_prompt", height=120)
+    c1, c2 = st.columns([3, 1])
+    models_txt = c1.text_input(
+        "Candidate models (comma-separated; several make a pool)",
+        key="keep.live_models",
+        help="Any litellm model string: openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, "
+        "cohere/command-r, ollama/llama3.1, or openai/<name> with the server URL in the sidebar.",
+    )
+    n = c2.number_input("N candidates", min_value=1, max_value=APP_MAX_N, key="keep.live_n")
+    c3, c4, c5 = st.columns(3)
+    temperature = c3.slider("Temperature", 0.0, 2.0, step=0.05, key="keep.live_temperature")
+    max_tokens = c4.number_input("Max tokens", min_value=16, max_value=32768, key="keep.live_max_tokens")
+    seed_txt = c5.text_input("Seed (optional)", key="keep.live_seed")
+    with st.expander("Cache and retries"):
+        use_cache = st.checkbox("Use the response cache", key="keep.live_cache")
+        regenerate = st.checkbox("Regenerate (ignore cached answers)", key="keep.live_regen")
+        timeout = st.number_input("Timeout per call (s)", 5, 600, key="keep.live_timeout")
+    if not deps.provider_key_names() and not config.api_base:
         st.caption(
             "No provider key found: set one (e.g. OPENAI_API_KEY) in the environment or .streamlit/secrets.toml, "
-            "or give a local server URL above."
+            "or give an OpenAI-compatible server URL in the sidebar."
         )
-    if go:
+    if st.button("Generate and fuse", type="primary", key="explore_live_go"):
+        st.session_state.pop(FAILED, None)
         run = generate_live(
-            prompt=prompt, models_txt=models_txt, n=int(n), temperature=float(temperature),
-            max_tokens=int(max_tokens), seed_txt=seed_txt, api_base=(st.session_state.get("live_api_base") or None),
-            use_cache=use_cache, regenerate=regenerate, timeout=float(timeout), m=m,
-        )
+            prompt=prompt or "", models_txt=models_txt or "", n=int(n), temperature=float(temperature),
+            max_tokens=int(max_tokens), seed_txt=seed_txt or "", use_cache=bool(use_cache),
+            regenerate=bool(regenerate), timeout=float(timeout), config=config,
+        )  # fmt: skip
         if run is not None:
-            st.session_state[RUN_KEY] = run
-            st.session_state["explore_run_key"] = ("live", run.id)
+            mark_seen(run.id)  # the person watched the candidates and the fusion arrive
+            set_view(MODES[2], {"run": run.id})
+            _remember(("run", run.id), run)
             st.rerun()
-    if st.session_state.get(RUN_KEY) is not None and st.session_state.get("explore_run_key", ("",))[0] == "live":
-        show_result(st.session_state[RUN_KEY])
+    show_failure()
+    view = _views().get(MODES[2])
+    if view and "run" in view:
+        run = _load(view["run"])
+        if run is None:
+            st.error(f"There is no saved run with the id {md_escape(view['run'][:64])}. It may have been deleted.")
+        else:
+            _remember(("run", run.id), run)
+            show(run, on_try_llm=_use_llm_fusor)
 
 
 def generate_live(
     *, prompt: str, models_txt: str, n: int, temperature: float, max_tokens: int, seed_txt: str,
-    api_base: str | None, use_cache: bool, regenerate: bool, timeout: float, m: dict[str, Any],
-) -> Run | None:
-    from fusion.errors import InputError
+    use_cache: bool, regenerate: bool, timeout: float, config: MethodConfig,
+) -> Run | None:  # fmt: skip
     from fusion.pipeline import arun_live, split_pool
     from fusion.providers import check_keys, find_api_key
     from fusion.validate import check_n, check_prompt
 
     secrets = deps.secrets()
+    api_base = config.api_base
+    attempt = ("live", prompt, models_txt, n)
     try:
         check_prompt(prompt)
         check_n(n, high=APP_MAX_N)
@@ -368,10 +640,9 @@ def generate_live(
             for s in split_pool(models, n, api_base=api_base)
         ]
         check_keys(pool, secrets)
-        m = dict(m, api_base=api_base)
-        selector, fusor = build_method(m)
+        selector, fusor = build(config)
     except FusionError as exc:
-        st.error(str(exc))
+        st.session_state[FAILED] = (attempt, str(exc))
         return None
     settings = SamplingSettings(temperature=temperature, max_tokens=max_tokens, seed=seed, timeout=timeout)
 
@@ -409,26 +680,26 @@ def generate_live(
 
     on_fused = fused_streamer(st.empty(), caption="Fusing ...")
     with st.status(f"Sampling {n} candidates ...", expanded=False) as status:
-        on_stage = stage_reporter(status)
         try:
             run = asyncio.run(
                 arun_live(
                     Prompt(prompt), pool, settings, client=deps.get_client(), selector=selector, fusor=fusor,
                     cache=deps.get_cache() if use_cache else None, regenerate=regenerate, concurrency=8,
-                    on_candidate_event=on_event, on_stage=on_stage, on_fused_token=on_fused,
+                    on_candidate_event=on_event, on_stage=stage_reporter(status), on_fused_token=on_fused,
                 )
-            )
+            )  # fmt: skip
         except NotEnoughCandidates as exc:
             status.update(label="Not enough usable candidates", state="error")
-            st.error(str(exc))
+            st.session_state[FAILED] = (attempt, str(exc))
             return None
         except FusionError as exc:
             status.update(label="Failed", state="error")
-            st.error(str(exc))
+            st.session_state[FAILED] = (attempt, str(exc))
             return None
         except Exception as exc:  # noqa: BLE001 - never a traceback on screen
+            log.exception("live run failed")
             status.update(label="Failed", state="error")
-            st.error(f"Unexpected error: {type(exc).__name__}: {exc}")
+            st.session_state[FAILED] = (attempt, f"Unexpected error: {type(exc).__name__}: {exc}")
             return None
         status.update(label="Done", state="complete")
     save(run)
@@ -437,26 +708,24 @@ def generate_live(
 
 # ------------------------------------------------------------------------------------------ page
 
-st.title("Fusion Explorer")
-st.caption(
-    "Best-of-N keeps the one candidate a scorer likes best. Fusion-of-N has a fusor read all N and write one "
-    "answer from their strong parts. See both side by side, and where every span of the fusion came from."
-)
-live_ok = deps.has_live_key() or bool(deps.default_api_base())
-if not live_ok:
-    st.info(
-        "Offline mode: no provider key found. Scenarios and your own candidates work fully offline. "
-        "To generate live, set a key such as OPENAI_API_KEY in the environment or .streamlit/secrets.toml "
-        "and reload, or use a local OpenAI-compatible server URL under 'Generate live'.",
-        icon=":material/cloud_off:",
+
+def page() -> None:
+    st.title("Fusion Explorer")
+    st.caption(
+        "Best-of-N keeps the one candidate a scorer likes best. Fusion-of-N has a fusor read all N and write one "
+        "answer from their strong parts. Compare them blind, then see where every span of the fusion came from."
     )
-method = method_settings(live_ok)
-mode = st.segmented_control(
-    "Candidates from", MODES, default=MODES[2] if live_ok else MODES[0], key="explore_mode", required=True
-)
-if mode == MODES[0]:
-    scenario_mode(method)
-elif mode == MODES[1]:
-    own_mode(method)
-else:
-    live_mode(method, live_ok)
+    config = method_settings()
+    banner(config)
+    live_ready = bool(deps.provider_key_names() or config.api_base)
+    mode = resolve_mode(MODES[2] if live_ready else MODES[0])
+    st.segmented_control("Candidates from", MODES, key=MODE_KEY, required=True, on_change=_on_mode_change)
+    if mode == MODES[0]:
+        gallery(config)
+    elif mode == MODES[1]:
+        own(config)
+    else:
+        live(config)
+
+
+page()

@@ -16,6 +16,7 @@ import streamlit as st
 
 from app import deps
 from app.run_view import show_run
+from components.text import md_escape, md_list
 
 KEY = "history"
 PAGE_SIZE = 20
@@ -24,7 +25,6 @@ SOURCES = [ANY, "live", "batch", "scenario", "supplied", "upload"]
 CONFIRM = "history_confirm_delete"
 NOTICE = "history_notice"
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.:\-]")
-FILTER_KEYS = ("text", "model", "n", "tag", "source", "dates", "page")
 MAX_ID_CHARS = 64  # storage refuses longer ids, so a longer one cannot name a run
 
 
@@ -82,32 +82,22 @@ def _day_bounds(value: Any) -> tuple[float | None, float | None]:
 # ------------------------------------------------------------------------------------------ one run
 
 
-def _keep_filters() -> None:
-    """Streamlit forgets the state of widgets a run does not draw; re-assigning it makes it plain session
-    state, so the search and filters are still set on the way back from a run to the list."""
-    for name in FILTER_KEYS:
-        key = f"{KEY}_{name}"
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
-
-
 def show_one(engine: Any, raw_id: str) -> None:
     from components.report import run_report_html
     from storage.queries import delete_run, load_run, votes_for_run
 
-    _keep_filters()
     run = load_run(engine, raw_id) if 0 < len(raw_id) <= MAX_ID_CHARS else None
-    st.button("Back to all runs", key=f"{KEY}_back", icon=":material/arrow_back:", on_click=_close)
+    st.button("Back to all runs", key=f"{KEY}_back", on_click=_close)
     if run is None:
         st.error(
             f"There is no run with the id `{shown_id(raw_id)}`. It may have been deleted, or the link was cut "
             "short when it was copied."
         )
         return
-    st.title("Run " + run.id)
-    meta = [when(run.created_at), f"source {run.source}", f"N = {len(run.candidates)}"]
+    st.title("Run " + md_escape(run.id))
+    meta = [when(run.created_at), f"source {md_escape(run.source)}", f"N = {len(run.candidates)}"]
     if run.tags:
-        meta.append("tags: " + ", ".join(run.tags))
+        meta.append("tags: " + md_list(run.tags))
     st.caption(" · ".join(meta))
 
     st.markdown("**Permalink** (reopens exactly this view, for sharing)")
@@ -121,24 +111,23 @@ def show_one(engine: Any, raw_id: str) -> None:
             file_name=f"fusion-run-{run.id}.html",
             mime="text/html",
             key=f"{KEY}_report",
-            icon=":material/download:",
             on_click="ignore",
             help="One self-contained file: prompt, candidates, pick, fused output with attribution colours, votes.",
         )
-        if st.button("Delete this run", key=f"{KEY}_delete", icon=":material/delete:"):
+        if st.button("Delete this run", key=f"{KEY}_delete"):
             st.session_state[CONFIRM] = run.id
     if st.session_state.get(CONFIRM) == run.id:
         n_votes = len(votes_for_run(engine, run.id))
         with st.container(border=True):
             st.warning(
-                f"Delete run {run.id} with its candidates, fusion and {n_votes} vote(s)? This cannot be undone."
+                f"Delete run {md_escape(run.id)} with its candidates, fusion and {n_votes} vote(s)? This cannot be undone."
             )
             c1, c2 = st.columns(2)
             if c1.button("Yes, delete it", key=f"{KEY}_delete_yes", type="primary"):
                 removed = delete_run(engine, run.id)
                 _close()
                 st.session_state[NOTICE] = (
-                    f"Run {run.id} was deleted." if removed else f"Run {run.id} was already gone."
+                    f"Run {md_escape(run.id)} was deleted." if removed else f"Run {md_escape(run.id)} was already gone."
                 )
                 st.rerun()
             if c2.button("Cancel", key=f"{KEY}_delete_no"):
@@ -157,16 +146,23 @@ def filters(engine: Any) -> dict[str, Any]:
     with st.container(border=True):
         text = st.text_input(
             "Search",
-            key=f"{KEY}_text",
+            key="keep.history_text",
             on_change=_reset_page,
             placeholder="Words in the prompt, system message or fused answer",
         )
         c = st.columns(5)
-        model = c[0].selectbox("Model", [ANY, *all_models(engine)], key=f"{KEY}_model", on_change=_reset_page)
-        n = c[1].selectbox("N", [ANY, *range(1, MAX_N + 1)], key=f"{KEY}_n", on_change=_reset_page)
-        tag = c[2].selectbox("Tag", [ANY, *all_tags(engine)], key=f"{KEY}_tag", on_change=_reset_page)
-        source = c[3].selectbox("Source", SOURCES, key=f"{KEY}_source", on_change=_reset_page)
-        dates = c[4].date_input("Created between", value=(), key=f"{KEY}_dates", on_change=_reset_page)
+        models = [ANY, *all_models(engine)]
+        tags = [ANY, *all_tags(engine)]
+        for key, options in (("keep.history_model", models), ("keep.history_tag", tags)):
+            if st.session_state.get(key, ANY) not in options:
+                st.session_state.pop(key)  # what it named is gone (its runs were deleted)
+        model = c[0].selectbox("Model", models, key="keep.history_model", on_change=_reset_page)
+        n = c[1].selectbox("N", [ANY, *range(1, MAX_N + 1)], key="keep.history_n", on_change=_reset_page)
+        tag = c[2].selectbox("Tag", tags, key="keep.history_tag", on_change=_reset_page)
+        source = c[3].selectbox("Source", SOURCES, key="keep.history_source", on_change=_reset_page)
+        if "keep.history_dates" not in st.session_state:
+            st.session_state["keep.history_dates"] = ()
+        dates = c[4].date_input("Created between", key="keep.history_dates", on_change=_reset_page)
     since, until = _day_bounds(dates)
     return {
         "text": text.strip() or None,
@@ -192,7 +188,7 @@ def show_list(engine: Any) -> None:
     if count_runs(engine) == 0:
         st.info("No runs saved yet. Runs from Explore and from `python -m fusion batch` are listed here.")
         try:
-            st.page_link("explore.py", label="Open Explore", icon=":material/science:")
+            st.page_link("explore.py", label="Open Explore", icon="🔬")
         except Exception:  # noqa: BLE001 - the link needs st.navigation
             pass
         return

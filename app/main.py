@@ -1,7 +1,17 @@
-"""Streamlit entry: ``streamlit run app/main.py``. Sets up the page and routes to one file per page."""
+"""Streamlit entry: ``streamlit run app/main.py``. Sets up the page and routes to one file per page.
+
+Two things every page gets from here:
+- State that survives a trip to another page. Streamlit drops the state of widgets a run does not draw, so
+  Explore's pasted candidates or sidebar method would be gone after a visit to Annotate. Widgets whose key
+  starts with ``keep.`` are re-saved at the top of every run, which turns their value into plain session
+  state that outlives the page switch (Streamlit's documented multipage pattern).
+- A page-level boundary: an unexpected error shows a clear message and is logged with its traceback, never
+  Streamlit's redacted "This app has encountered an error" box.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -13,19 +23,45 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="Fusion Explorer", page_icon=":material/merge:", layout="wide")
+KEEP_PREFIX = "keep."
+log = logging.getLogger("fusion.app")
+
+# Emoji, not ":material/...:" icons: a Material page icon becomes a favicon fetched from fonts.gstatic.com,
+# and nothing the app shows may reach outside the machine.
+st.set_page_config(page_title="Fusion Explorer", page_icon="🔀", layout="wide")
 
 HERE = Path(__file__).resolve().parent
 PAGES = [
-    ("explore.py", "Explore", ":material/science:"),
-    ("annotate.py", "Annotate", ":material/how_to_vote:"),
-    ("history.py", "History", ":material/history:"),
-    ("results.py", "Results", ":material/monitoring:"),
+    ("explore.py", "Explore", "🔬"),
+    ("annotate.py", "Annotate", "🗳️"),
+    ("history.py", "History", "🕘"),
+    ("results.py", "Results", "📊"),
 ]
 
-pages = [
-    st.Page(HERE / file, title=title, icon=icon, default=(i == 0))
-    for i, (file, title, icon) in enumerate(PAGES)
-    if (HERE / file).exists()
-]
-st.navigation(pages).run()
+
+def keep_state() -> None:
+    for key in list(st.session_state.keys()):
+        if isinstance(key, str) and key.startswith(KEEP_PREFIX):
+            st.session_state[key] = st.session_state[key]
+
+
+def main() -> None:
+    keep_state()
+    pages = [
+        st.Page(HERE / file, title=title, icon=icon, default=(i == 0))
+        for i, (file, title, icon) in enumerate(PAGES)
+        if (HERE / file).exists()
+    ]
+    page = st.navigation(pages)
+    try:
+        page.run()
+    except Exception as exc:  # noqa: BLE001 - st.rerun/st.stop are BaseExceptions and pass through
+        log.exception("page %s failed", page.title)
+        st.error(
+            f"Something went wrong on this page ({type(exc).__name__}). Reload the page to start it afresh; your "
+            "votes and saved runs are in the database and are not affected. If it happens again, the server's "
+            "log has the details."
+        )
+
+
+main()

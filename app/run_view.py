@@ -1,23 +1,47 @@
-"""The view of one finished run, shared by the Explore and History pages (and permalinks): summary,
-Best-of-N next to the fused output with its attribution, the candidates, and the blind vote.
+"""The view of one finished run, shared by Explore and History (and their permalinks), and the blind vote
+that Annotate uses too.
 
-Wiring only: every figure shown comes from the run (computed by the engine) or from storage."""
+Blind first, as in Chatbot Arena: a person who has not voted on a run sees the prompt and Response A and B
+only. Labels, scores, attribution and the candidates appear after that person's vote, or when they ask to
+see them without voting (a vote cast after that is stored as not blind). Who a person is: the annotator
+name of the session. Which runs a session has seen the labels of: ``SEEN`` in session state.
+
+Votes are recorded in the buttons' callbacks, which Streamlit runs before the script, so everything drawn
+after a click (caption, highlighted button, reveal) already reflects the vote just cast.
+
+Wiring only: every figure shown comes from the run (computed by the engine) or from storage.
+"""
 
 from __future__ import annotations
 
 import html
+import logging
 import random
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
+from app import deps
+from components.attribution_chart import partition_figure
 from components.attribution_view import attribution_html, legend_html
 from components.candidate_cards import render_candidate_grid
-from components.figures import shares_figure
 from components.palette import candidate_border
-from components.vote_panel import render_reveal, render_vote_panel
+from components.summary import Figure, summary_html
+from components.text import md_escape
+from components.vote_panel import (
+    SIDE_SHORT,
+    comment_key,
+    name_key,
+    render_pair,
+    render_vote_form,
+    reveal_text,
+)
+from fusion.attribution import partition, verbatim_source
 from fusion.types import Run
+
+log = logging.getLogger("fusion.app")
 
 WINNER_TEXT = {
     "fused": "the fused output",
@@ -25,6 +49,9 @@ WINNER_TEXT = {
     "tie": "a tie",
     "both_bad": "both bad",
 }
+SEEN = "seen_runs"  # run ids whose labels this session has seen
+ANNOTATOR = "annotator"  # the session's annotator name, shared by every page
+CONTRIBUTOR_MIN_SHARE = 0.05
 
 
 def text_block(text: str, *, border: str | None = None) -> None:
@@ -38,39 +65,272 @@ def labels_for(run: Run) -> list[str]:
     return [c.label for c in run.candidates]
 
 
-def show_summary(run: Run) -> None:
-    cols = st.columns(4)
-    usable = len(run.usable)
-    cols[0].metric("Candidates", f"{usable} of {len(run.candidates)}" if usable != len(run.candidates) else usable)
-    if run.bon and run.bon.index is not None:
-        cols[1].metric("Best-of-N pick", f"Candidate {run.bon.index + 1}", help=f"Selector: {run.bon.method}")
-    else:
-        cols[1].metric("Best-of-N pick", "none")
-    if run.attribution:
-        contributing = sum(1 for s in run.attribution.shares if s > 0)
-        cols[2].metric(
-            "Copied from candidates",
-            f"{run.attribution.copied_fraction:.0%}",
-            help="Share of the fused text's characters found in at least one candidate (lightly edited copies count).",
+def person() -> str:
+    return str(st.session_state.get(ANNOTATOR) or "").strip()
+
+
+def seen_runs() -> set[str]:
+    if SEEN not in st.session_state:
+        st.session_state[SEEN] = set()
+    return st.session_state[SEEN]
+
+
+def mark_seen(run_id: str) -> None:
+    seen_runs().add(run_id)
+
+
+# ------------------------------------------------------------------------------------------ the pair
+
+
+def vote_pair(run: Run) -> tuple[str, str] | None:
+    """(Best-of-N text, fused text) when the run has both, else None."""
+    bon = run.bon_text
+    fused = run.fused.text if run.fused and not run.fused.error else None
+    if bon is None or not fused or not fused.strip():
+        return None
+    return bon, fused
+
+
+def is_votable(run: Run) -> bool:
+    pair = vote_pair(run)
+    return pair is not None and pair[0].strip() != pair[1].strip()
+
+
+def ab_order(run_id: str, stored_a_is: str | None = None) -> str:
+    """Which side is Response A ('bon' or 'fused'): the side of this person's stored vote if there is one,
+    else drawn once per run and session and then kept, so a rerun never reshuffles."""
+    state_key = f"ab_{run_id}"
+    if stored_a_is in ("bon", "fused"):
+        st.session_state[state_key] = stored_a_is
+    elif state_key not in st.session_state:
+        st.session_state[state_key] = random.choice(["bon", "fused"])
+    return st.session_state[state_key]
+
+
+def _token(run_id: str) -> str:
+    state_key = f"vote_token_{run_id}"
+    if state_key not in st.session_state:
+        st.session_state[state_key] = uuid.uuid4().hex
+    return st.session_state[state_key]
+
+
+def _flash(key: str, kind: str, message: str) -> None:
+    st.session_state[f"{key}__flash"] = (kind, message)
+
+
+def show_flash(key: str) -> None:
+    item = st.session_state.pop(f"{key}__flash", None)
+    if item:
+        kind, message = item
+        {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)(message)
+
+
+def _name_for_vote(key: str, ask_name: bool) -> str:
+    raw = st.session_state.get(name_key(key)) if ask_name else st.session_state.get(ANNOTATOR)
+    return str(raw or "").strip()
+
+
+def cast_vote(
+    run_id: str,
+    choice: str,
+    *,
+    key: str,
+    a_is: str,
+    ask_name: bool,
+    on_saved: Callable[[Any], None] | None = None,
+) -> None:
+    """Record a vote (a button callback). Messages go to the flash slot of ``key``; nothing is raised."""
+    from fusion.errors import InputError
+    from storage.queries import get_vote, record_vote
+
+    name = _name_for_vote(key, ask_name)
+    if not name:
+        _flash(key, "warning", "Type your name before voting, so your vote can be told apart from other annotators'.")
+        return
+    st.session_state[ANNOTATOR] = name
+    comment = str(st.session_state.get(comment_key(key)) or "").strip()
+    engine = deps.get_engine()
+    try:
+        before = get_vote(engine, run_id, name)
+        # Blind only when nothing told this person which response is which: no earlier vote (its reveal),
+        # no "show the labels", no watching the run being made.
+        blind = before is None and run_id not in seen_runs()
+        vote = record_vote(
+            engine,
+            run_id=run_id,
+            annotator=name,
+            choice=choice,
+            a_is=a_is,
+            comment=comment or None,
+            client_token=_token(run_id),
+            blind=blind,
         )
-        cols[3].metric("Candidates used by the fusion", contributing)
+    except InputError as exc:
+        _flash(key, "error", f"The vote was not saved: {exc}")
+        return
+    except Exception as exc:  # noqa: BLE001 - the page says what went wrong; the log keeps the traceback
+        log.exception("saving a vote failed")
+        _flash(key, "error", f"The vote was not saved ({type(exc).__name__}). Try again; if it keeps failing, "
+               "the server log has the details.")
+        return
+    # A fresh token for the next vote on this run, so a changed mind is recorded, not taken for a replay.
+    st.session_state[f"vote_token_{run_id}"] = uuid.uuid4().hex
+    st.session_state[comment_key(key)] = ""
+    mark_seen(run_id)
+    verdict = WINNER_TEXT.get(vote.winner, vote.winner)
+    if before is not None and before.winner != vote.winner:
+        message = f"Vote changed from {WINNER_TEXT.get(before.winner, before.winner)} to {verdict}."
+    elif before is not None:
+        message = f"Vote saved again: {verdict}."
     else:
-        cols[2].metric("Copied from candidates", "n/a")
-        cols[3].metric("Candidates used by the fusion", "n/a")
+        message = f"Vote saved: {verdict}. {reveal_text(vote.a_is, vote.choice)}"
+    if on_saved is not None:
+        on_saved(vote)  # the page says what happened, in its own place
+    else:
+        _flash(key, "success", message)
 
 
-def show_compare(run: Run, *, key: str) -> None:
+def show_blind_vote(
+    run: Run,
+    *,
+    key: str,
+    ask_name: bool = True,
+    on_saved: Callable[[Any], None] | None = None,
+    offer_reveal: bool = True,
+) -> None:
+    """Response A and B and the vote form; nothing that tells which is which."""
+    pair = vote_pair(run)
+    if pair is None:
+        st.info("A vote needs both a Best-of-N pick and a fused output.")
+        return
+    bon_text, fused_text = pair
+    a_is = ab_order(run.id)
+    text_a, text_b = (bon_text, fused_text) if a_is == "bon" else (fused_text, bon_text)
+    show_flash(key)
+    if ask_name and name_key(key) not in st.session_state:
+        st.session_state[name_key(key)] = person()
+    render_pair(text_a, text_b)
+    render_vote_form(
+        key=key,
+        ask_name=ask_name,
+        on_vote=lambda choice: cast_vote(run.id, choice, key=key, a_is=a_is, ask_name=ask_name, on_saved=on_saved),
+    )
+    if offer_reveal:
+        st.button(
+            "Show the labels without voting",
+            key=f"{key}__reveal",
+            on_click=mark_seen,
+            args=(run.id,),
+            help="Shows which response is which, the scores, the attribution and the candidates. A vote cast "
+            "after that is stored as not blind.",
+        )
+
+
+def _vote_box(run: Run, *, engine: Any, key: str, ask_name: bool) -> None:
+    """After the reveal: this person's vote (or that they have none) and buttons to cast or change it."""
+    from storage.queries import get_vote
+
+    name = person()
+    existing = get_vote(engine, run.id, name) if name else None
+    a_is = ab_order(run.id, existing.a_is if existing else None)
+    with st.container(border=True):
+        st.markdown("**Your vote**")
+        show_flash(key)
+        if existing is not None:
+            how = "cast blind" if getattr(existing, "blind", True) else "cast after seeing the labels"
+            st.caption(
+                f"You \\({md_escape(name)}\\) voted {md_escape(WINNER_TEXT.get(existing.winner, existing.winner))} "
+                f"\\({how}\\). Response A was {SIDE_SHORT[a_is]}. Voting again replaces your vote, and the new one "
+                "is stored as not blind."
+            )
+        else:
+            st.caption(
+                "You have not voted on this run. You know which response is which, so a vote now is stored as "
+                f"not blind. Response A is {SIDE_SHORT[a_is]}."
+            )
+        if ask_name and name_key(key) not in st.session_state:
+            st.session_state[name_key(key)] = name
+        render_vote_form(
+            key=key,
+            ask_name=ask_name,
+            current_choice=existing.choice if existing else None,
+            a_is=a_is,
+            on_vote=lambda choice: cast_vote(run.id, choice, key=key, a_is=a_is, ask_name=ask_name),
+        )
+
+
+# ------------------------------------------------------------------------------------------ labelled view
+
+
+def summary_figures(run: Run) -> list[Figure]:
+    usable = len(run.usable)
+    out = [
+        Figure(
+            "Candidates",
+            f"{usable} of {len(run.candidates)} usable" if usable != len(run.candidates) else str(usable),
+            key="candidates",
+        )
+    ]
+    if run.bon and run.bon.index is not None:
+        out.append(Figure("Best-of-N pick", f"Candidate {run.bon.index + 1}", f"Selector: {run.bon.method}", "pick"))
+    else:
+        out.append(Figure("Best-of-N pick", "none", run.bon.error if run.bon else None, "pick"))
+    if run.fused is not None and not run.fused.error and run.attribution is not None:
+        verbatim = verbatim_source(run.fused.text, [c.text if c.ok else None for c in run.candidates])
+        if verbatim is not None:
+            out.append(Figure("Fused text", f"Candidate {verbatim + 1} verbatim", "The fusor copied one candidate whole.", "fused"))
+            out.append(Figure("Draws on", "1 candidate", "The fused text is one candidate word for word.", "draws"))
+        else:
+            a = run.attribution
+            out.append(
+                Figure(
+                    "Fused text",
+                    f"{a.copied_fraction:.0%} copied, {1 - a.copied_fraction:.0%} new",
+                    "Share of the fused text's characters found in at least one candidate (lightly edited copies "
+                    "count).",
+                    "fused",
+                )
+            )
+            k = sum(1 for s in a.shares if s >= CONTRIBUTOR_MIN_SHARE)
+            out.append(
+                Figure(
+                    "Draws on",
+                    f"{k} candidate{'s' if k != 1 else ''}",
+                    f"Candidates supplying at least {CONTRIBUTOR_MIN_SHARE:.0%} of the fused text (a passage "
+                    "several candidates share counts for each).",
+                    "draws",
+                )
+            )
+    return out
+
+
+def show_prompt(run: Run) -> None:
+    with st.expander("Prompt", expanded=True):
+        if run.prompt.system:
+            st.caption("System message")
+            text_block(run.prompt.system)
+            st.caption("Prompt")
+        text_block(run.prompt.text)
+
+
+@st.fragment
+def show_compare(run: Run, key: str) -> None:
+    """Best-of-N next to the fused text with its attribution. A fragment: the highlight control reruns only
+    this part of the page."""
     labels = labels_for(run)
     left, right = st.columns(2, gap="large")
     with left:
         st.subheader("Best-of-N")
         if run.bon is None or run.bon.index is None:
-            st.warning(f"No pick: {run.bon.error if run.bon else 'no selector ran'}")
+            st.warning(f"No pick: {md_escape(run.bon.error) if run.bon and run.bon.error else 'no selector ran'}")
         else:
             idx = run.bon.index
             score = run.bon.scores[idx] if idx < len(run.bon.scores) else None
             score_txt = f", score {score:.3g}" if isinstance(score, (int, float)) else ""
-            st.caption(f"Candidate {idx + 1} ({run.candidates[idx].model}), chosen by {run.bon.method}{score_txt}")
+            st.caption(
+                f"Candidate {idx + 1} \\({md_escape(run.candidates[idx].model)}\\), chosen by "
+                f"{md_escape(run.bon.method)}{score_txt}"
+            )
             text_block(run.candidates[idx].text, border=candidate_border(idx))
     with right:
         st.subheader("Fusion-of-N")
@@ -78,128 +338,91 @@ def show_compare(run: Run, *, key: str) -> None:
             st.warning("No fused output.")
             return
         if run.fused.error:
-            st.error(f"The fusor failed: {run.fused.error}")
+            st.error(f"The fusor failed: {md_escape(run.fused.error)}")
             return
-        st.caption(f"Written by {run.fused.method}" + (f" (template: {run.fused.template})" if run.fused.template else ""))
+        how = f"Written by {md_escape(run.fused.method)}"
+        if run.fused.template:
+            how += f" \\(template: {md_escape(run.fused.template)}\\)"
+        st.caption(how)
         if run.attribution is None:
             text_block(run.fused.text)
             return
-        options = ["None"] + labels
-        choice = st.segmented_control(
+        choice = st.pills(
             "Highlight a candidate's spans",
-            options,
+            ["None", *labels],
             default="None",
             key=f"{key}_highlight",
             help="Keep one candidate's spans coloured and fade the rest.",
         )
-        highlight = labels.index(choice) if choice and choice != "None" else None
+        highlight = labels.index(choice) if choice and choice in labels else None
         st.html(attribution_html(run.fused.text, run.attribution, labels, highlight=highlight))
-        st.html(
-            legend_html(
-                labels, run.attribution.shares, copied_fraction=run.attribution.copied_fraction, highlight=highlight
-            )
-        )
+        parts = partition(run.fused.text, run.attribution, len(labels))
+        st.html(legend_html(labels, parts, shares=run.attribution.shares, highlight=highlight))
     if run.attribution is not None:
-        st.plotly_chart(shares_figure(run.attribution, labels), key=f"{key}_shares")
+        st.plotly_chart(
+            partition_figure(partition(run.fused.text, run.attribution, len(labels)), labels, run.attribution.shares),
+            key=f"{key}_shares",
+        )
 
 
 def show_candidates(run: Run) -> None:
     scores = run.bon.scores if run.bon else [None] * len(run.candidates)
     notes = run.bon.notes if run.bon and run.bon.notes else [None] * len(run.candidates)
-    render_candidate_grid(
-        run.candidates,
-        scores=scores,
-        pick=run.bon.index if run.bon else None,
-        notes=notes,
+    render_candidate_grid(run.candidates, scores=scores, pick=run.bon.index if run.bon else None, notes=notes)
+
+
+def show_identical_notice(run: Run, on_try_llm: Callable[[], None] | None) -> None:
+    verbatim = verbatim_source(run.fused.text if run.fused else "", [c.text if c.ok else None for c in run.candidates])
+    which = f"Candidate {verbatim + 1}" if verbatim is not None else "the picked candidate"
+    method = run.fused.method if run.fused else "the fusor"
+    st.info(
+        f"The fused answer is {which} word for word, and that is also the Best-of-N pick: {md_escape(method)} "
+        "found nothing to add or drop, so the two answers below are the same and there is nothing to vote on."
     )
-
-
-def _ab_order(run: Run, key: str) -> str:
-    """Which side is Response A ('bon' or 'fused'): drawn once per run and session, then kept."""
-    state_key = f"{key}_a_is_{run.id}"
-    if state_key not in st.session_state:
-        st.session_state[state_key] = random.choice(["bon", "fused"])
-    return st.session_state[state_key]
-
-
-def _token(run: Run, key: str) -> str:
-    state_key = f"{key}_token_{run.id}"
-    if state_key not in st.session_state:
-        st.session_state[state_key] = uuid.uuid4().hex
-    return st.session_state[state_key]
-
-
-def show_vote(run: Run, *, engine: Any, key: str, on_saved: Any = None, ask_name: bool = True) -> bool:
-    """The blind A/B vote. Returns True on the rerun where a vote was saved."""
-    from storage.queries import get_vote, record_vote
-
-    bon_text = run.bon_text
-    fused_text = run.fused.text if run.fused and not run.fused.error else None
-    if bon_text is None or not fused_text:
-        st.info("A vote needs both a Best-of-N pick and a fused output.")
-        return False
-    if bon_text.strip() == fused_text.strip():
-        st.info(
-            "The Best-of-N pick and the fused output are identical, so there is nothing to choose between: "
-            "the fusor copied one candidate."
+    if on_try_llm is not None and run.fused is not None and not run.fused.method.startswith("llm"):
+        st.button(
+            "Fuse with the LLM fusor instead",
+            key=f"try_llm_{run.id}",
+            on_click=on_try_llm,
+            help="Switches the sidebar's fusor to the LLM fusor (it needs a model: a provider key or a server URL).",
         )
-        return False
-    a_is = _ab_order(run, key)
-    text_a, text_b = (bon_text, fused_text) if a_is == "bon" else (fused_text, bon_text)
-    annotator = st.session_state.get("annotator", "")
-    existing = get_vote(engine, run.id, annotator) if annotator else None
-    if existing is not None:
-        st.caption(
-            f"You ({annotator}) already voted on this run: {WINNER_TEXT.get(existing.winner, existing.winner)}. "
-            "Voting again replaces that vote."
-        )
-    submission = render_vote_panel(
-        text_a, text_b, key=f"{key}_vote_{run.id}", annotator=annotator,
-        existing_choice=(existing.choice if existing and existing.a_is == a_is else None),
-        ask_name=ask_name,
-    )
-    if submission is None:
-        return False
-    st.session_state["annotator"] = submission.annotator
-    try:
-        vote = record_vote(
-            engine,
-            run_id=run.id,
-            annotator=submission.annotator,
-            choice=submission.choice,
-            a_is=a_is,
-            comment=submission.comment or None,
-            client_token=_token(run, key),
-        )
-    except Exception as exc:  # noqa: BLE001 - the page must say what went wrong, never show a traceback
-        st.error(f"The vote was not saved: {exc}")
-        return False
-    # A fresh token for the next vote on this run, so changing one's mind is recorded, not ignored.
-    st.session_state[f"{key}_token_{run.id}"] = uuid.uuid4().hex
-    st.success(f"Vote saved: {WINNER_TEXT.get(vote.winner, vote.winner)}.")
-    render_reveal(a_is, submission.choice)
-    if on_saved:
-        on_saved(vote)
-    return True
 
 
-def show_run(run: Run, *, engine: Any, key: str, vote_first: bool = False) -> None:
-    """The whole view of a run."""
-    with st.expander("Prompt", expanded=True):
-        text_block(run.prompt.text)
-    show_summary(run)
-    names = ["Fusion vs Best-of-N", "Candidates", "Blind vote"]
-    if vote_first:
-        names = ["Blind vote", "Fusion vs Best-of-N", "Candidates"]
-    # Keyed, so the open tab survives a rerun that shifts the page above it (the fusing status disappears).
+def show_run(
+    run: Run,
+    *,
+    engine: Any,
+    key: str,
+    note: str | None = None,
+    on_try_llm: Callable[[], None] | None = None,
+) -> None:
+    """The whole view of a run: blind until this person votes or asks to see the labels."""
+    show_prompt(run)
+    votable = is_votable(run)
+    name = person()
+    if votable and run.id not in seen_runs():
+        from storage.queries import get_vote
+
+        if not (name and get_vote(engine, run.id, name) is not None):
+            st.subheader("Which answer is better?")
+            st.caption(
+                "Response A and Response B are the Best-of-N pick and the Fusion-of-N answer, in a random order. "
+                "Vote first: which is which, the scores, the attribution and the candidates are shown after "
+                "your vote. Keys 1 to 4 vote when no text field has the focus."
+            )
+            show_blind_vote(run, key=f"{key}_vote")
+            return
+    if votable:
+        _vote_box(run, engine=engine, key=f"{key}_vote", ask_name=True)
+    elif vote_pair(run) is not None:
+        show_identical_notice(run, on_try_llm)
+    if note:
+        st.info(f"What to look for: {md_escape(note)}")
+    st.html(summary_html(summary_figures(run)))
+    names = ["Fusion vs Best-of-N", "Candidates"]
+    # Keyed, so the open tab survives a rerun that shifts the page above it.
     tabs = dict(zip(names, st.tabs(names, key=f"{key}_tabs")))
     with tabs["Fusion vs Best-of-N"]:
-        show_compare(run, key=key)
+        show_compare(run, key)
     with tabs["Candidates"]:
         show_candidates(run)
-    with tabs["Blind vote"]:
-        st.caption(
-            "The Best-of-N pick and the fused output as Response A and Response B, in a random order. "
-            "Which is the better answer to the prompt? Identities are revealed after you vote."
-        )
-        show_vote(run, engine=engine, key=key)

@@ -15,6 +15,7 @@ import html
 from typing import Sequence
 
 from components import palette
+from fusion.attribution import SharePartition, partition
 from fusion.types import Attribution, Span
 
 TEXT_CLASS = "fx-attr-text"
@@ -140,15 +141,21 @@ def _swatch(style: str) -> str:
 
 def legend_html(
     labels: Sequence[str],
-    shares: Sequence[float],
+    parts: SharePartition,
     *,
-    copied_fraction: float,
+    shares: Sequence[float] | None = None,
     highlight: int | None = None,
 ) -> str:
-    """One swatch per candidate with its share of the fused text, then the "shared" and "new" swatches."""
+    """One swatch per candidate, then "shared" and "new": each with its part of the fused text.
+
+    The parts come from :func:`fusion.attribution.partition`, so every character counts once and they add
+    up to 100%. ``shares`` (the overlapping per-candidate shares, shared passages counted for each source)
+    go in each candidate's tooltip, where they are labelled as overlapping.
+    """
     items: list[str] = []
     for i in range(len(labels)):
-        share = float(shares[i]) if i < len(shares) else 0.0
+        only = float(parts.only[i]) if i < len(parts.only) else 0.0
+        total = float(shares[i]) if shares is not None and i < len(shares) else None
         lit = highlight is not None and i == highlight
         dim = highlight is not None and not lit
         style = "white-space:nowrap;"
@@ -156,27 +163,34 @@ def legend_html(
             style += f"opacity:{palette.FADED_OPACITY + 0.25};"
         if lit:
             style += "font-weight:700;"
+        tip = f"{only:.0%} of the fused text is found in {label_for(labels, i)} only"
+        if total is not None:
+            tip += f"; {total:.0%} including passages it shares with other candidates"
         sw = _swatch(f"background:{palette.candidate_color(i)};border:1px solid {palette.candidate_border(i)};")
         items.append(
-            f'<span class="fx-legend-item" data-candidate="{i}" data-share="{share:.4f}" style="{style}">'
-            f"{sw}{esc(label_for(labels, i))} <b>{share:.0%}</b></span>"
+            f'<span class="fx-legend-item" data-candidate="{i}" data-share="{only:.4f}" title="{esc(tip)}" '
+            f'style="{style}">{sw}{esc(label_for(labels, i))} <b>{only:.0%}</b></span>'
         )
     shared_bg = palette.shared_background([0, 1, 2] if len(labels) >= 3 else list(range(max(2, len(labels)))))
     items.append(
-        '<span class="fx-legend-item" data-kind="shared" style="white-space:nowrap;">'
+        f'<span class="fx-legend-item" data-kind="shared" data-share="{parts.shared:.4f}" '
+        'title="found in several candidates" style="white-space:nowrap;">'
         + _swatch(f"background:{shared_bg};outline:{palette.SHARED_OUTLINE_STYLE};outline-offset:-1px;")
-        + "shared (in several candidates)</span>"
+        + f"shared by several <b>{parts.shared:.0%}</b></span>"
     )
-    new = max(0.0, 1.0 - float(copied_fraction))
     items.append(
-        f'<span class="fx-legend-item" data-kind="novel" data-share="{new:.4f}" style="white-space:nowrap;">'
+        f'<span class="fx-legend-item" data-kind="novel" data-share="{parts.novel:.4f}" '
+        'title="in no candidate: written by the fusor" style="white-space:nowrap;">'
         + _swatch(f"border:1px dotted {palette.NOVEL_BORDER};")
         + f'<span style="text-decoration:{palette.NOVEL_DECORATION};text-underline-offset:'
-        f'{palette.NOVEL_UNDERLINE_OFFSET};">new text</span> <b>{new:.0%}</b></span>'
+        f'{palette.NOVEL_UNDERLINE_OFFSET};">new text</span> <b>{parts.novel:.0%}</b></span>'
     )
     return (
         '<div class="fx-legend" style="display:flex;flex-wrap:wrap;gap:0.35em 1.1em;font-size:0.85rem;'
-        'margin:0.25em 0 0.6em 0;">' + "".join(items) + "</div>"
+        'margin:0.25em 0 0.2em 0;">' + "".join(items) + "</div>"
+        '<div class="fx-legend-note" style="font-size:0.75rem;opacity:0.75;margin-bottom:0.6em;">'
+        "Each character of the fused text counts once: in one candidate only, shared by several, or new "
+        "(the parts add up to 100%).</div>"
     )
 
 
@@ -210,6 +224,7 @@ def render_attribution(
         )
         highlight = None if picked in (None, "all") else int(picked)
     if legend:
-        st.html(legend_html(labels, attribution.shares, copied_fraction=attribution.copied_fraction, highlight=highlight))
+        parts = partition(fused, attribution, len(labels))
+        st.html(legend_html(labels, parts, shares=attribution.shares, highlight=highlight))
     st.html(attribution_html(fused, attribution, labels, highlight=highlight))
     return highlight

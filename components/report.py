@@ -13,6 +13,7 @@ import datetime as dt
 from typing import Any, Mapping, Sequence
 
 from components.attribution_view import attribution_html, esc, label_for, legend_html
+from fusion.attribution import partition
 from components.candidate_cards import candidate_card_html, default_status
 from fusion.types import Run
 
@@ -180,7 +181,7 @@ def run_report_html(run: Run, votes: Sequence[dict] = (), *, labels: Sequence[st
                 f'<p class="meta">{a.copied_fraction:.0%} of the fused text is copied from the candidates; '
                 "hover a span to see where it came from.</p>"
             )
-            parts.append(legend_html(labels, a.shares, copied_fraction=a.copied_fraction))
+            parts.append(legend_html(labels, partition(run.fused.text, a, len(labels)), shares=a.shares))
             parts.append(f'<div class="box">{attribution_html(fused.text, a, labels)}</div>')
         elif fused.text:
             parts.append(f'<div class="box pre fx-fused">{esc(fused.text)}</div>')

@@ -34,13 +34,14 @@ from bisect import bisect_right
 from functools import cache
 from itertools import accumulate, chain, compress, count, repeat
 from operator import add, eq, itemgetter, ne, sub
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from fusion.errors import InputError
 from fusion.text import _CJK_RANGES, is_cjk
 from fusion.types import Attribution, SourceRef, Span
 
-__all__ = ["attribute"]
+__all__ = ["SharePartition", "attribute", "partition", "verbatim_source"]
 
 # Weights are kept in half-words so that they stay integers: a word weighs 2, a CJK character 1.
 _WORD_WEIGHT = 2
@@ -816,3 +817,59 @@ def _attribution(spans: list[Span], counts: list[int], total: int, copied: int) 
     if total == 0:
         return Attribution(spans=spans, shares=[0.0] * len(counts), copied_fraction=0.0)
     return Attribution(spans=spans, shares=[c / total for c in counts], copied_fraction=copied / total)
+
+
+@dataclass(frozen=True)
+class SharePartition:
+    """Every non-whitespace character of the fused text counted exactly once.
+
+    ``Attribution.shares`` counts a passage several candidates share for each of them, so those shares sum
+    above 100% and cannot be read as parts of a whole. Here a character is in one candidate only
+    (``only[i]``), in several (``shared``), or in none (``novel``); the parts sum to 1 (0 for an empty text).
+    """
+
+    only: list[float]
+    shared: float
+    novel: float
+
+    @property
+    def parts_total(self) -> float:
+        return sum(self.only) + self.shared + self.novel
+
+
+def partition(fused: str, attribution: Attribution, n_candidates: int | None = None) -> SharePartition:
+    """Split the fused text's non-whitespace characters into one-candidate, shared and new parts."""
+    n = max(n_candidates or 0, len(attribution.shares))
+    only = [0] * n
+    shared = novel = 0
+    covered = 0
+    for sp in attribution.spans:
+        piece = fused[max(sp.start, 0) : max(sp.end, 0)]
+        weight = len(piece) - sum(1 for ch in piece if ch.isspace())
+        covered += weight
+        sources = set(sp.candidates)
+        if not sources:
+            novel += weight
+        elif len(sources) == 1:
+            (i,) = sources
+            if 0 <= i < n:
+                only[i] += weight
+            else:
+                novel += weight
+        else:
+            shared += weight
+    total = covered
+    if total == 0:
+        return SharePartition(only=[0.0] * n, shared=0.0, novel=0.0)
+    return SharePartition(only=[c / total for c in only], shared=shared / total, novel=novel / total)
+
+
+def verbatim_source(fused: str, candidates: Sequence[str | None]) -> int | None:
+    """The first candidate the fused text repeats word for word (ignoring surrounding white space)."""
+    target = fused.strip()
+    if not target:
+        return None
+    for i, text in enumerate(candidates):
+        if text is not None and text.strip() == target:
+            return i
+    return None

@@ -153,6 +153,73 @@ def supplied_candidates(texts: Sequence[str], labels: Sequence[str] | None = Non
     ]
 
 
+@dataclass(frozen=True)
+class MethodConfig:
+    """How a run is picked and fused: one setting shared by every way candidates arrive (a scenario, pasted
+    or uploaded candidates, live generation), so a judge or fusor that works in one works in all."""
+
+    selector: str = "consensus"  # "consensus" or "judge"
+    fusor: str = "extractive"  # "extractive" or "llm"
+    judge_model: str | None = None
+    fusor_model: str | None = None
+    preset: str = "fusion"
+    template: str | None = None  # a custom fusor template; None uses the preset's
+    api_base: str | None = None  # an OpenAI-compatible server for the judge and the fusor
+
+    @property
+    def offline(self) -> bool:
+        return self.selector == "consensus" and self.fusor == "extractive"
+
+    def models(self) -> list[str]:
+        """The models this method calls (none when offline)."""
+        out: list[str] = []
+        if self.selector == "judge" and self.judge_model:
+            out.append(self.judge_model.strip())
+        if self.fusor == "llm" and self.fusor_model:
+            out.append(self.fusor_model.strip())
+        return list(dict.fromkeys(m for m in out if m))
+
+    def signature(self) -> tuple[Any, ...]:
+        """What decides the result: two configs with the same signature make the same run from the same
+        candidates (up to model sampling). The server URL is part of it; keys never are."""
+        return (
+            self.selector,
+            (self.judge_model or "").strip() if self.selector == "judge" else None,
+            self.fusor,
+            (self.fusor_model or "").strip() if self.fusor == "llm" else None,
+            self.preset if self.fusor == "llm" else None,
+            self.template if self.fusor == "llm" else None,
+            (self.api_base or None) if not self.offline else None,
+        )
+
+    def describe(self) -> str:
+        """One line for people: what picks, what fuses, and where the models run."""
+        pick = "consensus Best-of-N (offline)" if self.selector == "consensus" else f"judge {self.judge_model}"
+        fuse = "extractive fusion (offline)" if self.fusor == "extractive" else f"LLM fusor {self.fusor_model}"
+        where = f" on {self.api_base}" if self.api_base and not self.offline else ""
+        return f"{pick}, {fuse}{where}"
+
+
+def build_method(
+    config: MethodConfig, *, client: ModelClient | None, secrets: Mapping[str, str] | None = None
+) -> tuple[Selector, Fusor]:
+    """The selector and fusor ``config`` names (refusing early, with the variable to set, when a hosted model
+    has no key)."""
+    selector = make_selector(
+        config.selector, client=client, model=config.judge_model, api_base=config.api_base, secrets=secrets
+    )
+    fusor = make_fusor(
+        config.fusor,
+        client=client,
+        model=config.fusor_model,
+        preset=config.preset,
+        template=config.template,
+        api_base=config.api_base,
+        secrets=secrets,
+    )
+    return selector, fusor
+
+
 def make_selector(
     name: str,
     *,

@@ -152,3 +152,14 @@ def check_keys(pool: Sequence[ModelSpec], secrets: Mapping[str, str] | None = No
 def has_any_provider_key(secrets: Mapping[str, str] | None = None) -> bool:
     """True when any hosted provider's key is available; the app runs in offline mode otherwise."""
     return any(_from_env(name) or _from_secrets(name, secrets) for p in PROVIDERS for name in p.env)
+
+
+def providers_with_keys(secrets: Mapping[str, str] | None = None) -> list[str]:
+    """Titles of the hosted providers that have a key available, in table order, each once."""
+    titles: list[str] = []
+    seen_env: set[tuple[str, ...]] = set()
+    for p in PROVIDERS:
+        if p.env and p.env not in seen_env and any(_from_env(n) or _from_secrets(n, secrets) for n in p.env):
+            seen_env.add(p.env)
+            titles.append(p.title)
+    return titles

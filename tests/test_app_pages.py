@@ -113,15 +113,15 @@ def start_annotating(name: str) -> Any:
 
 
 def shown_run_id(at: Any) -> str | None:
-    for caption in texts_of(at.caption):
-        found = re.match(r"Run `([^`]+)`", caption)
-        if found:
-            return found.group(1)
-    return None
+    """The run whose vote buttons are on screen (None when the queue is done)."""
+    if not [b for b in at.button if b.key == "annotate__vote_A"]:
+        return None
+    return at.session_state["annotate_current"]
 
 
 def vote(at: Any, run_id: str, choice: str) -> Any:
-    at.button(key=f"annotate_vote_{run_id}__vote_{choice}").click().run()
+    assert shown_run_id(at) == run_id
+    at.button(key=f"annotate__vote_{choice}").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -144,7 +144,7 @@ def test_annotate_vote_records_side_and_moves_to_next(engine: Any) -> None:
     assert shown_run_id(at) == "r0"
     assert "Basil question number 0" in html_text(at)
     # The side drawn for this run, and what the page shows as Response A.
-    a_is = at.session_state["annotate_a_is_r0"]
+    a_is = at.session_state["ab_r0"]
     run = load_run(engine, "r0")
     shown_a, shown_b = (run.bon_text, run.fused.text) if a_is == "bon" else (run.fused.text, run.bon_text)
     assert shown_a != shown_b
@@ -204,7 +204,7 @@ def test_annotate_optional_ranking_is_stored_with_the_vote(engine: Any) -> None:
     make_run(engine, "k0", "Rank question 0", created_at=3_000)
     make_run(engine, "k1", "Rank question 1", created_at=3_001)
     at = start_annotating("carl")
-    at.toggle(key="annotate_rank_on").set_value(True).run()
+    at.toggle(key="keep.annotate_rank_on").set_value(True).run()
     vote(at, "k0", "B")
     first = get_vote(engine, "k0", "carl")
     assert first is not None and first.ranking is None
@@ -236,7 +236,7 @@ def test_annotate_leaves_out_identical_pairs(engine: Any) -> None:
     at = start_annotating("dora")
     assert shown_run_id(at) == "diff"
     assert progress_text(at) == "0 of 1 done"
-    assert any("1 run(s) left out" in t and "verbatim" in t for t in texts_of(at.caption))
+    assert any("1 run(s) are not in the queue" in t and "word for word" in t for t in texts_of(at.caption))
     vote(at, "diff", "A")
     assert shown_run_id(at) is None
     assert any("Nothing left to annotate" in t for t in texts_of(at.success))
@@ -247,12 +247,12 @@ def test_annotate_tag_filter(engine: Any) -> None:
     make_run(engine, "t-ja", "Japanese basil?", tags=("ja",), created_at=5_001)
     at = start_annotating("emil")
     assert progress_text(at) == "0 of 2 done"
-    at.selectbox(key="annotate_tag").select("ja").run()
+    at.selectbox(key="keep.annotate_tag").select("ja").run()
     assert shown_run_id(at) == "t-ja"
     assert progress_text(at) == "0 of 1 done"
     vote(at, "t-ja", "B")
     assert shown_run_id(at) is None
-    at.selectbox(key="annotate_tag").select("All runs").run()
+    at.selectbox(key="keep.annotate_tag").select("All runs").run()
     assert shown_run_id(at) == "t-de"
     assert progress_text(at) == "1 of 2 done"
 
@@ -282,7 +282,49 @@ def test_annotate_empty_queue_says_so(engine: Any) -> None:
     at = start_annotating("fay")
     assert any("no saved runs" in t for t in texts_of(at.info))
     assert any("python -m fusion batch" in m.value for m in at.markdown)
-    assert progress_text(at) == "0 of 0 done"
+    assert not at.get("progress")  # no "0 of 0 done" with a full bar
+
+
+def test_annotate_only_identical_runs_says_there_is_nothing_to_vote_on(engine: Any) -> None:
+    make_run(engine, "same-only", "What is the capital of France?", SAME)
+    at = start_annotating("fay")
+    assert any("nothing to vote on" in t and "word for word" in t for t in texts_of(at.info))
+    assert not at.get("progress")
+
+
+def test_annotate_total_does_not_shrink_as_identical_runs_come_up(engine: Any) -> None:
+    """Defect 6: "0 of 31" became "3 of 26" because identical runs were found only when they came up."""
+    for i in range(6):
+        texts = SAME if i % 2 else BASIL
+        make_run(engine, f"q{i}", f"Queue question {i}", texts, created_at=8_000 + i)
+    at = start_annotating("gil")
+    totals = [progress_text(at)]
+    while shown_run_id(at) is not None:
+        vote(at, shown_run_id(at), "A")
+        if at.get("progress"):
+            totals.append(progress_text(at))
+    assert totals == ["0 of 3 done", "1 of 3 done", "2 of 3 done", "3 of 3 done"]
+
+
+def test_annotate_undo_brings_the_run_back_and_the_new_vote_is_not_blind(engine: Any) -> None:
+    from storage.queries import all_votes
+
+    make_run(engine, "u0", "Undo question 0", created_at=9_000)
+    make_run(engine, "u1", "Undo question 1", created_at=9_001)
+    at = start_annotating("hal")
+    vote(at, "u0", "A")
+    assert shown_run_id(at) == "u1" and [v.run_id for v in all_votes(engine)] == ["u0"]
+    assert all_votes(engine)[0].blind is True
+    at.button(key="annotate_undo").click().run()
+    assert not at.exception
+    assert all_votes(engine) == []
+    assert shown_run_id(at) == "u0"
+    assert progress_text(at) == "0 of 2 done"
+    assert any("back on screen" in t for t in texts_of(at.info))
+    vote(at, "u0", "B")
+    (v,) = all_votes(engine)
+    assert (v.run_id, v.choice, v.blind) == ("u0", "B", False)
+    assert shown_run_id(at) == "u1"
 
 
 def test_annotate_name_is_shared_with_the_session(engine: Any) -> None:
@@ -317,25 +359,25 @@ def test_history_lists_and_filters_runs(engine: Any) -> None:
     at = open_page("history.py")
     assert table_ids(at) == ["h-two", "h-basil", "h-tomato"]
 
-    at.text_input(key="history_text").input("TOMATO").run()
+    at.text_input(key="keep.history_text").input("TOMATO").run()
     assert table_ids(at) == ["h-tomato"]
-    at.text_input(key="history_text").input("no such words").run()
+    at.text_input(key="keep.history_text").input("no such words").run()
     assert any("No run matches" in t for t in texts_of(at.warning))
-    at.text_input(key="history_text").input("").run()
+    at.text_input(key="keep.history_text").input("").run()
 
-    at.selectbox(key="history_tag").select("herbs").run()
+    at.selectbox(key="keep.history_tag").select("herbs").run()
     assert table_ids(at) == ["h-basil"]
-    at.selectbox(key="history_tag").select("Any").run()
+    at.selectbox(key="keep.history_tag").select("Any").run()
 
-    at.selectbox(key="history_n").select(2).run()
+    at.selectbox(key="keep.history_n").select(2).run()
     assert table_ids(at) == ["h-two"]
-    at.selectbox(key="history_n").select("Any").run()
+    at.selectbox(key="keep.history_n").select("Any").run()
 
-    at.selectbox(key="history_source").select("scenario").run()
+    at.selectbox(key="keep.history_source").select("scenario").run()
     assert table_ids(at) == ["h-two"]
-    at.selectbox(key="history_source").select("Any").run()
+    at.selectbox(key="keep.history_source").select("Any").run()
 
-    at.date_input(key="history_dates").set_value((dt.date(2024, 3, 1), dt.date(2024, 3, 10))).run()
+    at.date_input(key="keep.history_dates").set_value((dt.date(2024, 3, 1), dt.date(2024, 3, 10))).run()
     assert table_ids(at) == ["h-tomato"]
 
 
@@ -355,7 +397,7 @@ def test_history_open_from_table_selection(engine: Any) -> None:
     at.session_state["history_table_1"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
     at.run()
     assert at.query_params.get("run") == "sel-a"
-    assert [t.value for t in at.title] == ["Run sel-a"]
+    assert [t.value for t in at.title] == [r"Run sel\-a"]
 
 
 def test_history_permalink_opens_the_run(engine: Any) -> None:
@@ -366,7 +408,7 @@ def test_history_permalink_opens_the_run(engine: Any) -> None:
     at.query_params["run"] = "perma-1"
     at.run()
     assert not at.exception
-    assert [t.value for t in at.title] == ["Run perma-1"]
+    assert [t.value for t in at.title] == [r"Run perma\-1"]
     assert [c.value for c in at.code] == ["?run=perma-1"]
     assert "Permalink prompt about basil" in html_text(at)
     assert run.fused.text.split(".")[0] in html_text(at)
@@ -379,7 +421,7 @@ def test_history_permalink_opens_the_run(engine: Any) -> None:
     fresh.switch_page("history.py")
     fresh.query_params["run"] = "perma-1"
     fresh.run()
-    assert [t.value for t in fresh.title] == ["Run perma-1"]
+    assert [t.value for t in fresh.title] == [r"Run perma\-1"]
     assert "Permalink prompt about basil" in html_text(fresh)
 
     fresh.button(key="history_back").click().run()
@@ -418,7 +460,7 @@ def test_history_delete_needs_confirmation(engine: Any) -> None:
     assert all_votes(engine) == []
     assert load_run(engine, "keep-me") is not None
     assert "run" not in at.query_params
-    assert any("del-me was deleted" in s for s in texts_of(at.success))
+    assert any(r"del\-me was deleted" in s for s in texts_of(at.success))
     assert table_ids(at) == ["keep-me"]
 
 
@@ -581,12 +623,12 @@ def test_history_keeps_filters_after_opening_a_run(engine: Any) -> None:
     make_run(engine, "f-tomato", "How do I grow tomatoes?", created_at=1)
     make_run(engine, "f-basil", "How do I keep basil alive?", created_at=2)
     at = open_page("history.py")
-    at.text_input(key="history_text").input("tomato").run()
+    at.text_input(key="keep.history_text").input("tomato").run()
     at.selectbox(key="history_open_choice_1").select("f-tomato").run()
     at.button(key="history_open").click().run()
-    assert [t.value for t in at.title] == ["Run f-tomato"]
+    assert [t.value for t in at.title] == [r"Run f\-tomato"]
     at.button(key="history_back").click().run()
-    assert at.text_input(key="history_text").value == "tomato"
+    assert at.text_input(key="keep.history_text").value == "tomato"
     assert table_ids(at) == ["f-tomato"]
 
 

@@ -583,3 +583,29 @@ def test_spans_built_through_the_constructors_are_the_same(monkeypatch: pytest.M
     fast = [attribute(fused, cands) for fused, cands, _ in cases]
     monkeypatch.setattr(module, "_FILL_DICT", False)
     assert [attribute(fused, cands) for fused, cands, _ in cases] == fast
+
+
+# --- partition: every character once ------------------------------------------------------------------------
+
+
+def test_partition_counts_each_character_once_and_adds_up() -> None:
+    from fusion.attribution import attribute, partition
+
+    a = "Water basil when the soil is dry. Give it six hours of sun."
+    b = "Give it six hours of sun. Pinch off the flower buds early."
+    fused = "Water basil when the soil is dry. Give it six hours of sun. Pinch off the flower buds early. Enjoy!"
+    att = attribute(fused, [a, b])
+    parts = partition(fused, att, 2)
+    assert abs(parts.parts_total - 1.0) < 1e-9
+    # the shared sentence is in both; counted once, as shared, where the overlapping shares count it twice
+    assert parts.shared > 0.2 and parts.only[0] > 0.2 and parts.only[1] > 0.2 and parts.novel > 0
+    assert sum(att.shares) > parts.parts_total - parts.novel + 0.2
+    assert partition("", attribute("", [a]), 1).parts_total == 0
+
+
+def test_verbatim_source_ignores_surrounding_white_space() -> None:
+    from fusion.attribution import verbatim_source
+
+    assert verbatim_source("  Paris.\n", ["Lyon.", None, "Paris."]) == 2
+    assert verbatim_source("Paris!", ["Paris."]) is None
+    assert verbatim_source("   ", ["   "]) is None

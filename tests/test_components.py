@@ -23,7 +23,7 @@ from components.figures import (
     win_rate_vs_n_figure,
 )
 from components.report import run_report_html
-from components.vote_panel import VoteSubmission, reveal_text
+from components.vote_panel import reveal_text
 from fusion.types import (
     Attribution,
     BestOfN,
@@ -236,16 +236,23 @@ def test_view_tolerates_spans_that_do_not_tile() -> None:
     assert attribution_text(attribution_html("", Attribution([], [], 0.0), [])) == ""
 
 
-def test_legend_shows_shares_and_special_swatches() -> None:
-    doc = legend_html(["Candidate 1", "<i>two</i>", "Candidate 3"], [0.5, 0.25], copied_fraction=0.82, highlight=1)
+def test_legend_shows_parts_that_add_up_and_special_swatches() -> None:
+    from fusion.attribution import SharePartition
+
+    parts = SharePartition(only=[0.5, 0.2, 0.0], shared=0.12, novel=0.18)
+    doc = legend_html(["Candidate 1", "<i>two</i>", "Candidate 3"], parts, shares=[0.6, 0.3, 0.02], highlight=1)
     c = assert_no_markup_from(doc)
     items = [a for t, a in c.tags if "fx-legend-item" in (a.get("class") or "")]
     assert [a.get("data-candidate") for a in items] == ["0", "1", "2", None, None]
-    assert [a.get("data-share") for a in items[:3]] == ["0.5000", "0.2500", "0.0000"]
-    assert items[3]["data-kind"] == "shared" and items[4]["data-kind"] == "novel"
-    assert items[4]["data-share"] == "0.1800"
+    assert [a.get("data-share") for a in items[:3]] == ["0.5000", "0.2000", "0.0000"]
+    assert items[3]["data-kind"] == "shared" and items[3]["data-share"] == "0.1200"
+    assert items[4]["data-kind"] == "novel" and items[4]["data-share"] == "0.1800"
+    assert abs(sum(float(a["data-share"]) for a in items) - 1.0) < 1e-9
+    # the overlapping share (shared passages counted for each source) is in the tooltip, said to overlap
+    assert "60% including passages it shares" in items[0]["title"]
     text = c.text
-    assert "50%" in text and "25%" in text and "new text" in text and "18%" in text and "shared" in text
+    assert "50%" in text and "20%" in text and "new text" in text and "18%" in text and "shared" in text
+    assert "add up to 100%" in text
     assert "<i>two</i>" in text  # the label as literal text
     assert "font-weight:700" in items[1]["style"] and "opacity" in items[0]["style"]
 
@@ -401,7 +408,7 @@ def test_report_without_fusion_or_votes() -> None:
 # --- vote panel and grid through AppTest ---------------------------------------------------------------------------
 
 
-def test_reveal_text_and_submission_validation() -> None:
+def test_reveal_text() -> None:
     assert reveal_text("fused", "A").endswith("You preferred the Fusion-of-N answer.")
     assert reveal_text("fused", "B").endswith("You preferred the Best-of-N pick.")
     assert reveal_text("bon", "B").startswith("Response A was the Best-of-N pick; Response B was the Fusion-of-N answer.")
@@ -409,25 +416,29 @@ def test_reveal_text_and_submission_validation() -> None:
     with pytest.raises(ValueError):
         reveal_text("x", "A")
     with pytest.raises(ValueError):
-        VoteSubmission(choice="C", comment="", annotator="a")
-    assert VoteSubmission("A", "", "a").client_token != VoteSubmission("A", "", "a").client_token
+        reveal_text("fused", "C")
+
+
+def test_button_labels_name_the_sides_once_known() -> None:
+    from components.vote_panel import button_label
+
+    assert button_label("A") == "A is better" and button_label("tie", "fused") == "Tie"
+    assert button_label("A", "fused") == "A is better (Fusion-of-N)"
+    assert button_label("B", "fused") == "B is better (Best-of-N)"
 
 
 def _vote_script() -> None:
     import streamlit as st
 
-    from components.vote_panel import render_vote_panel
+    from components.vote_panel import render_pair, render_vote_form
 
-    sub = render_vote_panel(
-        "<script>alert(1)</script>\n\n**A**",
-        "<img src=x onerror=alert(1)>",
-        key="pair1",
-        annotator=st.session_state.get("default_name", ""),
-        existing_choice="tie",
-    )
-    if sub is not None:
-        st.session_state["submitted"] = (sub.choice, sub.comment, sub.annotator, sub.client_token)
-        st.session_state["count"] = st.session_state.get("count", 0) + 1
+    def on_vote(choice: str) -> None:
+        name = st.session_state.get("pair1__annotator", "")
+        comment = st.session_state.get("pair1__comment", "")
+        st.session_state.setdefault("calls", []).append((choice, name, comment))
+
+    render_pair("<script>alert(1)</script>\n\n**A**", "<img src=x onerror=alert(1)>")
+    render_vote_form(key="pair1", on_vote=on_vote, current_choice="tie")
 
 
 @pytest.fixture
@@ -440,41 +451,32 @@ def vote_app():
     return at
 
 
-def test_vote_panel_shows_escaped_responses_and_four_buttons(vote_app) -> None:
+def test_vote_panel_shows_escaped_responses_and_four_buttons_with_keys(vote_app) -> None:
     at = vote_app
     keys = [b.key for b in at.button]
     assert keys == ["pair1__vote_A", "pair1__vote_B", "pair1__vote_tie", "pair1__vote_both_bad"]
     assert [b.label for b in at.button] == ["A is better", "B is better", "Tie", "Both are bad"]
+    assert [b.proto.shortcut for b in at.button] == ["1", "2", "3", "4"]
     # The earlier vote ("tie") is the one button drawn as primary.
     assert [b.proto.type for b in at.button] == ["secondary", "secondary", "primary", "secondary"]
     bodies = [h.value for h in at.get("html")]
     assert any("&lt;script&gt;alert(1)&lt;/script&gt;&#10;&#10;**A**" in b for b in bodies)
     assert any("&lt;img src=x onerror=alert(1)&gt;" in b for b in bodies)
     assert all("<script" not in b and "<img" not in b for b in bodies)
-    assert "submitted" not in at.session_state
+    assert "calls" not in at.session_state
 
 
-def test_vote_panel_requires_a_name(vote_app) -> None:
-    at = vote_app
-    at.button(key="pair1__vote_A").click().run()
-    assert "submitted" not in at.session_state
-    assert len(at.warning) == 1
-
-
-def test_vote_panel_returns_the_submission_once(vote_app) -> None:
+def test_vote_panel_calls_back_with_the_form_values_once_per_click(vote_app) -> None:
     at = vote_app
     at.text_input(key="pair1__annotator").input("  Ada  ")
     at.text_area(key="pair1__comment").input("B rambles")
     at.button(key="pair1__vote_both_bad").click().run()
     assert not at.exception
-    choice, comment, annotator, token = at.session_state["submitted"]
-    assert (choice, comment, annotator) == ("both_bad", "B rambles", "Ada")
-    assert at.session_state["count"] == 1
-    at.run()  # an unrelated rerun: no new submission
-    assert at.session_state["count"] == 1
-    at.button(key="pair1__vote_A").click().run()  # a changed mind: a new submission with a fresh token
-    choice2, _, _, token2 = at.session_state["submitted"]
-    assert choice2 == "A" and token2 != token and at.session_state["count"] == 2
+    assert at.session_state["calls"] == [("both_bad", "  Ada  ", "B rambles")]
+    at.run()  # an unrelated rerun: no new call
+    assert len(at.session_state["calls"]) == 1
+    at.button(key="pair1__vote_A").click().run()
+    assert [c[0] for c in at.session_state["calls"]] == ["both_bad", "A"]
 
 
 def _grid_script() -> None:

@@ -10,9 +10,10 @@ the second waits, then finds everything recorded.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Engine,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -28,11 +30,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     text,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from storage.db import is_transient, make_engine
+
+T = TypeVar("T")
 
 # Arbitrary constant identifying this application's migration lock among PostgreSQL advisory locks.
 _PG_LOCK_KEY = 0x46_55_53_45
@@ -149,6 +154,72 @@ def _initial_tables(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _scenario_groups_0003(models: list[str], source: str) -> list[str]:
+    """``fusion.types.model_groups`` as it was when 0003 was written (frozen here with the migration)."""
+    if source.startswith("scenario:") and len(source) > len("scenario:"):
+        return [source]
+    return list(dict.fromkeys(m for m in models if m))
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _pairs_groups_blind(conn: Connection) -> None:
+    """0003: identical pairs known at save time, attribution shares on their own, blind votes, model groups.
+
+    The backfill reads rows in chunks (a big database's fused texts and spans need not sit in memory at
+    once) and writes with plain UPDATE/INSERT statements that SQLite and PostgreSQL both run.
+    """
+    for statement in (
+        "ALTER TABLE fusions ADD COLUMN same_as_pick BOOLEAN",
+        "ALTER TABLE fusions ADD COLUMN shares TEXT",
+        "ALTER TABLE votes ADD COLUMN blind BOOLEAN NOT NULL DEFAULT TRUE",
+    ):
+        conn.execute(text(statement))
+    md = MetaData()
+    # The table definition written out here (not taken from storage.tables) so that it never changes.
+    md_runs = Table("runs", md, Column("id", String(64), primary_key=True))
+    Table(
+        "run_model_groups",
+        md,
+        Column("run_id", String(64), ForeignKey(md_runs.c.id, ondelete="CASCADE"), nullable=False),
+        Column("label", String(300), nullable=False),
+        PrimaryKeyConstraint("run_id", "label"),
+        Index("ix_run_model_groups_label", "label"),
+    ).create(conn)
+
+    fusion_ids = [r[0] for r in conn.execute(text("SELECT run_id FROM fusions ORDER BY run_id"))]
+    for chunk in _chunks(fusion_ids, 200):
+        rows = conn.execute(
+            text(
+                "SELECT f.run_id, f.text, f.attribution, c.text FROM fusions f "
+                "LEFT JOIN picks p ON p.run_id = f.run_id "
+                "LEFT JOIN candidates c ON c.run_id = f.run_id AND c.idx = p.idx "
+                "WHERE f.run_id IN :ids"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ids": list(chunk)},
+        ).all()
+        updates = []
+        for run_id, fused, attribution, bon in rows:
+            # The rule of storage.queries.is_identical on the stored texts.
+            same = bon is not None and fused is not None and bon.strip() == fused.strip()
+            shares = None
+            if attribution:
+                shares = json.dumps([float(x) for x in (json.loads(attribution).get("shares") or [])])
+            updates.append({"id": run_id, "same": same, "shares": shares})
+        if updates:
+            conn.execute(text("UPDATE fusions SET same_as_pick = :same, shares = :shares WHERE run_id = :id"), updates)
+
+    groups = []
+    for run_id, models, source in conn.execute(text("SELECT id, models, source FROM runs")):
+        for label in _scenario_groups_0003(json.loads(models or "[]"), source or ""):
+            groups.append({"id": run_id, "label": label})
+    for chunk in _chunks(groups, 1000):
+        conn.execute(text("INSERT INTO run_model_groups (run_id, label) VALUES (:id, :label)"), list(chunk))
+
+
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", "runs, tags, candidates, picks, fusions, votes, vote tokens", _initial_tables),
     Migration(
@@ -161,6 +232,11 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX IF NOT EXISTS ix_run_tags_tag ON run_tags (tag)",
             "CREATE INDEX IF NOT EXISTS ix_votes_annotator ON votes (annotator)",
         ],
+    ),
+    Migration(
+        "0003_pairs_groups_blind",
+        "fusions.same_as_pick and shares, votes.blind, run_model_groups",
+        _pairs_groups_blind,
     ),
 ]
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Select,
     and_,
     delete,
+    case,
     exists,
     func,
     insert,
@@ -45,6 +46,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _tables = SQLModel.metadata.tables
 runs = _tables["runs"]
 run_tags = _tables["run_tags"]
+run_model_groups = _tables["run_model_groups"]
 candidates = _tables["candidates"]
 picks = _tables["picks"]
 fusions = _tables["fusions"]
@@ -82,6 +84,7 @@ class RunSummary:
     fused_error: str | None = None
     copied_fraction: float | None = None
     n_votes: int = 0
+    same_as_pick: bool | None = None  # fused text is the pick verbatim (None: no fusion, or unknown)
 
     @property
     def model_groups(self) -> list[str]:
@@ -137,8 +140,11 @@ def _dumps(value: Any) -> str:
 
 
 def valid_text(value: str) -> str:
-    """``value`` unchanged unless it holds a lone surrogate (possible in decoded model output), which UTF-8
-    cannot encode and SQLite would refuse: those become U+FFFD."""
+    """``value`` unchanged unless it holds characters a database refuses: a lone surrogate (possible in
+    decoded model output), which UTF-8 cannot encode, or NUL, which PostgreSQL text cannot hold. Both
+    become U+FFFD, on every database, so a run reads back the same from SQLite and PostgreSQL."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
     try:
         value.encode("utf-8")
         return value
@@ -218,9 +224,19 @@ def _pair_texts(conn: Connection, run_id: str) -> tuple[str | None, str | None]:
     return row[0], row[1]
 
 
-def _votable() -> ColumnElement[bool]:
-    """Runs an annotator can judge: a Best-of-N pick and a fused answer without error."""
+def _has_pair() -> ColumnElement[bool]:
+    """Runs with a Best-of-N pick and a fused answer without error (identical to the pick or not)."""
     return and_(picks.c.idx.is_not(None), fusions.c.error.is_(None), func.trim(fusions.c.text) != "")
+
+
+def _identical() -> ColumnElement[bool]:
+    return fusions.c.same_as_pick.is_(True)
+
+
+def _votable() -> ColumnElement[bool]:
+    """Runs an annotator can judge: a pair as in :func:`_has_pair` whose fused text is not the pick verbatim.
+    ``same_as_pick`` NULL (unknown: written by code older than migration 0003) counts as votable."""
+    return and_(_has_pair(), ~_identical())
 
 
 def _with_pair(stmt: Select[Any]) -> Select[Any]:
@@ -251,11 +267,22 @@ def _tags_by_run(conn: Connection, run_ids: Sequence[str] | None = None, subquer
 # Runs
 
 
+def _same_texts(bon: str | None, fused: str | None) -> bool:
+    # The rule of is_identical, applied to the texts as stored.
+    return bon is not None and fused is not None and bon.strip() == fused.strip()
+
+
 def save_run(engine: Engine, run: Run) -> str:
     """Insert the run, or replace a stored run with the same id, atomically; return its id.
 
+    Replacing keeps the stored ``created_at`` (only ``updated_at`` moves), so re-saving a run (reopening a
+    built-in scenario, a batch that resumes) does not move it in History or in the annotation queue; the
+    loaded run then carries the original ``created_at``, whatever ``run.created_at`` said.
+
     Votes on the run are kept when the pair they judged (Best-of-N text, fused text) is unchanged, and
     deleted otherwise: a vote on texts that no longer exist would pair old judgements with new answers.
+    Whether the pair is identical (``same_as_pick``) is stored with the fusion, so the annotation queue
+    knows it without loading the run.
     """
     if not isinstance(run.id, str) or not run.id.strip():
         raise InputError("A run needs a non-empty id to be saved.")
@@ -279,21 +306,29 @@ def save_run(engine: Engine, run: Run) -> str:
         "models": _dumps(_scrub(_run_models(run))),
         "pool": _dumps(data["pool"]),
         "settings": _dumps(data["settings"]),
-        "created_at": float(run.created_at),
     }
+    groups = model_groups(_scrub(_run_models(run)), data["source"])
 
     def work(conn: Connection) -> str:
         now = time.time()
-        exists_now = conn.execute(select(runs.c.id).where(runs.c.id == run.id)).first() is not None
+        # FOR UPDATE (PostgreSQL; SQLite's write transaction already holds the lock): a concurrent vote,
+        # which reads this row FOR SHARE, waits for the new pair or is seen by the pair check below.
+        exists_now = (
+            conn.execute(select(runs.c.id).where(runs.c.id == run.id).with_for_update()).first() is not None
+        )
         if exists_now:
             if _pair_texts(conn, run.id) != new_pair:
                 conn.execute(delete(vote_tokens).where(vote_tokens.c.run_id == run.id))
                 conn.execute(delete(votes).where(votes.c.run_id == run.id))
-            for child in (candidates, picks, fusions, run_tags):
+            for child in (candidates, picks, fusions, run_tags, run_model_groups):
                 conn.execute(delete(child).where(child.c.run_id == run.id))
             conn.execute(update(runs).where(runs.c.id == run.id).values(**run_values, updated_at=now))
         else:
-            conn.execute(insert(runs).values(id=run.id, **run_values, updated_at=now))
+            conn.execute(
+                insert(runs).values(id=run.id, **run_values, created_at=float(run.created_at), updated_at=now)
+            )
+        if groups:
+            conn.execute(insert(run_model_groups), [{"run_id": run.id, "label": g} for g in groups])
         if data["candidates"]:
             conn.execute(
                 insert(candidates),
@@ -343,11 +378,21 @@ def save_run(engine: Engine, run: Run) -> str:
                     error=fused["error"],
                     attribution=_dumps(attribution) if attribution is not None else None,
                     copied_fraction=attribution["copied_fraction"] if attribution is not None else None,
+                    same_as_pick=_same_texts(*new_pair),
+                    shares=_dumps([float(x) for x in attribution["shares"]]) if attribution is not None else None,
                 )
             )
         return run.id
 
     return _write(engine, work)
+
+
+def run_exists(engine: Engine, run_id: str) -> bool:
+    """Whether a run with this id is stored (one primary-key lookup)."""
+    if not isinstance(run_id, str) or not run_id:
+        return False
+    with _reading(engine) as conn:
+        return conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
 
 def load_run(engine: Engine, run_id: str) -> Run | None:
@@ -422,6 +467,8 @@ def _run_conditions(
     source: str | None,
 ) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = []
+    # Filter values are typed by users: the same scrubbing as stored text (PostgreSQL refuses NUL).
+    text, model, tag, source = (valid_text(v) if isinstance(v, str) else v for v in (text, model, tag, source))
     needle = (text or "").strip().lower()
     if needle:
         conds.append(
@@ -436,8 +483,14 @@ def _run_conditions(
             )
         )
     if model:
-        # The JSON-quoted name matches one whole list element, not a substring of a longer model name.
-        conds.append(runs.c.models.contains(json.dumps(model, ensure_ascii=False), autoescape=True))
+        # A label of all_models: a model, or "scenario:<id>" for the runs of a built-in scenario.
+        conds.append(
+            exists(
+                select(run_model_groups.c.run_id)
+                .where(run_model_groups.c.run_id == runs.c.id, run_model_groups.c.label == model)
+                .correlate_except(run_model_groups)
+            )
+        )
     if n is not None:
         conds.append(runs.c.n == n)
     if tag:
@@ -468,9 +521,11 @@ def list_runs(
 ) -> list[RunSummary]:
     """Runs matching every given filter, newest first.
 
-    ``text`` is a case-insensitive substring of the prompt, system message or fused text; ``model`` an exact
-    candidate or pool model; ``since``/``until`` bound ``created_at`` (inclusive; epoch seconds or datetime);
-    ``source`` matches exactly or as a prefix before ":" (``"scenario"`` finds ``"scenario:x"``).
+    ``text`` is a case-insensitive substring of the prompt, system message or fused text; ``model`` one of
+    the labels :func:`all_models` lists (a candidate or pool model, or ``scenario:<id>``, which matches the
+    runs of that built-in scenario; its persona "models" are not labels); ``since``/``until`` bound
+    ``created_at`` (inclusive; epoch seconds or datetime); ``source`` matches exactly or as a prefix before
+    ":" (``"scenario"`` finds ``"scenario:x"``).
     """
     conds = _run_conditions(text=text, model=model, n=n, tag=tag, since=since, until=until, source=source)
     n_failed = (
@@ -495,6 +550,7 @@ def list_runs(
             fusions.c.method.label("fused_method"),
             fusions.c.error.label("fused_error"),
             fusions.c.copied_fraction,
+            fusions.c.same_as_pick,
             n_failed.label("n_failed"),
             n_votes.label("n_votes"),
         )
@@ -528,6 +584,7 @@ def list_runs(
             fused_error=r["fused_error"],
             copied_fraction=r["copied_fraction"],
             n_votes=r["n_votes"] or 0,
+            same_as_pick=None if r["same_as_pick"] is None else bool(r["same_as_pick"]),
         )
         for r in rows
     ]
@@ -565,12 +622,12 @@ def all_tags(engine: Engine) -> list[str]:
 
 
 def all_models(engine: Engine) -> list[str]:
+    """The labels runs are grouped under by model, sorted: the models of ordinary runs, and one
+    ``scenario:<id>`` per built-in scenario in place of its personas (see ``fusion.types.model_groups``)."""
     with _reading(engine) as conn:
-        raw = conn.execute(select(runs.c.models).distinct()).scalars().all()
-    names: set[str] = set()
-    for value in raw:
-        names.update(_loads(value, []))
-    return sorted(names)
+        return list(
+            conn.execute(select(run_model_groups.c.label).distinct().order_by(run_model_groups.c.label)).scalars()
+        )
 
 
 def is_identical(run: Run) -> bool:
@@ -664,15 +721,26 @@ def _vote_records(conn: Connection, *where: ColumnElement[bool]) -> list[VoteRec
             bon_method=r["bon_method"],
             fused_method=r["fused_method"],
             copied_fraction=r["copied_fraction"],
+            blind=bool(r["blind"]),
         )
         for r in rows
     ]
 
 
 def _find_vote(conn: Connection, run_id: str, annotator: str) -> Any:
+    # FOR UPDATE: under PostgreSQL's READ COMMITTED, two replacements of one vote would otherwise both read
+    # the same updated_at and could commit out of order; the second now waits and reads the first's row.
     return conn.execute(
-        select(votes.c.id, votes.c.updated_at).where(votes.c.run_id == run_id, votes.c.annotator == annotator)
+        select(votes.c.id, votes.c.updated_at)
+        .where(votes.c.run_id == run_id, votes.c.annotator == annotator)
+        .with_for_update()
     ).first()
+
+
+class VoteWithdrawn(InputError):
+    """A form submission whose vote was undone (:func:`delete_vote`) arrived again: nothing is stored.
+
+    Raised instead of bringing the undone vote back; the message is meant for the voter."""
 
 
 def record_vote(
@@ -685,13 +753,22 @@ def record_vote(
     comment: str | None = None,
     ranking: Sequence[int] | None = None,
     client_token: str | None = None,
+    blind: bool = True,
 ) -> VoteRecord:
     """Store one annotator's verdict on a run (committed before returning) and return it.
 
     One vote per (run, annotator): voting again replaces the earlier vote (``created_at`` kept,
-    ``updated_at`` moves). A ``client_token`` this (run, annotator) already submitted is a no-op that
-    returns the stored vote, so a resubmitted form or a late retry changes nothing.
+    ``updated_at`` moves, ``blind`` is the one passed now). ``blind`` says whether the vote was cast before
+    the voter saw which response is which (labels, scores, attribution, candidate cards); False marks a
+    vote cast after seeing them.
+
+    A ``client_token`` this (run, annotator) already submitted is a no-op that returns the stored vote, so
+    a resubmitted form or a late retry changes nothing. If that vote has since been undone
+    (:func:`delete_vote`), the replay raises :class:`VoteWithdrawn` and stores nothing: an undo is never
+    reversed by a late copy of the submission it undid. A new vote needs a new token.
     """
+    if not isinstance(blind, bool):
+        raise InputError("blind must be True or False.")
     name = valid_text(_check_annotator(annotator))
     if choice not in CHOICES:
         raise InputError(f"The vote must be one of {', '.join(CHOICES)}; got {choice!r}.")
@@ -709,12 +786,15 @@ def record_vote(
     winner = winner_of(choice, a_is)
 
     def work(conn: Connection) -> int:
+        # FOR SHARE OF runs (PostgreSQL): a concurrent save_run, which locks the run FOR UPDATE, cannot
+        # replace the pair between this check and the vote's insert.
         row = conn.execute(
             select(runs.c.n, picks.c.idx, fusions.c.text, fusions.c.error)
             .select_from(runs)
             .outerjoin(picks, picks.c.run_id == runs.c.id)
             .outerjoin(fusions, fusions.c.run_id == runs.c.id)
             .where(runs.c.id == run_id)
+            .with_for_update(read=True, of=runs)
         ).first()
         if row is None:
             raise InputError(f"Unknown run {run_id!r}: it was deleted or never saved.")
@@ -737,6 +817,10 @@ def record_vote(
             )
             if seen and existing is not None:
                 return int(existing.id)
+            if seen:
+                raise VoteWithdrawn(
+                    "This vote was undone, so this copy of it was not saved. Vote again to record a new one."
+                )
         now = time.time()
         values = {
             "choice": choice,
@@ -745,6 +829,7 @@ def record_vote(
             "comment": note,
             "ranking": _dumps(checked_ranking) if checked_ranking is not None else None,
             "client_token": token,
+            "blind": blind,
         }
         if existing is not None:
             # Strictly later even when the clock has not ticked, so "was it replaced?" is always visible.
@@ -766,6 +851,43 @@ def record_vote(
         return _vote_records(conn, votes.c.id == work(conn))[0]
 
     return _write(engine, work_and_read)
+
+
+def delete_vote(engine: Engine, run_id: str, annotator: str) -> bool:
+    """Undo ``annotator``'s vote on the run (the whole vote: an earlier vote it replaced is not restored).
+    True if there was one; False (and nothing changes) otherwise, so a repeated undo is harmless.
+
+    The run goes back into the annotator's queue. The form tokens the annotator submitted for this run are
+    kept, so a late replay of the undone submission is refused (:class:`VoteWithdrawn`) instead of
+    bringing the vote back.
+    """
+    name = annotator.strip() if isinstance(annotator, str) else ""
+    if not name:
+        return False
+
+    def work(conn: Connection) -> bool:
+        result = conn.execute(delete(votes).where(votes.c.run_id == run_id, votes.c.annotator == valid_text(name)))
+        return result.rowcount > 0
+
+    return _write(engine, work)
+
+
+def last_vote(engine: Engine, annotator: str, *, tag: str | None = None) -> VoteRecord | None:
+    """The vote ``annotator`` cast or changed most recently (on runs with ``tag`` if given), or None: what
+    "undo my last vote" undoes when the page no longer remembers it (a reload, another tab)."""
+    name = annotator.strip() if isinstance(annotator, str) else ""
+    if not name:
+        return None
+    stmt = select(votes.c.id).where(votes.c.annotator == name)
+    if tag:
+        stmt = stmt.where(
+            exists(select(run_tags.c.run_id).where(run_tags.c.run_id == votes.c.run_id, run_tags.c.tag == tag))
+        )
+    stmt = stmt.order_by(votes.c.updated_at.desc(), votes.c.id.desc()).limit(1)
+    with _reading(engine) as conn:
+        vote_id = conn.execute(stmt).scalar()
+        found = _vote_records(conn, votes.c.id == vote_id) if vote_id is not None else []
+    return found[0] if found else None
 
 
 def get_vote(engine: Engine, run_id: str, annotator: str) -> VoteRecord | None:
@@ -793,7 +915,8 @@ def all_votes(engine: Engine, *, tag: str | None = None) -> list[VoteRecord]:
 def annotation_queue(engine: Engine, annotator: str, *, tag: str | None = None, limit: int | None = 50) -> list[str]:
     """Ids of runs with a pick and a fused answer that ``annotator`` has not voted on, oldest first.
 
-    Pairs whose fused text equals the pick are included; :func:`is_identical` tells the UI to say so.
+    Pairs whose fused text is the pick verbatim are left out (nothing to choose between); they are counted
+    in :attr:`QueueCounts.identical`.
     """
     name = _check_annotator(annotator)
     voted = exists(select(votes.c.id).where(votes.c.run_id == runs.c.id, votes.c.annotator == name))
@@ -807,17 +930,54 @@ def annotation_queue(engine: Engine, annotator: str, *, tag: str | None = None, 
         return list(conn.execute(stmt).scalars())
 
 
-def queue_progress(engine: Engine, annotator: str, tag: str | None = None) -> tuple[int, int]:
-    """(runs this annotator has voted on, runs there are to vote on), among votable runs with ``tag``."""
+@dataclass(frozen=True)
+class QueueCounts:
+    """Where an annotator stands, among runs with the tag asked for.
+
+    ``total``: runs there are to vote on (a pick and a fused answer that differ); ``done``: those of them
+    this annotator has voted on; ``identical``: runs left out of the queue because the fused answer is the
+    pick verbatim. ``total`` is right from the start: identical pairs are known when a run is saved.
+    """
+
+    done: int
+    total: int
+    identical: int
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.done
+
+
+def queue_counts(engine: Engine, annotator: str, tag: str | None = None) -> QueueCounts:
+    """The annotator's :class:`QueueCounts`, in one query."""
     name = _check_annotator(annotator)
-    voted = exists(select(votes.c.id).where(votes.c.run_id == runs.c.id, votes.c.annotator == name))
-    base = _with_pair(select(func.count()).select_from(runs)).where(_votable())
+    mine = votes.alias("mine")
+    identical = _identical()
+    votable = ~identical  # within _has_pair(); NULL same_as_pick (unknown) counts as votable
+    stmt = (
+        _with_pair(
+            select(
+                func.coalesce(func.sum(case((identical, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((identical, 0), else_=1)), 0),
+                func.coalesce(func.sum(case((and_(votable, mine.c.id.is_not(None)), 1), else_=0)), 0),
+            ).select_from(runs)
+        )
+        # The unique (run_id, annotator) index makes this an index lookup per run.
+        .outerjoin(mine, and_(mine.c.run_id == runs.c.id, mine.c.annotator == name))
+        .where(_has_pair())
+    )
     if tag:
-        base = base.where(_has_tag(tag))
+        stmt = stmt.where(_has_tag(tag))
     with _reading(engine) as conn:
-        total = int(conn.execute(base).scalar_one())
-        done = int(conn.execute(base.where(voted)).scalar_one())
-    return done, total
+        n_identical, total, done = conn.execute(stmt).one()
+    return QueueCounts(done=int(done), total=int(total), identical=int(n_identical))
+
+
+def queue_progress(engine: Engine, annotator: str, tag: str | None = None) -> tuple[int, int]:
+    """(runs this annotator has voted on, runs there are to vote on), among votable runs with ``tag``;
+    identical pairs are in neither. :func:`queue_counts` also says how many were left out."""
+    counts = queue_counts(engine, annotator, tag)
+    return counts.done, counts.total
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -848,6 +1008,11 @@ class AttributionRow:
     shares: list[float]  # per candidate index; shared spans count for each source, so they can sum above 1
     bon_index: int | None
     created_at: float
+    source: str = ""
+
+    @property
+    def model_groups(self) -> list[str]:
+        return model_groups(self.models, self.source)
 
     @property
     def bon_share(self) -> float | None:
@@ -869,10 +1034,11 @@ def attribution_rows(engine: Engine, *, tag: str | None = None) -> list[Attribut
             runs.c.id,
             runs.c.n,
             runs.c.models,
+            runs.c.source,
             runs.c.created_at,
             picks.c.idx.label("bon_index"),
             fusions.c.copied_fraction,
-            fusions.c.attribution,
+            fusions.c.shares,
         )
         .select_from(runs.join(fusions, fusions.c.run_id == runs.c.id))
         .outerjoin(picks, picks.c.run_id == runs.c.id)
@@ -885,21 +1051,34 @@ def attribution_rows(engine: Engine, *, tag: str | None = None) -> list[Attribut
         rows = conn.execute(stmt).mappings().all()
         ids = select(runs.c.id).select_from(runs.join(fusions, fusions.c.run_id == runs.c.id))
         tags = _tags_by_run(conn, subquery=ids.where(_has_tag(tag)) if tag else ids) if rows else {}
+        # Rows written by code older than migration 0003 have no separate shares: read their spans once.
+        missing = [r["id"] for r in rows if r["shares"] is None]
+        old_shares: dict[str, str] = {}
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            for run_id, raw in conn.execute(
+                select(fusions.c.run_id, fusions.c.attribution).where(fusions.c.run_id.in_(chunk))
+            ):
+                old_shares[run_id] = _dumps((_loads(raw, {}) or {}).get("shares", []))
+    models_cache: dict[str, list[str]] = {}
     out: list[AttributionRow] = []
     for r in rows:
-        attribution = _loads(r["attribution"], {}) or {}
-        shares = [float(x) for x in attribution.get("shares", [])]
+        raw_shares = r["shares"] if r["shares"] is not None else old_shares.get(r["id"], "[]")
         copied = r["copied_fraction"]
+        raw_models = r["models"]
+        if raw_models not in models_cache:  # a batch's runs share one models list: parse it once
+            models_cache[raw_models] = _loads(raw_models, [])
         out.append(
             AttributionRow(
                 run_id=r["id"],
                 n=r["n"],
                 tags=tags.get(r["id"], []),
-                models=_loads(r["models"], []),
+                models=list(models_cache[raw_models]),
                 copied_fraction=None if copied is None else float(copied),
-                shares=shares,
+                shares=[float(x) for x in _loads(raw_shares, [])],
                 bon_index=r["bon_index"],
                 created_at=r["created_at"],
+                source=r["source"],
             )
         )
     return out

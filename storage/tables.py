@@ -13,7 +13,7 @@ Conventions that keep the SQL portable between SQLite and PostgreSQL:
 
 from __future__ import annotations
 
-from sqlalchemy import Index, Text, UniqueConstraint
+from sqlalchemy import Index, Text, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 # Values a vote may take; queries validate against these, the UI offers them.
@@ -60,6 +60,18 @@ class RunTagRow(SQLModel, table=True):
     position: int  # keeps the run's tag order for an exact round-trip
 
 
+class RunModelGroupRow(SQLModel, table=True):
+    """The labels a run is listed under when runs or votes are split by model (``fusion.types.model_groups``):
+    its models, or ``scenario:<id>`` for a built-in scenario's run. Kept as rows, like tags, so the model
+    filter and the list of models are index lookups instead of a parse of every run's ``models`` JSON."""
+
+    __tablename__ = "run_model_groups"
+    __table_args__ = (Index("ix_run_model_groups_label", "label"),)
+
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    label: str = Field(primary_key=True, max_length=300)
+
+
 class CandidateRow(SQLModel, table=True):
     __tablename__ = "candidates"
 
@@ -104,6 +116,11 @@ class FusionRow(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=Text)
     attribution: str | None = Field(default=None, sa_type=Text)  # JSON of Attribution.to_dict()
     copied_fraction: float | None = None
+    # The fused text equals the Best-of-N text after .strip() (``storage.queries.is_identical``): such a pair
+    # offers nothing to vote on. Written by save_run; NULL = unknown (a row written by code older than 0003).
+    same_as_pick: bool | None = None
+    # JSON list[float]: Attribution.shares on its own, so statistics need not parse every run's spans.
+    shares: str | None = Field(default=None, sa_type=Text)
 
 
 class VoteRow(SQLModel, table=True):
@@ -126,6 +143,9 @@ class VoteRow(SQLModel, table=True):
     client_token: str | None = Field(default=None, max_length=200)
     created_at: float
     updated_at: float
+    # Cast before the voter saw which response was which (labels, scores, attribution, candidate cards).
+    # Votes stored before 0003 were all cast on the blind panel, hence the default.
+    blind: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
 
 
 class VoteTokenRow(SQLModel, table=True):
@@ -144,6 +164,7 @@ ALL_TABLES = (
     SchemaMigration,
     RunRow,
     RunTagRow,
+    RunModelGroupRow,
     CandidateRow,
     PickRow,
     FusionRow,

@@ -22,6 +22,7 @@ from typing import Iterator  # noqa: E402
 import pytest  # noqa: E402
 
 from openai_server import FakeOpenAIServer  # noqa: E402  (tests/ is on sys.path under pytest)
+from pg_support import db_url, pg_cluster  # noqa: E402, F401  (storage tests on SQLite and PostgreSQL)
 
 SERVER_SCRIPT = Path(__file__).resolve().parent / "openai_server.py"
 

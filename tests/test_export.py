@@ -2,7 +2,7 @@
 
 ``datasets`` is not installed; the invariants its JSON loader (pyarrow) relies on are checked instead:
 UTF-8, one JSON object per line, the same keys on every line, one JSON type per key (null aside), no
-NaN/Infinity tokens.
+NaN/Infinity tokens. Every test runs on SQLite and on PostgreSQL (``db_url``, tests/pg_support.py).
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ def read_jsonl_like_datasets(path: Path) -> list[dict]:
 
 
 @pytest.fixture()
-def engine(tmp_path):
-    eng = init_db(f"sqlite:///{tmp_path / 'export.db'}")
+def engine(db_url):
+    eng = init_db(db_url)
     runs = [
         make_run(run_id="r1", prompt="Capital of France?", texts=["Paris.", "Lyon.", "Nice."],
                  fused_text="Paris, on the Seine.", tags=["geo"], created_at=1.0, api_key=SECRET),
@@ -90,7 +90,7 @@ def engine(tmp_path):
                   ranking=[0, 2, 1])
     q.record_vote(eng, run_id="r1", annotator="bob", choice="A", a_is="bon")
     q.record_vote(eng, run_id="r2", annotator="ann", choice="tie", a_is="bon", comment="both fine\nreally")
-    q.record_vote(eng, run_id="r2", annotator="bob", choice="both_bad", a_is="fused")
+    q.record_vote(eng, run_id="r2", annotator="bob", choice="both_bad", a_is="fused", blind=False)
     q.record_vote(eng, run_id="r3", annotator="ann", choice="B", a_is="bon")  # fused wins, but texts identical
     yield eng
     eng.dispose()
@@ -110,6 +110,9 @@ def test_votes_jsonl_round_trip(engine, tmp_path):
     assert by_key[("r2", "ann")]["comment"] == "both fine\nreally"
     assert by_key[("r2", "ann")]["prompt"] == "Schreibe ein Gedicht über Äpfel 🍎"
     assert isinstance(by_key[("r2", "ann")]["copied_fraction"], float)
+    assert {k: r["blind"] for k, r in by_key.items()} == {
+        ("r1", "ann"): True, ("r1", "bob"): True, ("r2", "ann"): True, ("r2", "bob"): False, ("r3", "ann"): True,
+    }
     assert "🍎".encode() in path.read_bytes()  # real UTF-8, not \\u escapes
     assert not list(path.parent.glob("*.part"))
 
@@ -132,6 +135,7 @@ def test_votes_csv_round_trip(engine, tmp_path):
     assert json.loads(by_key[("r1", "ann")]["ranking"]) == [0, 2, 1]
     assert json.loads(by_key[("r1", "ann")]["models"]) == ["m/alpha"]
     assert by_key[("r1", "bob")]["winner"] == "bon"
+    assert (by_key[("r2", "bob")]["blind"], by_key[("r2", "ann")]["blind"]) == ("False", "True")
     # Cells a spreadsheet would execute are defused by default ...
     assert by_key[("r1", "ann")]["comment"] == "'-fused is better"
     assert by_key[("r3", "ann")]["prompt"] == "'=HYPERLINK(\"http://evil\")"

@@ -1,4 +1,8 @@
-"""Storage: engine set-up, migrations, run round-trips, filters, deletes, votes (single process)."""
+"""Storage: engine set-up, migrations, run round-trips, filters, deletes, votes (single process).
+
+Tests that take ``engine`` run twice, on SQLite and on PostgreSQL (``db_url`` in tests/pg_support.py);
+those about SQLite's own set-up (pragmas, BEGIN IMMEDIATE, the file's bytes) take ``sqlite_engine``.
+"""
 
 from __future__ import annotations
 
@@ -115,8 +119,15 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture()
-def engine(db_path: Path):
+def sqlite_engine(db_path: Path):
     eng = init_db(f"sqlite:///{db_path}")
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture()
+def engine(db_url: str):
+    eng = init_db(db_url)
     yield eng
     eng.dispose()
 
@@ -147,7 +158,8 @@ def test_database_url_default_is_repo_data_folder(monkeypatch):
     assert Path(url.removeprefix("sqlite:///")).parent == Path(__file__).resolve().parents[1] / "data"
 
 
-def test_sqlite_pragmas_on_every_connection(engine):
+def test_sqlite_pragmas_on_every_connection(sqlite_engine):
+    engine = sqlite_engine
     for _ in range(2):  # two pooled connections, each configured on connect (b reads, so a's lock is no bar)
         with engine.connect() as a, engine.connect().execution_options(**{READ_ONLY: True}) as b:
             for conn in (a, b):
@@ -157,8 +169,9 @@ def test_sqlite_pragmas_on_every_connection(engine):
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
-def test_write_transactions_are_immediate(engine, db_path):
+def test_write_transactions_are_immediate(sqlite_engine, db_path):
     """While an engine transaction is open (even before it writes), another writer cannot start."""
+    engine = sqlite_engine
     with engine.begin() as conn:
         conn.execute(text("SELECT 1"))
         other = sqlite3.connect(db_path, timeout=0, isolation_level=None)
@@ -167,7 +180,10 @@ def test_write_transactions_are_immediate(engine, db_path):
         other.close()
 
 
-def test_read_then_write_loses_no_update_under_threads(engine):
+def test_read_then_write_loses_no_update_under_threads(sqlite_engine):
+    # SQLite only: plain read-then-write is safe there because of BEGIN IMMEDIATE; PostgreSQL's READ
+    # COMMITTED needs SELECT ... FOR UPDATE, which the vote tests exercise on both databases.
+    engine = sqlite_engine
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)"))
         conn.execute(text("INSERT INTO counter VALUES (1, 0)"))
@@ -256,9 +272,12 @@ def _schema(insp, table: str) -> dict:
     }
 
 
-def test_migrated_schema_matches_sqlmodel_tables(engine, tmp_path):
-    """The frozen migrations and storage.tables must describe the same schema."""
-    reference = make_engine(f"sqlite:///{tmp_path / 'reference.db'}")
+def test_migrated_schema_matches_sqlmodel_tables(engine, request, tmp_path):
+    """The frozen migrations and storage.tables must describe the same schema (on each database)."""
+    if engine.dialect.name == "postgresql":
+        reference = make_engine(request.getfixturevalue("pg_cluster").new_database())
+    else:
+        reference = make_engine(f"sqlite:///{tmp_path / 'reference.db'}")
     SQLModel.metadata.create_all(reference)
     migrated, expected = inspect(engine), inspect(reference)
     assert sorted(migrated.get_table_names()) == sorted(expected.get_table_names())
@@ -299,7 +318,7 @@ def test_round_trip_bare_run(engine):
 def test_round_trip_unicode_and_huge_text(engine):
     huge = "Ünïcødé 東京 🚀 \u200b<script>alert(1)</script> " * 8_000  # ~370k chars
     run = make_run(
-        prompt="日本語で答えてください。 «Quel temps?» \u0000 null byte",
+        prompt="日本語で答えてください。 «Quel temps?»",
         texts=[huge, "Ελληνικά", "עברית"],
         fused_text=huge[:-7] + "🎉",
         tags=["ünï", "東京"],
@@ -308,6 +327,19 @@ def test_round_trip_unicode_and_huge_text(engine):
     loaded = q.load_run(engine, run.id)
     assert loaded.to_dict() == run.to_dict()
     assert len(loaded.candidates[0].text) == len(huge)
+
+
+def test_nul_becomes_replacement_character_on_every_database(engine):
+    """PostgreSQL text cannot hold NUL; SQLite could, but both store U+FFFD so a run reads back the same."""
+    run = make_run(prompt="a \u0000 null byte", texts=["x\x00y", "b", "c"], fused_text="f\x00", tags=["t\x00"])
+    q.save_run(engine, run)
+    loaded = q.load_run(engine, run.id)
+    assert loaded.prompt.text == "a \ufffd null byte"
+    assert loaded.candidates[0].text == "x\ufffdy" and loaded.fused.text == "f\ufffd"
+    assert loaded.tags == ["t\ufffd"]
+    vote = q.record_vote(engine, run_id=run.id, annotator="n\x00m", choice="A", a_is="fused", comment="c\x00")
+    assert (vote.annotator, vote.comment) == ("n\ufffdm", "c\ufffd")
+    assert _ids(q.list_runs(engine, text="\x00")) == [run.id]  # a typed NUL is scrubbed like stored text
 
 
 def test_lone_surrogate_is_replaced_not_fatal(engine):
@@ -356,7 +388,27 @@ def test_save_refuses_empty_id(engine):
         q.save_run(engine, make_run(run_id=" "))
 
 
-def test_api_key_is_nowhere_in_the_database(engine, db_path):
+def _every_stored_value(engine) -> str:
+    """Every row of every table, as text: what a dump of the database would show."""
+    out = []
+    with engine.connect() as conn:
+        for table in inspect(conn).get_table_names():
+            out += [repr(tuple(row)) for row in conn.execute(text(f'SELECT * FROM "{table}"'))]
+    return "\n".join(out)
+
+
+def test_api_key_is_in_no_table(engine):
+    secret = "sk-test-SECRET-5d1f0c"
+    run = make_run(api_key=secret)
+    q.save_run(engine, run)
+    q.record_vote(engine, run_id=run.id, annotator="ann", choice="A", a_is="fused")
+    dump = _every_stored_value(engine)
+    assert run.id in dump and "m/alpha" in dump  # the dump does hold the run
+    assert secret not in dump
+
+
+def test_api_key_is_nowhere_in_the_database(sqlite_engine, db_path):
+    engine = sqlite_engine
     secret = "sk-test-SECRET-5d1f0c"
     run = make_run(api_key=secret)
     assert run.pool[0].api_key == secret
@@ -408,8 +460,12 @@ def test_list_runs_filters(engine):
     assert _ids(q.list_runs(engine, tag="geo")) == ["new_cjk", "old_fr"]
     assert _ids(q.list_runs(engine, tag="missing")) == []
     assert _ids(q.list_runs(engine, model="openai/gpt-4o")) == ["old_fr"]
+    assert _ids(q.list_runs(engine, model="cohere/command-a")) == ["old_fr"]
     assert _ids(q.list_runs(engine, model="openai/gpt-4")) == []  # whole names only
-    assert _ids(q.list_runs(engine, model="m/a")) == ["mid_math"]
+    # A scenario's run is listed under its scenario, not under the models of its candidates.
+    assert _ids(q.list_runs(engine, model="scenario:math-1")) == ["mid_math"]
+    assert _ids(q.list_runs(engine, model="m/a")) == []
+    assert q.count_runs(engine, model="scenario:math-1") == 1 and q.count_runs(engine, model="m/alpha") == 1
     assert _ids(q.list_runs(engine, n=4)) == ["mid_math"]
     assert _ids(q.list_runs(engine, source="scenario")) == ["mid_math"]
     assert _ids(q.list_runs(engine, source="scenario:math-1")) == ["mid_math"]
@@ -444,7 +500,7 @@ def test_paging_and_count(engine):
 def test_all_tags_and_models(engine):
     _seed(engine)
     assert q.all_tags(engine) == ["fr", "geo", "math"]
-    assert q.all_models(engine) == ["cohere/command-a", "m/a", "m/alpha", "m/b", "openai/gpt-4o", "supplied"]
+    assert q.all_models(engine) == ["cohere/command-a", "m/alpha", "openai/gpt-4o", "scenario:math-1", "supplied"]
 
 
 def test_delete_cascades_to_every_child_table(engine):
@@ -455,7 +511,7 @@ def test_delete_cascades_to_every_child_table(engine):
     assert q.delete_run(engine, "old_fr") is False
     assert q.load_run(engine, "old_fr") is None
     with engine.connect() as conn:
-        for table in ("candidates", "picks", "fusions", "run_tags", "votes", "vote_tokens"):
+        for table in ("candidates", "picks", "fusions", "run_tags", "run_model_groups", "votes", "vote_tokens"):
             left = conn.execute(text(f"SELECT count(*) FROM {table} WHERE run_id = 'old_fr'")).scalar_one()
             assert left == 0, table
         assert conn.execute(text("SELECT count(*) FROM votes")).scalar_one() == 1
@@ -595,19 +651,27 @@ def test_annotation_queue_and_progress(engine):
     failed = make_run(run_id="r6", created_at=7.0)
     failed.fused.error = "fusor timed out"
     q.save_run(engine, failed)
-    assert q.annotation_queue(engine, "ann") == ["r1", "r3", "r2"]
-    assert q.annotation_queue(engine, "ann", limit=1) == ["r1"]
-    assert q.annotation_queue(engine, "ann", tag="t") == ["r1", "r3"]
-    assert q.queue_progress(engine, "ann") == (0, 3)
-    assert q.is_identical(q.load_run(engine, "r3")) and not q.is_identical(q.load_run(engine, "r1"))
-    q.record_vote(engine, run_id="r3", annotator="ann", choice="tie", a_is="bon")
+    # r3's fused answer is its pick verbatim: out of the queue and out of the total from the start.
     assert q.annotation_queue(engine, "ann") == ["r1", "r2"]
-    assert q.annotation_queue(engine, "other") == ["r1", "r3", "r2"]
-    assert q.queue_progress(engine, "ann") == (1, 3)
-    assert q.queue_progress(engine, "ann", tag="t") == (1, 2)
-    assert q.queue_progress(engine, " ann ") == (1, 3)
+    assert q.annotation_queue(engine, "ann", limit=1) == ["r1"]
+    assert q.annotation_queue(engine, "ann", tag="t") == ["r1"]
+    assert q.queue_progress(engine, "ann") == (0, 2)
+    assert q.queue_counts(engine, "ann") == q.QueueCounts(done=0, total=2, identical=1)
+    assert q.is_identical(q.load_run(engine, "r3")) and not q.is_identical(q.load_run(engine, "r1"))
+    q.record_vote(engine, run_id="r1", annotator="ann", choice="tie", a_is="bon")
+    assert q.annotation_queue(engine, "ann") == ["r2"]
+    assert q.annotation_queue(engine, "other") == ["r1", "r2"]
+    assert q.queue_progress(engine, "ann") == (1, 2)
+    assert q.queue_counts(engine, "ann") == q.QueueCounts(done=1, total=2, identical=1)
+    assert q.queue_counts(engine, "ann").remaining == 1
+    assert q.queue_counts(engine, "ann", tag="t") == q.QueueCounts(done=1, total=1, identical=1)
+    assert q.queue_counts(engine, "other", tag="t") == q.QueueCounts(done=0, total=1, identical=1)
+    assert q.queue_counts(engine, "ann", tag="none") == q.QueueCounts(done=0, total=0, identical=0)
+    assert q.queue_progress(engine, " ann ") == (1, 2)
     with pytest.raises(InputError):
         q.annotation_queue(engine, "")
+    with pytest.raises(InputError):
+        q.queue_counts(engine, " ")
 
 
 def test_all_votes_with_tag_filter(engine):

@@ -1,7 +1,9 @@
 """Votes under concurrency: many threads and many processes voting on shared runs.
 
 Invariants: exactly one row per (run, annotator); no vote lost (each annotator's final row holds the last
-value it wrote); no write fails.
+value it wrote); no write fails. Each test runs on SQLite and on PostgreSQL (``db_url``, tests/pg_support.py):
+SQLite serialises writers with BEGIN IMMEDIATE, PostgreSQL's READ COMMITTED relies on the row locks
+(SELECT ... FOR UPDATE / FOR SHARE) and the unique-race retry in storage.queries.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ def _seed(engine, k: int) -> list[str]:
     return ids
 
 
-def test_threads_each_last_write_wins(tmp_path):
-    engine = init_db(f"sqlite:///{tmp_path / 'v.db'}")
+def test_threads_each_last_write_wins(db_url):
+    engine = init_db(db_url)
     run_ids = _seed(engine, 3)
     last: dict[tuple[str, str], tuple[str, str]] = {}
     errors: list[BaseException] = []
@@ -77,9 +79,9 @@ def test_threads_each_last_write_wins(tmp_path):
     engine.dispose()
 
 
-def test_threads_racing_on_the_same_first_vote(tmp_path):
+def test_threads_racing_on_the_same_first_vote(db_url):
     """Several threads cast the first vote of one annotator at once: one row, holding the last commit."""
-    engine = init_db(f"sqlite:///{tmp_path / 'race.db'}")
+    engine = init_db(db_url)
     (run_id,) = _seed(engine, 1)
     start = threading.Barrier(8)
     results: list[q.VoteRecord] = []
@@ -158,8 +160,8 @@ def _process_worker(url: str, name: str, run_ids: list[str], rounds: int, seed: 
     return {"own": own, "shared": shared}
 
 
-def test_processes_no_lost_and_no_duplicated_votes(tmp_path):
-    url = f"sqlite:///{tmp_path / 'mp.db'}"
+def test_processes_no_lost_and_no_duplicated_votes(db_url):
+    url = db_url
     engine = init_db(url)
     run_ids = _seed(engine, 3)
     names = [f"p{k}" for k in range(4)]
@@ -177,7 +179,8 @@ def test_processes_no_lost_and_no_duplicated_votes(tmp_path):
     final = q.get_vote(engine, run_ids[0], "everyone")
     assert (final.updated_at, final.choice, final.comment) == newest
     with engine.connect() as conn:
-        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        if engine.dialect.name == "sqlite":
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("SELECT count(*) FROM vote_tokens")).scalar_one() == 4 * 25
     engine.dispose()
 
@@ -192,8 +195,8 @@ def _migrate_worker(url: str, *, barrier) -> list[str]:
     return ids
 
 
-def test_processes_starting_at_once_migrate_once(tmp_path):
-    url = f"sqlite:///{tmp_path / 'fresh' / 'new.db'}"
+def test_processes_starting_at_once_migrate_once(db_url):
+    url = db_url  # a new, empty database
     results = _run_processes(_migrate_worker, [(url,)] * 4)
     from storage.migrations import MIGRATIONS
 
@@ -202,4 +205,104 @@ def test_processes_starting_at_once_migrate_once(tmp_path):
     engine = init_db(url)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM schema_migrations")).scalar_one() == len(expected)
+    engine.dispose()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Read-then-write races made deterministic: one writer is held inside its transaction while another runs.
+
+
+class _HeldClock:
+    """Stands in for the ``time`` module in storage.queries: the first ``time()`` call in the thread named
+    ``held`` waits (up to ``hold_s``) for ``release``. Everything else is the real module."""
+
+    def __init__(self, release: threading.Event, hold_s: float) -> None:
+        self.release, self.hold_s, self.held_once = release, hold_s, False
+
+    def time(self) -> float:
+        import time as real
+
+        now = real.time()
+        if threading.current_thread().name == "held" and not self.held_once:
+            self.held_once = True
+            self.release.wait(self.hold_s)
+        return now
+
+    def __getattr__(self, name: str):
+        import time as real
+
+        return getattr(real, name)
+
+
+def test_a_replacement_held_mid_transaction_is_not_overtaken(db_url, monkeypatch):
+    """Vote A has read the stored vote and taken its timestamp when vote B arrives. B must wait for A (the row
+    lock; on SQLite the write lock) and commit after it, stamped later; without the lock, B would commit
+    first and A would overwrite it with an older timestamp than the one B returned."""
+    engine = init_db(db_url)
+    (run_id,) = _seed(engine, 1)
+    q.record_vote(engine, run_id=run_id, annotator="ann", choice="tie", a_is="fused")
+    b_done = threading.Event()
+    monkeypatch.setattr(q, "time", _HeldClock(b_done, hold_s=1.5))
+    out: dict[str, q.VoteRecord] = {}
+    errors: list[BaseException] = []
+
+    def vote(label: str, choice: str) -> None:
+        try:
+            out[label] = q.record_vote(engine, run_id=run_id, annotator="ann", choice=choice, a_is="fused")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        if label == "B":
+            b_done.set()
+
+    a = threading.Thread(target=vote, args=("A", "A"), name="held")
+    a.start()
+    while not q.time.held_once:  # A is inside its transaction, holding its timestamp
+        threading.Event().wait(0.005)
+    b = threading.Thread(target=vote, args=("B", "B"), name="other")
+    b.start()
+    a.join()
+    b.join()
+    assert errors == []
+    final = q.get_vote(engine, run_id, "ann")
+    assert out["B"].updated_at > out["A"].updated_at
+    assert (final.choice, final.updated_at) == ("B", out["B"].updated_at)
+    engine.dispose()
+
+
+def test_a_vote_held_mid_transaction_cannot_miss_a_new_pair(db_url, monkeypatch):
+    """A vote has checked the run's pair when the run is re-saved with another fused text. The re-save must
+    wait for the vote and then remove it (it judged texts that are gone); without the run lock it would
+    replace the pair first and the vote would be stored against texts its voter never saw."""
+    engine = init_db(db_url)
+    (run_id,) = _seed(engine, 1)
+    saved = threading.Event()
+    monkeypatch.setattr(q, "time", _HeldClock(saved, hold_s=1.5))
+    errors: list[BaseException] = []
+
+    def vote() -> None:
+        try:
+            q.record_vote(engine, run_id=run_id, annotator="ann", choice="A", a_is="fused")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    def resave() -> None:
+        try:
+            run = q.load_run(engine, run_id)
+            run.fused.text = "A rewritten fused answer."
+            q.save_run(engine, run)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        saved.set()
+
+    a = threading.Thread(target=vote, name="held")
+    a.start()
+    while not q.time.held_once:
+        threading.Event().wait(0.005)
+    b = threading.Thread(target=resave, name="other")
+    b.start()
+    a.join()
+    b.join()
+    assert errors == []
+    assert q.load_run(engine, run_id).fused.text == "A rewritten fused answer."
+    assert q.votes_for_run(engine, run_id) == []
     engine.dispose()

@@ -256,7 +256,7 @@ def show(run: Run, *, note: str | None = None, on_try_llm: Any = None) -> None:
 def show_failure() -> None:
     failed = st.session_state.get(FAILED)
     if failed:
-        st.error(failed[1])
+        st.error(md_escape(failed[1]))
 
 
 # ------------------------------------------------------------------------------------------ computing
@@ -433,6 +433,9 @@ def gallery(config: MethodConfig) -> None:
     if scenario is not None:
         attempt = ("scenario", scenario.id, sig)
         failed = st.session_state.get(FAILED)
+        if failed and failed[0] != attempt:  # about another scenario or method: no longer true
+            st.session_state.pop(FAILED, None)
+            failed = None
         stale = current is None or st.session_state.get(SHOWN_SIG) != sig  # opened now, or the method changed
         if stale and not (failed and failed[0] == attempt):  # a failed attempt is not retried on every rerun
             made = scenario_run(scenario, config, attempt)
@@ -506,7 +509,7 @@ def own(config: MethodConfig) -> None:
                 kept = [t for t in texts if t.strip()]
                 check_candidate_texts(kept, low=2, high=APP_MAX_N)
             except InputError as exc:
-                st.error(str(exc))
+                st.error(md_escape(exc))
             else:
                 _fuse_supplied(Prompt(prompt), kept, "supplied", [], config)
     with upload:

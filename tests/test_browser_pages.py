@@ -155,6 +155,10 @@ def test_permalink_in_a_fresh_browser_context(app_server: AppServer, page: Any, 
         fresh.get_by_role("heading", name=f"Run {run.id}").first.wait_for(state="visible")
         wait_for_idle(fresh)
         fresh.get_by_text(run.prompt.text, exact=True).first.wait_for(state="visible")
+        # A person who has not voted sees the pair blind first; the labels are one click away.
+        assert fresh.locator(".fx-response").count() == 2 and fresh.locator(".fx-attr").count() == 0
+        reveal = fresh.get_by_role("button", name="Show the labels without voting")
+        rerun_after(fresh, reveal.click)
         fused = fresh.locator(".fx-attr .fx-attr-text").first
         fused.wait_for(state="visible")
         assert fused.text_content() == run.fused.text

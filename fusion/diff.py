@@ -15,8 +15,9 @@ Units are compared by their words (:func:`fusion.kept.normalised_words`: case, w
 folded; a CJK character is one word), without list or heading markers, so a renumbered item
 or a sentence that only lost its bold is "shared". A unit without any word is left out. The alignment is
 :class:`difflib.SequenceMatcher` over the normalised units; inside each replaced block the pick's and
-the fusion's units are paired, in order, to maximise the summed similarity of the pairs (a small dynamic
-programme), where similarity is ``SequenceMatcher.ratio`` over the two units' words.
+the fusion's units are paired, in order, to maximise the summed similarity of the pairs, where
+similarity is ``SequenceMatcher.ratio`` over the two units' words (see ``_pair`` for how that stays fast
+on long answers).
 
 Every row carries character ranges into the pick's text (``bon``) and the fused text (``fused``), so a
 view can show the original text of either side.
@@ -27,7 +28,6 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from operator import itemgetter
 from typing import Any, Sequence
 
 from fusion.errors import InputError
@@ -169,15 +169,12 @@ def _pair(
     b_lens = [len(w) for w in b_words]
     b_reps = [n - len(st) for n, st in zip(b_lens, b_sets)]
     band = max(1, _MAX_PAIRS // (2 * max(p, q))) if p * q > _MAX_PAIRS else None
-    found: list[tuple[int, int, float]] = []  # in increasing i, then j
+    wanted: dict[int, list[int]] = {}  # j -> the i whose similarity to it is worth computing
     for i, words in enumerate(a_words):
         sa, la = frozenset(words), len(words)
         ra = la - len(sa)
-        if band is None:
-            lo, hi = 0, q
-        else:
-            lo, hi = max(0, (i * q) // p - band), min(q, (i * q) // p + band + 1)
-        centre = (i * q) // p
+        centre = (i * q) // p  # where a partner of unit i sits if the block were edited evenly
+        lo, hi = (0, q) if band is None else (max(0, centre - band), min(q, centre + band + 1))
         hopeful: list[tuple[float, int, int]] = []  # (bound on the ratio, closeness to the diagonal, j)
         for j in range(lo, hi):
             lb = b_lens[j]
@@ -192,11 +189,19 @@ def _pair(
             hopeful.append((2 * shared / total, -abs(j - centre), j))
         if len(hopeful) > _MAX_SCORED:
             hopeful = heapq.nlargest(_MAX_SCORED, hopeful)
-            hopeful.sort(key=itemgetter(2))
         for _, _, j in hopeful:
-            sim = SequenceMatcher(None, words, b_words[j], autojunk=False).ratio()
+            wanted.setdefault(j, []).append(i)
+    # SequenceMatcher indexes its second sequence once: score every wanted pair of one j together.
+    found: list[tuple[int, int, float]] = []
+    matcher = SequenceMatcher(None, autojunk=False)
+    for j, rows in wanted.items():
+        matcher.set_seq2(b_words[j])
+        for i in rows:
+            matcher.set_seq1(a_words[i])
+            sim = matcher.ratio()
             if sim >= least:
                 found.append((i, j, sim))
+    found.sort()  # increasing i, then j
     if not found:
         return []
     # best[k]: the largest total of a chain ending with pair k; tree: prefix maxima of best over j.
@@ -236,7 +241,9 @@ def _pair(
     return chain
 
 
-def diff_sentences(bon_text: str, fused_text: str, *, edited_min: float = EDITED_MIN_SIMILARITY) -> SentenceDiff:
+def diff_sentences(
+    bon_text: str, fused_text: str, *, edited_min: float = EDITED_MIN_SIMILARITY
+) -> SentenceDiff:
     """The sentence-level diff of the Best-of-N pick's text against the fused text (see the module notes).
 
     Rows come in reading order: shared and edited rows in the order of both texts, and inside a changed

@@ -253,3 +253,20 @@ def test_run_kept_on_an_offline_run_matches_the_fused_text() -> None:
     # The fusion reused something from some candidate and nothing of the odd one out (Lyon).
     assert any(r.counts["kept"] for r in reports if r)
     assert statuses(reports[2]) == ["dropped", "dropped"]
+
+
+def test_every_scenario_candidate_copied_verbatim_is_kept_whole() -> None:
+    # The built-in scenarios are Markdown answers in several languages (German, Japanese, Spanish), with
+    # lists, headings, code and tables: a fusion that copies one of them has every unit of it kept.
+    from fusion.scenarios import load_scenarios
+
+    checked = 0
+    for scenario in load_scenarios():
+        texts = list(scenario.candidates)
+        for i, text in enumerate(texts):
+            reports = kept_reports(text, texts)
+            mine = reports[i]
+            assert mine is not None and mine.units, (scenario.id, i)
+            assert statuses(mine) == ["kept"] * len(mine.units), (scenario.id, i)
+            checked += 1
+    assert checked >= 20

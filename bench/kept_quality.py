@@ -278,13 +278,22 @@ def quality(rows: list[dict[str, Any]], seed: int) -> tuple[list[str], dict[str,
 # --------------------------------------------------------------------------------------------- (d) speed
 
 
-def median_time(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def interleaved(fns: Sequence[Callable[[], Any]], repeats: int) -> list[list[float]]:
+    """Times of each function, run in turn within every repeat (order rotated), so that load from other
+    work on the machine falls on all of them alike; a ratio of two is then taken per repeat."""
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(repeats):
+        order = list(range(len(fns)))
+        order = order[r % len(order) :] + order[: r % len(order)]
+        for k in order:
+            t = time.perf_counter()
+            fns[k]()
+            times[k].append(time.perf_counter() - t)
+    return times
+
+
+def median_ratio(a: Sequence[float], b: Sequence[float]) -> float:
+    return statistics.median(x / y for x, y in zip(a, b))
 
 
 def sentences_of(rows: Sequence[dict[str, Any]], model: str) -> list[str]:
@@ -344,7 +353,11 @@ def speed(rows: list[dict[str, Any]], repeats: int, seed: int) -> tuple[list[str
         ("200 look-alike list items, every one lightly edited", "\n".join(look_alike), "\n".join(look_alike_edited)),
         ("the first case written as one line each (no paragraph breaks)", " ".join(bon), " ".join(fused_units)),
     ]
-    out = ["## (d) Speed (median of %d runs; ratios to a baseline timed in the same run)" % repeats, ""]
+    out = [
+        f"## (d) Speed (median of {repeats} runs; the baseline is timed in turn with each run, and the ratio "
+        "is the median of the per-run ratios)",
+        "",
+    ]
     out.append(
         "| case | chars (pick / fused) | rows: shared / edited / dropped / added | diff | of which split_units "
         "of both texts | attribution of the same pair (baseline) | diff / attribution |"
@@ -354,25 +367,30 @@ def speed(rows: list[dict[str, Any]], repeats: int, seed: int) -> tuple[list[str
     for name, a, b in cases:
         d = diff_sentences(a, b)
         c = d.counts
-        t_diff = median_time(lambda: diff_sentences(a, b), repeats)
-        t_split = median_time(lambda: (split_units(a), split_units(b)), repeats)
-        t_att = median_time(lambda: attribute(b, [a]), repeats)
+        times = interleaved(
+            [lambda: diff_sentences(a, b), lambda: (split_units(a), split_units(b)), lambda: attribute(b, [a])],
+            repeats,
+        )
+        t_diff, t_split, t_att = (statistics.median(t) for t in times)
+        ratio = median_ratio(times[0], times[2])
         out.append(
             f"| {name} | {len(a)} / {len(b)} | {c['shared']} / {c['edited']} / {c['dropped']} / {c['added']} | "
-            f"{t_diff * 1000:.1f} ms | {t_split * 1000:.1f} ms | {t_att * 1000:.1f} ms | {t_diff / t_att:.2f}x |"
+            f"{t_diff * 1000:.1f} ms | {t_split * 1000:.1f} ms | {t_att * 1000:.1f} ms | {ratio:.2f}x |"
         )
-        summary[name] = {"diff_s": t_diff, "split_s": t_split, "attribution_s": t_att, "counts": c}
+        summary[name] = {"diff_s": t_diff, "split_s": t_split, "attribution_s": t_att, "ratio": ratio}
     # Kept reports of 8 candidates against their attribution.
     picks = rng.sample(rows, 10)
-    t_kept, t_att = [], []
+    t_kept, t_att, ratios = [], [], []
     for row in picks:
         texts = list(row["outputs"].values())
         run = run_supplied(row["instruction"], texts)
         fused = run.fused.text
         att = run.attribution
-        t_kept.append(median_time(lambda: kept_reports(fused, texts, att), repeats))
-        t_att.append(median_time(lambda: attribute(fused, texts), repeats))
-    ratio = statistics.median(k / a for k, a in zip(t_kept, t_att))
+        tk, ta = interleaved([lambda: kept_reports(fused, texts, att), lambda: attribute(fused, texts)], repeats)
+        t_kept.append(statistics.median(tk))
+        t_att.append(statistics.median(ta))
+        ratios.append(median_ratio(tk, ta))
+    ratio = statistics.median(ratios)
     out.append("")
     out.append(
         "Rows expected in the first case by construction: "
@@ -428,7 +446,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per speed case")
     args = parser.parse_args()
     data = find_data()
-    cmd = ".venv/bin/python bench/kept_quality.py" + (f" --out {args.out}" if args.out else "")
+    cmd = " ".join([".venv/bin/python", "bench/kept_quality.py", *sys.argv[1:]])
     lines = [
         "# What the fusion kept and dropped; pick against fusion",
         "",

@@ -48,7 +48,7 @@ _MAX_PAIRS = 40_000
 # At most this many partners of one unit are scored with SequenceMatcher, those with the best cheap
 # bound (nearest the diagonal on ties): in a list of look-alike items ("Step 3 of ...") every pair
 # passes the bound, and scoring all of them would cost seconds.
-_MAX_SCORED = 8
+_MAX_SCORED = 4
 
 
 @dataclass(frozen=True)

@@ -261,8 +261,12 @@ def _finite(value: Any) -> Any:
 
 
 def output_record(run: Run, item: BatchItem) -> dict[str, Any]:
-    """The output line of a run: ``Run.to_dict()`` plus ``input_id`` and ``input_line``."""
+    """The output line of a run: ``Run.to_dict()`` plus ``input_id``, ``input_line``, and ``kept`` and
+    ``diff`` as ``fuse`` writes them (see :func:`fusion.readout.readout_fields`)."""
+    from fusion.readout import readout_fields
+
     record = _finite(run.to_dict())
+    record.update(_finite(readout_fields(run)))
     record["input_id"] = item.input_id
     record["input_line"] = item.line
     return record

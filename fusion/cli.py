@@ -235,6 +235,7 @@ def format_run(run: Any) -> str:
 def fuse_record(obj: dict[str, Any], lineno: int, *, selector: Any, fusor: Any) -> dict[str, Any]:
     """One ``fuse`` input object to its output object. Raises InputError on a malformed object."""
     from fusion.pipeline import acomplete, supplied_candidates
+    from fusion.readout import readout_fields
     from fusion.types import Run
 
     rec = parse_fuse_record(obj, lineno)
@@ -251,6 +252,7 @@ def fuse_record(obj: dict[str, Any], lineno: int, *, selector: Any, fusor: Any) 
         {"error": run.fused.error} if run.fused.error else {}
     )
     out["attribution"] = run.attribution.to_dict() if run.attribution else None
+    out.update(readout_fields(run))
     return out
 
 
@@ -302,6 +304,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
 def attribute_record(obj: dict[str, Any]) -> dict[str, Any]:
     from fusion.attribution import attribute
+    from fusion.kept import kept_reports
     from fusion.validate import check_candidate_texts
 
     fused = obj.get("fused")
@@ -310,7 +313,10 @@ def attribute_record(obj: dict[str, Any]) -> dict[str, Any]:
     if "candidates" not in obj:
         raise InputError("'candidates' is missing")
     texts = check_candidate_texts(obj["candidates"])
-    return attribute(fused, texts).to_dict()
+    attribution = attribute(fused, texts)
+    out = attribution.to_dict()
+    out["kept"] = [r.to_dict() if r else None for r in kept_reports(fused, texts, attribution)]
+    return out
 
 
 def cmd_attribute(args: argparse.Namespace) -> int:

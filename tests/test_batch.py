@@ -28,6 +28,7 @@ from fusion.batch import (
 from fusion.cli import main
 from fusion.fusors import ExtractiveFusor
 from fusion.pipeline import run_supplied
+from fusion.readout import readout_fields
 from fusion.selectors import ConsensusSelector
 from fusion.types import ModelSpec, Prompt, SamplingSettings
 from storage import queries as q
@@ -94,8 +95,10 @@ def assert_db_and_output_agree(db_path: Path, out: Path, expected: int) -> list[
     for record in records:
         run = q.load_run(engine, record["id"])
         assert run is not None
-        line = {k: v for k, v in record.items() if k not in ("input_id", "input_line")}
+        line = {k: v for k, v in record.items() if k not in ("input_id", "input_line", "kept", "diff")}
         assert run.to_dict() == line
+        # The reading aids on the line are what the engine computes from the stored run.
+        assert {"kept": record["kept"], "diff": record["diff"]} == json.loads(json.dumps(readout_fields(run)))
     return records
 
 

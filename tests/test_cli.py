@@ -56,7 +56,7 @@ def test_attribute_reports_spans_shares_and_copied_fraction() -> None:
     assert code == 0, err
     (line,) = out.splitlines()
     rec = json.loads(line)
-    assert set(rec) == {"spans", "shares", "copied_fraction"}
+    assert set(rec) == {"spans", "shares", "copied_fraction", "kept"}
     assert_tiles(rec["spans"], fused)
     assert 0.4 < rec["copied_fraction"] < 0.9  # the last sentence is novel
     assert len(rec["shares"]) == 3 and rec["shares"][0] >= max(rec["shares"][1:])

@@ -491,9 +491,27 @@ def _fuse_supplied(prompt: Prompt, texts: list[str], source: str, tags: list[str
         mark_seen(made.id)  # the person typed the candidates in: a vote on them cannot be blind
         set_view(MODES[1], {"run": made.id})
         _remember(("run", made.id), made)
+        st.rerun()  # the page above was drawn without a result; draw it again with one
 
 
 def own(config: MethodConfig) -> None:
+    view = _views().get(MODES[1])
+    # With a result on screen the inputs fold away (a link to a pasted run opens on the run, not a form);
+    # what was typed is kept either way.
+    holder = st.expander("Your candidates (paste or upload)", expanded=False) if view else st.container()
+    with holder:
+        _own_inputs(config)
+    show_failure()
+    if view and "run" in view:
+        run = _load(view["run"])
+        if run is None:
+            st.error(f"There is no saved run with the id {md_escape(view['run'][:64])}. It may have been deleted.")
+        else:
+            _remember(("run", run.id), run)
+            show(run, on_try_llm=_use_llm_fusor)
+
+
+def _own_inputs(config: MethodConfig) -> None:
     paste, upload = st.tabs(["Paste candidates", "Upload JSON Lines"], key="explore_own_tabs")
     with paste:
         # No form: a form sends its text only on submit, and switching modes before that would lose it.
@@ -520,15 +538,6 @@ def own(config: MethodConfig) -> None:
         file = st.file_uploader("JSON Lines file", type=["jsonl", "json", "txt"], key="own_upload")
         if file is not None:
             upload_records(file, config)
-    view = _views().get(MODES[1])
-    show_failure()
-    if view and "run" in view:
-        run = _load(view["run"])
-        if run is None:
-            st.error(f"There is no saved run with the id {md_escape(view['run'][:64])}. It may have been deleted.")
-        else:
-            _remember(("run", run.id), run)
-            show(run, on_try_llm=_use_llm_fusor)
 
 
 def upload_records(file: Any, config: MethodConfig) -> None:

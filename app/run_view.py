@@ -318,6 +318,18 @@ def show_compare(run: Run, key: str) -> None:
     """Best-of-N next to the fused text with its attribution. A fragment: the highlight control reruns only
     this part of the page."""
     labels = labels_for(run)
+    attributed = run.fused is not None and not run.fused.error and run.attribution is not None
+    highlight = None
+    if attributed:
+        # Above the two columns, full width: inside a narrow column its options would not wrap.
+        choice = st.pills(
+            "Highlight a candidate's spans",
+            ["None", *labels],
+            default="None",
+            key=f"{key}_highlight",
+            help="Keep one candidate's spans coloured and fade the rest.",
+        )
+        highlight = labels.index(choice) if choice and choice in labels else None
     left, right = st.columns(2, gap="large")
     with left:
         st.subheader("Best-of-N")
@@ -347,22 +359,10 @@ def show_compare(run: Run, key: str) -> None:
         if run.attribution is None:
             text_block(run.fused.text)
             return
-        choice = st.pills(
-            "Highlight a candidate's spans",
-            ["None", *labels],
-            default="None",
-            key=f"{key}_highlight",
-            help="Keep one candidate's spans coloured and fade the rest.",
-        )
-        highlight = labels.index(choice) if choice and choice in labels else None
         st.html(attribution_html(run.fused.text, run.attribution, labels, highlight=highlight))
         parts = partition(run.fused.text, run.attribution, len(labels))
         st.html(legend_html(labels, parts, shares=run.attribution.shares, highlight=highlight))
-    if run.attribution is not None:
-        st.plotly_chart(
-            partition_figure(partition(run.fused.text, run.attribution, len(labels)), labels, run.attribution.shares),
-            key=f"{key}_shares",
-        )
+    st.plotly_chart(partition_figure(parts, labels, run.attribution.shares), key=f"{key}_shares")
 
 
 def show_candidates(run: Run) -> None:

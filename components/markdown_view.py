@@ -74,8 +74,9 @@ UNIT_STYLES = {
 _SAFE_HREF = re.compile(r"https?://", re.IGNORECASE)
 _ATTR_NAME = re.compile(r"[a-z][a-z0-9-]*\Z")
 _TEXT_ALIGN = re.compile(r"text-align:(left|right|center)\Z")
-# How far ahead of the cursor shown text is looked for, after spaces, blockquote ">" and table "|" (_FREE):
-# room for an escape's backslash, a list marker or a run of emphasis delimiters.
+# Characters that may stand unshown between the cursor and the next shown text (indentation, blockquote
+# ">", table "|"), and how far past them the characters of text that is not a verbatim copy of its source
+# (a table's escaped pipe, a decoded autolink, a tab expanded into spaces) are looked for.
 _LOOKAHEAD = 12
 _FREE = frozenset(" \t>|")
 
@@ -93,13 +94,19 @@ _STYLES = {
         f"overflow-x:auto;white-space:pre;overflow-wrap:normal;font-family:{_MONO};font-size:0.85em;"
         "line-height:1.45;"
     ),
-    "code": f"font-family:{_MONO};font-size:0.88em;background:rgba(128,128,128,0.15);border-radius:3px;padding:0 0.2em;",
+    "code": (
+        f"font-family:{_MONO};font-size:0.88em;background:rgba(128,128,128,0.15);border-radius:3px;"
+        "padding:0 0.2em;"
+    ),
     "pre code": "font-family:inherit;font-size:inherit;background:none;padding:0;",
     "table": (
         "border-collapse:collapse;display:block;width:max-content;max-width:100%;overflow-x:auto;"
         "margin:0 0 0.6em 0;font-size:0.92em;"
     ),
-    "th": f"border:1px solid {_RULE};padding:0.2em 0.5em;font-weight:600;background:rgba(128,128,128,0.1);",
+    "th": (
+        f"border:1px solid {_RULE};padding:0.2em 0.5em;font-weight:600;background:rgba(128,128,128,0.1);"
+        "text-align:start;"
+    ),
     "td": f"border:1px solid {_RULE};padding:0.2em 0.5em;",
     "hr": f"border:none;border-top:1px solid {_RULE};margin:0.8em 0;",
     "a": "text-decoration:underline;",
@@ -112,8 +119,10 @@ _HEADING_SHIFT = 2
 
 # Block tags that may carry dir="auto": each paragraph of a mixed-language answer finds its own direction.
 _DIR_AUTO = {"p", "li", "blockquote", "th", "td", "h3", "h4", "h5", "h6"}
-_SIMPLE_INLINE = {"em_open": "<em>", "em_close": "</em>", "strong_open": "<strong>", "strong_close": "</strong>",
-                  "s_open": "<s>", "s_close": "</s>"}
+_SIMPLE_INLINE = {
+    "em_open": "<em>", "em_close": "</em>", "strong_open": "<strong>", "strong_close": "</strong>",
+    "s_open": "<s>", "s_close": "</s>",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -132,16 +141,15 @@ class Mark:
 # --- public rendering functions -------------------------------------------------------------------------
 
 
-def render_marked_markdown(text: str, marks: Sequence[Mark] = (), *, wrapper_attrs: str = "") -> str:
-    """``text`` rendered as Markdown inside ``<div class="fx-md">``, with ``marks`` drawn over it.
+def render_marked_markdown(text: str, marks: Sequence[Mark] = ()) -> str:
+    """``text`` rendered as Markdown inside ``<div class="fx-md" dir="auto">``, ``marks`` drawn over it.
 
-    Marks are source character ranges (offsets into ``text``); overlapping marks are cut so the earlier
-    one wins, out-of-range offsets are clamped. Every rendered character whose source offset lies in a
-    mark sits in exactly one ``<span>`` carrying that mark's attributes; the rest is plain. The shown text
-    is the same with or without marks. ``wrapper_attrs`` is extra markup for the wrapper's start tag
-    (trusted: for this package's own callers only).
+    Marks are source character ranges (offsets into ``text``); overlapping marks are cut so the one that
+    starts first wins, out-of-range offsets are clamped. Every rendered character whose source offset lies
+    in a mark sits in exactly one ``<span>`` carrying that mark's attributes; the rest is plain. The shown
+    text is the same with or without marks.
     """
-    return _render(text, _compile_marks(marks, len(text)), wrapper_attrs=wrapper_attrs)
+    return _render(text, _compile_marks(marks, len(text)))
 
 
 def markdown_html(text: str, *, ranges: Iterable[Any] | None = None) -> str:
@@ -177,10 +185,11 @@ def attributed_markdown_html(
         for start, end, sources in tile(fused, attribution.spans)
     ]
     hl_attr = f' data-highlight="{int(highlight)}"' if highlight is not None else ""
-    body = render_marked_markdown(fused, marks, wrapper_attrs=f' data-attributed="1"')
     # The inner div is the text container that attribution_html also has (tests and pages select it).
-    body = body.replace(f'<div class="{MARKDOWN_CLASS}"', f'<div class="{TEXT_CLASS} {MARKDOWN_CLASS}"', 1)
-    return f'<div class="fx-attr fx-attr-md"{hl_attr} style="line-height:1.75;font-size:0.95rem;">{body}</div>'
+    body = _render(fused, _compile_marks(marks, len(fused)), extra_class=TEXT_CLASS)
+    return (
+        f'<div class="fx-attr fx-attr-md"{hl_attr} style="line-height:1.75;font-size:0.95rem;">{body}</div>'
+    )
 
 
 def attribution_mark(
@@ -322,7 +331,7 @@ def _normalise(text: str) -> tuple[str, list[int] | None]:
     return "".join(out), back
 
 
-# --- the renderer ---------------------------------------------------------------------------------------------
+# --- the renderer -----------------------------------------------------------------------------------------
 
 Offsets = int | list[int]  # the source offset of the first of contiguous characters, or one per character
 
@@ -373,8 +382,9 @@ class _Writer:
         """Where the search for the next character of non-verbatim text ends: a little past ``pos``'s free
         characters (room for an escape's backslash or a tab expanded into spaces), never past the line end."""
         pos = self.past_free(pos)
-        eol = self.src.find("\n", pos, self.limit)
-        return min(self.limit, pos + _LOOKAHEAD, eol + 1 if eol >= 0 else self.limit)
+        end = min(self.limit, pos + _LOOKAHEAD)
+        eol = self.src.find("\n", pos, end)
+        return eol + 1 if eol >= 0 else end
 
     def locate(self, shown: str) -> Offsets:
         """Source offsets of ``shown``, which comes next in the source; the cursor moves past it.
@@ -479,7 +489,9 @@ class _Writer:
             info = token.info.strip()
             lang = info.split(maxsplit=1)[0] if info else ""
             lang_attr = f' data-lang="{esc(lang[:40])}"' if lang else ""
-            self.write(f'<pre style="{_STYLES["pre"]}{extra}"><code{lang_attr} style="{_STYLES["pre code"]}">')
+            self.write(
+                f'<pre style="{_STYLES["pre"]}{extra}"><code{lang_attr} style="{_STYLES["pre code"]}">'
+            )
             for line in token.content.splitlines(keepends=True):
                 self.text(line, self.locate(line))
             self.write("</code></pre>")
@@ -732,13 +744,10 @@ def _skip_space(src: str, pos: int, limit: int) -> int:
     return pos
 
 
-def _render(text: str, marks: _Marks | None, *, wrapper_attrs: str = "") -> str:
+def _render(text: str, marks: _Marks | None, *, extra_class: str = "") -> str:
     src, back = _normalise(str(text))
     tokens = _parser().parse(src, {})
     writer = _Writer(src, back, marks)
     writer.document(tokens)
-    return (
-        f'<div class="{MARKDOWN_CLASS}" dir="auto"{wrapper_attrs} style="{_WRAPPER_STYLE}">'
-        + "".join(writer.out)
-        + "</div>"
-    )
+    classes = f"{extra_class} {MARKDOWN_CLASS}" if extra_class else MARKDOWN_CLASS
+    return f'<div class="{classes}" dir="auto" style="{_WRAPPER_STYLE}">' + "".join(writer.out) + "</div>"

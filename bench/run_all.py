@@ -17,6 +17,7 @@ BENCHES = [
     ("attribution.py", ["--out", "bench/results/attribution.md"]),
     ("concurrency.py", ["--out", "bench/results/concurrency.md"]),
     ("extractive_quality.py", ["--out", "bench/results/extractive.md"]),
+    ("markdown_render.py", ["--out", "bench/results/markdown_render.md"]),
 ]
 
 

@@ -22,16 +22,16 @@ The same machinery serves the fused answer coloured by attribution (:func:`attri
 candidate with the ranges the fusion kept, edited or dropped (:func:`markdown_html` with ``ranges``).
 
 How the tracing works: markdown-it gives blocks their line ranges but no character offsets for inline
-content, so the renderer walks the tokens in document order with a cursor into the source that only moves
-forward, and finds each token's source where it must be: text and code content by exact search from the
-cursor (text tokens never span lines, so blockquote ``>`` and list indentation between lines are skipped
-by the search), markup (list markers, ``#``, emphasis delimiters, backticks, link targets and titles) is
-stepped over so that a later search cannot land inside it. Escapes (``\\*``) and entities (``&amp;``) are
-kept as their own tokens (markdown-it's ``text_join`` rule is disabled) so their typed spelling is known.
-Where the shown text is not a verbatim copy of the source (an escaped table pipe, a normalised autolink, a
-tab expanded inside a list) characters are matched one by one, close to the cursor; a character that
-matches nothing (a synthetic one) takes the cursor's position. So the shown text never depends on the
-tracing: it is always exactly markdown-it's rendering, marked or not.
+content, so the writer walks the tokens in document order with a cursor into the source that only moves
+forward. Unshown markup is stepped over where it must be (list markers, ``#``, ``>``, emphasis delimiters,
+backticks, link and image targets and titles, parsed with markdown-it's own helpers), so the next shown
+text must start at the cursor, after indentation, ``>`` or ``|`` at most; it is found there by exact search.
+Escapes (``\\*``) and entities (``&amp;``) stay their own tokens (markdown-it's ``text_join`` rule is
+disabled) so their typed spelling is known; a code span's content is matched inside its own backticks
+(line ends show as spaces). Where shown text is not a verbatim copy of its source (a table's escaped pipe,
+a percent-decoded autolink, a tab expanded into spaces) its characters are matched one by one close to the
+cursor; one that matches nothing takes the cursor's position (an image's ``[image: `` and ``]`` are traced
+to the typed ``![`` and ``]``). The shown text never depends on the tracing: it is the same, marked or not.
 
 Newlines are written as ``&#10;`` and no raw line break is emitted (see ``attribution_view``: ``st.html``
 dedents and strips its input). Styles are inline, so the markup looks the same in ``st.html``, in the

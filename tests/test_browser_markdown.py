@@ -115,3 +115,31 @@ def test_markdown_view_in_the_browser(markdown_server: AppServer, page: Any) -> 
 
     path = screenshot(page, "markdown-view")
     assert Path(path).stat().st_size > 10_000
+
+
+def test_markdown_view_in_a_standalone_report_page(page: Any) -> None:
+    """The report is one self-contained file whose Content-Security-Policy forbids scripts and fetches but
+    allows inline styles: the rendering keeps its look there and still runs and loads nothing."""
+    from components.markdown_view import attributed_markdown_html, markdown_html
+    from fusion.attribution import attribute
+    from fusion.scenarios import get_scenario
+
+    s = get_scenario("escape-html-bug")
+    cands = list(s.candidates)
+    fused = cands[1] + "\n\n![pixel](https://tracker.invalid/p.gif) <img src=https://tracker.invalid/i.gif>"
+    csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+    doc = (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" '
+        f'content="{csp}"><title>report</title></head><body><h1>Run report</h1>'
+        f'<div id="fused">{attributed_markdown_html(fused, attribute(fused, cands), [])}</div>'
+        f'<div id="cand">{markdown_html(cands[0])}</div></body></html>'
+    )
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.set_content(doc)
+    assert page.locator("#fused pre code").count() == 2 and page.locator("#cand li").count() == 3
+    assert page.evaluate("getComputedStyle(document.querySelector('#fused pre')).whiteSpace") == "pre"
+    spans = page.locator("#fused .fx-span[data-kind=single]")
+    assert spans.count() > 0
+    assert spans.first.evaluate("e => getComputedStyle(e).backgroundColor") not in ("rgba(0, 0, 0, 0)", "transparent")
+    assert page.locator("img, script").count() == 0 and not [u for u in requests if "tracker" in u]

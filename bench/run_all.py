@@ -18,6 +18,7 @@ BENCHES = [
     ("concurrency.py", ["--out", "bench/results/concurrency.md"]),
     ("extractive_quality.py", ["--out", "bench/results/extractive.md"]),
     ("kept_quality.py", ["--out", "bench/results/kept.md"]),
+    ("markdown_render.py", ["--out", "bench/results/markdown_render.md"]),
 ]
 
 

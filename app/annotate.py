@@ -18,6 +18,7 @@ from typing import Any
 import streamlit as st
 
 from app import deps
+from app.state import keep
 from app.run_view import ANNOTATOR, WINNER_TEXT, mark_seen, show_blind_vote, show_candidates, text_block
 from components.text import md_escape, md_list
 from components.vote_panel import reveal_text
@@ -217,7 +218,8 @@ def page() -> None:
     top = st.columns([2, 2, 1])
     top[0].text_input("Annotating as (your name)", key=NAME_KEY, on_change=_sync_name, max_chars=80)
     tags = all_tags(engine)
-    if st.session_state.get(TAG_KEY) not in (None, ALL_TAGS, *tags):
+    keep(TAG_KEY, ALL_TAGS)
+    if st.session_state[TAG_KEY] not in (ALL_TAGS, *tags):
         st.session_state[TAG_KEY] = ALL_TAGS  # the tag it named is gone (its runs were deleted)
     tag_choice = top[1].selectbox(
         "Tag",
@@ -229,7 +231,7 @@ def page() -> None:
     tag = None if tag_choice in (None, ALL_TAGS) else tag_choice
     top[2].toggle(
         "Rank candidates too",
-        key=RANK_ON_KEY,
+        key=keep(RANK_ON_KEY, False),
         help="After each vote, optionally order the individual candidates from best to worst.",
     )
     annotator = (st.session_state.get(ANNOTATOR) or "").strip()

@@ -19,6 +19,7 @@ import streamlit as st
 
 from app import deps
 from app.run_view import mark_seen, show_run, text_block
+from app.state import keep
 from components.candidate_cards import render_candidate_card
 from components.text import md_escape
 from fusion.errors import FusionError, InputError, NotEnoughCandidates
@@ -42,10 +43,8 @@ DEFAULT_MODEL = "openai/gpt-4o-mini"
 
 
 def _init(key: str, value: Any) -> None:
-    """Give a widget its first value through session state (never through ``value=``, so the kept value
-    wins on the way back from another page and Streamlit does not warn about two sources)."""
-    if key not in st.session_state:
-        st.session_state[key] = value
+    """Give a kept widget its value (the one it had before a trip to another page, else ``value``)."""
+    keep(key, value)
 
 
 def method_settings() -> MethodConfig:
@@ -517,8 +516,10 @@ def _own_inputs(config: MethodConfig) -> None:
         # No form: a form sends its text only on submit, and switching modes before that would lose it.
         _init("keep.own_count", 3)
         count = st.number_input("How many candidates", min_value=2, max_value=APP_MAX_N, key="keep.own_count")
-        prompt = st.text_area("Prompt", key="keep.own_prompt", height=100)
-        texts = [st.text_area(f"Candidate {i + 1}", key=f"keep.own_cand_{i}", height=140) for i in range(int(count))]
+        prompt = st.text_area("Prompt", key=keep("keep.own_prompt", ""), height=100)
+        texts = [
+            st.text_area(f"Candidate {i + 1}", key=keep(f"keep.own_cand_{i}", ""), height=140) for i in range(int(count))
+        ]
         if st.button("Fuse these candidates", type="primary", key="explore_own_go"):
             from fusion.validate import check_candidate_texts, check_prompt
 
@@ -581,7 +582,7 @@ def live(config: MethodConfig) -> None:
     _init("keep.live_cache", True)
     _init("keep.live_regen", False)
     _init("keep.live_timeout", 120)
-    prompt = st.text_area("Prompt", key="keep.live_prompt", height=120)
+    prompt = st.text_area("Prompt", key=keep("keep.live_prompt", ""), height=120)
     c1, c2 = st.columns([3, 1])
     models_txt = c1.text_input(
         "Candidate models (comma-separated; several make a pool)",
@@ -593,7 +594,7 @@ def live(config: MethodConfig) -> None:
     c3, c4, c5 = st.columns(3)
     temperature = c3.slider("Temperature", 0.0, 2.0, step=0.05, key="keep.live_temperature")
     max_tokens = c4.number_input("Max tokens", min_value=16, max_value=32768, key="keep.live_max_tokens")
-    seed_txt = c5.text_input("Seed (optional)", key="keep.live_seed")
+    seed_txt = c5.text_input("Seed (optional)", key=keep("keep.live_seed", ""))
     with st.expander("Cache and retries"):
         use_cache = st.checkbox("Use the response cache", key="keep.live_cache")
         regenerate = st.checkbox("Regenerate (ignore cached answers)", key="keep.live_regen")

@@ -15,7 +15,8 @@ from typing import Any
 import streamlit as st
 
 from app import deps
-from app.run_view import show_run
+from app.run_view import markdown_on, show_run
+from app.state import keep
 from components.text import md_escape, md_list
 
 KEY = "history"
@@ -107,7 +108,7 @@ def show_one(engine: Any, raw_id: str) -> None:
     with actions:
         st.download_button(
             "Download HTML report",
-            data=lambda: run_report_html(run, votes_for_run(engine, run.id)),
+            data=lambda: run_report_html(run, votes_for_run(engine, run.id), markdown=markdown_on()),
             file_name=f"fusion-run-{run.id}.html",
             mime="text/html",
             key=f"{KEY}_report",
@@ -146,7 +147,7 @@ def filters(engine: Any) -> dict[str, Any]:
     with st.container(border=True):
         text = st.text_input(
             "Search",
-            key="keep.history_text",
+            key=keep("keep.history_text", ""),
             on_change=_reset_page,
             placeholder="Words in the prompt, system message or fused answer",
         )
@@ -154,15 +155,14 @@ def filters(engine: Any) -> dict[str, Any]:
         models = [ANY, *all_models(engine)]
         tags = [ANY, *all_tags(engine)]
         for key, options in (("keep.history_model", models), ("keep.history_tag", tags)):
-            if st.session_state.get(key, ANY) not in options:
-                st.session_state.pop(key)  # what it named is gone (its runs were deleted)
+            keep(key, ANY)
+            if st.session_state[key] not in options:
+                st.session_state[key] = ANY  # what it named is gone (its runs were deleted)
         model = c[0].selectbox("Model", models, key="keep.history_model", on_change=_reset_page)
-        n = c[1].selectbox("N", [ANY, *range(1, MAX_N + 1)], key="keep.history_n", on_change=_reset_page)
+        n = c[1].selectbox("N", [ANY, *range(1, MAX_N + 1)], key=keep("keep.history_n", ANY), on_change=_reset_page)
         tag = c[2].selectbox("Tag", tags, key="keep.history_tag", on_change=_reset_page)
-        source = c[3].selectbox("Source", SOURCES, key="keep.history_source", on_change=_reset_page)
-        if "keep.history_dates" not in st.session_state:
-            st.session_state["keep.history_dates"] = ()
-        dates = c[4].date_input("Created between", key="keep.history_dates", on_change=_reset_page)
+        source = c[3].selectbox("Source", SOURCES, key=keep("keep.history_source", ANY), on_change=_reset_page)
+        dates = c[4].date_input("Created between", key=keep("keep.history_dates", ()), on_change=_reset_page)
     since, until = _day_bounds(dates)
     return {
         "text": text.strip() or None,

@@ -14,11 +14,15 @@ Wiring only: every figure shown comes from the run (computed by the engine) or f
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import random
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -27,6 +31,8 @@ from app import deps
 from components.attribution_chart import partition_figure
 from components.attribution_view import attribution_html, legend_html
 from components.candidate_cards import render_candidate_grid
+from components.diff_view import diff_html
+from components.markdown_view import attributed_markdown_html, markdown_html
 from components.palette import candidate_border
 from components.summary import Figure, summary_html
 from components.text import md_escape
@@ -38,7 +44,7 @@ from components.vote_panel import (
     render_vote_form,
     reveal_text,
 )
-from fusion.attribution import partition, verbatim_source
+from fusion.attribution import SharePartition, partition, verbatim_source
 from fusion.types import Run
 
 log = logging.getLogger("fusion.app")
@@ -54,11 +60,75 @@ ANNOTATOR = "annotator"  # the session's annotator name, shared by every page
 CONTRIBUTOR_MIN_SHARE = 0.05
 
 
-def text_block(text: str, *, border: str | None = None) -> None:
-    """Untrusted text, shown exactly as written: escaped, no markdown, newlines kept."""
-    style = "white-space:pre-wrap;word-wrap:break-word;line-height:1.55;padding:0.75rem 1rem;border-radius:8px;"
+AS_TYPED = "keep.as_typed"  # the sidebar toggle: show model text as typed instead of rendered Markdown
+
+
+def markdown_on() -> bool:
+    return not st.session_state.get(AS_TYPED, False)
+
+
+def text_block(text: str, *, border: str | None = None, markdown: bool | None = None) -> None:
+    """Untrusted text, escaped: rendered as Markdown (safely), or exactly as written with newlines kept."""
+    markdown = markdown_on() if markdown is None else markdown
+    style = "word-wrap:break-word;line-height:1.55;padding:0.75rem 1rem;border-radius:8px;"
     style += f"border:2px solid {border};" if border else "border:1px solid rgba(128,128,128,0.35);"
-    st.html(f'<div class="fx-text" dir="auto" style="{style}">{html.escape(text, quote=True)}</div>')
+    if markdown and text.strip():
+        st.html(f'<div class="fx-text fx-text-md" style="{style}">{markdown_html(text)}</div>')
+    else:
+        style = "white-space:pre-wrap;" + style
+        st.html(f'<div class="fx-text" dir="auto" style="{style}">{html.escape(text, quote=True)}</div>')
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What the labelled view shows beyond the run itself, computed by the engine once per run content."""
+
+    parts: SharePartition | None
+    kept: list[Any] | None  # fusion.kept.KeptReport per candidate (None for a failed one)
+    diff: Any  # fusion.diff.SentenceDiff, or None without a pick and a fusion
+
+
+_DERIVED: OrderedDict[str, Derived] = OrderedDict()
+_DERIVED_LOCK = threading.Lock()  # module state is shared by every session of the server
+_DERIVED_MAX = 64
+
+
+def _fingerprint(run: Run) -> str:
+    h = hashlib.sha256(run.id.encode())
+    for text in [run.fused.text if run.fused else "", str(run.bon.index if run.bon else None)]:
+        h.update(b"\x00" + text.encode("utf-8", "surrogatepass"))
+    for c in run.candidates:
+        h.update(b"\x01" + c.text.encode("utf-8", "surrogatepass") + (b"!" if c.ok else b""))
+    return h.hexdigest()
+
+
+def derived(run: Run) -> Derived:
+    """Partition, kept/dropped reports and the pick-against-fusion diff of ``run``, from a small
+    process-wide cache: a rerun (a click on the highlight control, a vote) does not recompute them."""
+    from fusion.diff import run_diff
+    from fusion.kept import run_kept
+
+    key = _fingerprint(run)
+    with _DERIVED_LOCK:
+        hit = _DERIVED.get(key)
+        if hit is not None:
+            _DERIVED.move_to_end(key)
+            return hit
+    parts = None
+    if run.fused is not None and not run.fused.error and run.attribution is not None:
+        parts = partition(run.fused.text, run.attribution, len(run.candidates))
+    try:
+        kept = run_kept(run)
+    except Exception:  # noqa: BLE001 - the view goes on without the kept marks; the log says why
+        log.exception("kept reports of run %s failed", run.id)
+        kept = None
+    diff = run_diff(run)
+    value = Derived(parts=parts, kept=kept, diff=diff)
+    with _DERIVED_LOCK:
+        _DERIVED[key] = value
+        while len(_DERIVED) > _DERIVED_MAX:
+            _DERIVED.popitem(last=False)
+    return value
 
 
 def labels_for(run: Run) -> list[str]:
@@ -209,7 +279,7 @@ def show_blind_vote(
     show_flash(key)
     if ask_name and name_key(key) not in st.session_state:
         st.session_state[name_key(key)] = person()
-    render_pair(text_a, text_b)
+    render_pair(text_a, text_b, markdown=markdown_on())
     render_vote_form(
         key=key,
         ask_name=ask_name,
@@ -250,13 +320,15 @@ def _vote_box(run: Run, *, engine: Any, key: str, ask_name: bool) -> None:
             )
         if ask_name and name_key(key) not in st.session_state:
             st.session_state[name_key(key)] = name
-        render_vote_form(
-            key=key,
-            ask_name=ask_name,
-            current_choice=existing.choice if existing else None,
-            a_is=a_is,
-            on_vote=lambda choice: cast_vote(run.id, choice, key=key, a_is=a_is, ask_name=ask_name),
-        )
+        # Folded: once the labels are shown the result is what the reader came for, not the form.
+        with st.expander("Change your vote" if existing is not None else "Vote on this run", expanded=False):
+            render_vote_form(
+                key=key,
+                ask_name=ask_name,
+                current_choice=existing.choice if existing else None,
+                a_is=a_is,
+                on_vote=lambda choice: cast_vote(run.id, choice, key=key, a_is=a_is, ask_name=ask_name),
+            )
 
 
 # ------------------------------------------------------------------------------------------ labelled view
@@ -359,16 +431,48 @@ def show_compare(run: Run, key: str) -> None:
         if run.attribution is None:
             text_block(run.fused.text)
             return
-        st.html(attribution_html(run.fused.text, run.attribution, labels, highlight=highlight))
-        parts = partition(run.fused.text, run.attribution, len(labels))
+        render = attributed_markdown_html if markdown_on() else attribution_html
+        st.html(render(run.fused.text, run.attribution, labels, highlight=highlight))
+        parts = derived(run).parts or partition(run.fused.text, run.attribution, len(labels))
         st.html(legend_html(labels, parts, shares=run.attribution.shares, highlight=highlight))
     st.plotly_chart(partition_figure(parts, labels, run.attribution.shares), key=f"{key}_shares")
 
 
-def show_candidates(run: Run) -> None:
+def show_candidates(run: Run, *, kept: bool = True) -> None:
+    """The candidate cards; with ``kept``, each marks what the fusion kept, edited and dropped of it."""
     scores = run.bon.scores if run.bon else [None] * len(run.candidates)
     notes = run.bon.notes if run.bon and run.bon.notes else [None] * len(run.candidates)
-    render_candidate_grid(run.candidates, scores=scores, pick=run.bon.index if run.bon else None, notes=notes)
+    reports = derived(run).kept if kept else None
+    units = summaries = None
+    if reports:
+        units = {r.index: r.units for r in reports if r is not None}
+        summaries = {r.index: r.summary() for r in reports if r is not None}
+        st.caption(
+            "Each card marks what the fused answer did with that candidate's sentences and list items: kept "
+            "as they are, edited (dashed underline), or dropped (faded and struck through)."
+        )
+    render_candidate_grid(
+        run.candidates,
+        scores=scores,
+        pick=run.bon.index if run.bon else None,
+        notes=notes,
+        markdown=markdown_on(),
+        units=units,
+        kept_summaries=summaries,
+    )
+
+
+def show_diff(run: Run) -> None:
+    diff = derived(run).diff
+    pair = vote_pair(run)
+    if diff is None or pair is None:
+        st.info("The comparison needs both a Best-of-N pick and a fused answer.")
+        return
+    st.caption(
+        "The Best-of-N pick against the fused answer, sentence by sentence: what the fusion kept (=), added "
+        "(+, green), dropped (−, red, struck through) and changed a little (~, with the pick's wording under it)."
+    )
+    st.html(diff_html(pair[0], pair[1], diff, markdown=markdown_on()))
 
 
 def show_identical_notice(run: Run, on_try_llm: Callable[[], None] | None) -> None:
@@ -419,10 +523,12 @@ def show_run(
     if note:
         st.info(f"What to look for: {md_escape(note)}")
     st.html(summary_html(summary_figures(run)))
-    names = ["Fusion vs Best-of-N", "Candidates"]
+    names = ["Fusion vs Best-of-N", "What changed", "Candidates: kept and dropped"]
     # Keyed, so the open tab survives a rerun that shifts the page above it.
     tabs = dict(zip(names, st.tabs(names, key=f"{key}_tabs")))
     with tabs["Fusion vs Best-of-N"]:
         show_compare(run, key)
-    with tabs["Candidates"]:
+    with tabs["What changed"]:
+        show_diff(run)
+    with tabs["Candidates: kept and dropped"]:
         show_candidates(run)

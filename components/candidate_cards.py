@@ -60,6 +60,28 @@ def _meta(candidate: Candidate) -> str:
     return " · ".join(parts)
 
 
+def marked_plain_html(text: str, units: Sequence[Any]) -> str:
+    """``text`` as typed, with each unit the fusion kept, edited or dropped wrapped in its marked span (the
+    "show as typed" counterpart of ``markdown_html(text, ranges=units)``)."""
+    from components.markdown_view import UNIT_STYLES, UNIT_TOOLTIPS
+
+    out: list[str] = []
+    pos = 0
+    for u in sorted(units, key=lambda u: (u.start, u.end)):
+        start, end = max(u.start, pos), min(u.end, len(text))
+        if end <= start:
+            continue
+        out.append(esc(text[pos:start]))
+        style = f' style="{UNIT_STYLES[u.status]}"' if UNIT_STYLES.get(u.status) else ""
+        out.append(
+            f'<span class="fx-unit fx-unit-{esc(u.status)}" data-status="{esc(u.status)}" '
+            f'title="{esc(UNIT_TOOLTIPS[u.status])}"{style}>{esc(text[start:end])}</span>'
+        )
+        pos = end
+    out.append(esc(text[pos:]))
+    return "".join(out)
+
+
 def candidate_card_html(
     candidate: Candidate,
     *,
@@ -68,12 +90,17 @@ def candidate_card_html(
     is_pick: bool = False,
     note: str | None = None,
     text: str | None = None,
+    markdown: bool = False,
+    units: Sequence[Any] | None = None,
+    kept_summary: str | None = None,
 ) -> str:
     """HTML of one candidate card.
 
     ``text`` overrides ``candidate.text`` (the partial text while streaming). ``note`` is the selector's
     remark for this candidate (a judge's rationale, or why it could not be scored). A failed card shows the
-    candidate's error message instead of its text.
+    candidate's error message instead of its text. ``markdown`` renders a finished answer as Markdown
+    (safely; see ``components.markdown_view``); a streaming one is always shown as typed. ``units`` (start,
+    end, status) marks what the fusion kept, edited or dropped; ``kept_summary`` says it in words.
     """
     if status not in _STATUS_LOOK:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
@@ -93,6 +120,11 @@ def candidate_card_html(
         f'<b class="fx-card-label">{esc(candidate.label)}</b>{"".join(badges)}</div>'
     )
     meta = f'<div class="fx-card-meta" style="font-size:0.75rem;opacity:0.75;padding:0.3em 0.6em 0 0.6em;">{esc(_meta(candidate))}</div>'
+    if kept_summary:
+        meta += (
+            '<div class="fx-card-kept" style="font-size:0.8rem;font-weight:600;padding:0.2em 0.6em 0 0.6em;">'
+            f"Fusion {esc(kept_summary)}</div>"
+        )
 
     body_style = (
         "white-space:pre-wrap;overflow-wrap:anywhere;padding:0.4em 0.6em 0.6em 0.6em;max-height:26em;"
@@ -109,7 +141,14 @@ def candidate_card_html(
         body = f'<div class="fx-card-text" style="{body_style}opacity:0.6;font-style:italic;">waiting for the model…</div>'
     else:
         shown = candidate.text if text is None else text
-        if shown.strip() or status == "streaming":
+        if shown.strip() and markdown and status != "streaming":
+            from components.markdown_view import markdown_html
+
+            md_style = body_style.replace("white-space:pre-wrap;", "")
+            body = f'<div class="fx-card-text fx-card-md" style="{md_style}">{markdown_html(shown, ranges=units)}</div>'
+        elif shown.strip() and units and status != "streaming":
+            body = f'<div class="fx-card-text" dir="auto" style="{body_style}">{marked_plain_html(shown, units)}</div>'
+        elif shown.strip() or status == "streaming":
             body = f'<div class="fx-card-text" dir="auto" style="{body_style}">{esc(shown)}</div>'
         else:
             body = f'<div class="fx-card-text" style="{body_style}opacity:0.6;font-style:italic;">(empty answer)</div>'
@@ -160,6 +199,9 @@ def render_candidate_grid(
     notes: Sequence[str | None] | Mapping[int, str | None] | None = None,
     texts: Sequence[str | None] | Mapping[int, str | None] | None = None,
     per_row: int | None = None,
+    markdown: bool = False,
+    units: Sequence[Any] | Mapping[int, Any] | None = None,
+    kept_summaries: Sequence[str | None] | Mapping[int, str | None] | None = None,
 ) -> list[Any]:
     """Lay out the cards in rows of ``per_row`` columns (2 to 4; chosen from N when None).
 
@@ -186,6 +228,9 @@ def render_candidate_grid(
                 is_pick=pick is not None and cand.index == pick,
                 note=_pick(notes, cand.index),
                 text=_pick(texts, cand.index),
+                markdown=markdown,
+                units=_pick(units, cand.index),
+                kept_summary=_pick(kept_summaries, cand.index),
             )
             placeholders.append(ph)
     return placeholders

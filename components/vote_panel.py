@@ -48,29 +48,37 @@ def button_label(choice: str, a_is: str | None = None) -> str:
     return f"{label} ({SIDE_SHORT[side]})"
 
 
-def response_html(title: str, text: str) -> str:
-    """One response box: escaped, newlines kept, markdown shown as typed. It grows with its text rather than
-    scrolling inside, so the end of a long answer is never hidden."""
-    body = esc(text) if text.strip() else "<i>(empty response)</i>"
+def response_html(title: str, text: str, *, markdown: bool = False) -> str:
+    """One response box, escaped: rendered as Markdown (safely) or shown as typed. It grows with its text
+    rather than scrolling inside, so the end of a long answer is never hidden."""
+    wrap = "" if markdown else "white-space:pre-wrap;"
+    if not text.strip():
+        body = "<i>(empty response)</i>"
+    elif markdown:
+        from components.markdown_view import markdown_html
+
+        body = markdown_html(text)
+    else:
+        body = esc(text)
     return (
         '<div class="fx-response" style="border:1px solid rgba(128,128,128,0.45);border-radius:8px;'
         'overflow:hidden;height:100%;">'
         f'<div style="font-weight:700;padding:0.35em 0.7em;border-bottom:1px solid rgba(128,128,128,0.45);">'
         f"{esc(title)}</div>"
-        '<div class="fx-response-text" dir="auto" style="white-space:pre-wrap;overflow-wrap:anywhere;'
+        f'<div class="fx-response-text" dir="auto" style="{wrap}overflow-wrap:anywhere;'
         f'padding:0.5em 0.7em;line-height:1.55;">{body}</div></div>'
     )
 
 
-def render_pair(text_a: str, text_b: str) -> None:
+def render_pair(text_a: str, text_b: str, *, markdown: bool = False) -> None:
     """Response A and Response B side by side."""
     import streamlit as st
 
     col_a, col_b = st.columns(2)
     with col_a:
-        st.html(response_html("Response A", text_a))
+        st.html(response_html("Response A", text_a, markdown=markdown))
     with col_b:
-        st.html(response_html("Response B", text_b))
+        st.html(response_html("Response B", text_b, markdown=markdown))
 
 
 def render_vote_form(

@@ -492,3 +492,26 @@ def test_live_bad_input_messages(app_env: Path) -> None:
     at = go_live(at, "", models="", n=3)
     assert "Give at least one candidate model." in errors(at)
     assert not at.exception
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def test_labelled_view_renders_markdown_marks_kept_and_dropped_and_diffs_the_pick(app_env: Path) -> None:
+    at = open_card(new_app(), "first-marathon")
+    vote(at, "B", name="ivo")
+    body = " ".join(htmls(at))
+    # Markdown rendered (the scenario's answers use **bold** and "- " lists), attribution drawn over it
+    assert "fx-attr-md" in body and "<strong" in body and "<li" in body
+    assert "**Keep most runs easy.**" not in body
+    # what the fusion kept and dropped, per candidate, with a count in words
+    assert re.search(r'class="fx-unit fx-unit-(kept|edited|dropped)"', body)
+    assert 'data-status="dropped"' in body and "Fusion kept " in body
+    # the pick against the fusion, sentence by sentence
+    assert any(t.label == "What changed" for t in at.tabs)
+    assert "fx-diff" in body and 'data-op="added"' in body
+    # "show as typed" keeps the raw view everywhere
+    at.sidebar.toggle(key="keep.as_typed").set_value(True).run()
+    no_errors(at)
+    raw = " ".join(htmls(at))
+    assert "**Keep most runs easy.**" in raw and "fx-attr-md" not in raw and "<strong" not in raw

@@ -140,6 +140,8 @@ def test_annotate_vote_records_side_and_moves_to_next(engine: Any) -> None:
     for i in range(3):
         make_run(engine, f"r{i}", f"Basil question number {i}", created_at=1_000 + i)
     at = start_annotating("alice")
+    at.session_state["keep.as_typed"] = True  # the raw view, to compare the boxes with the texts exactly
+    at.run()
     assert progress_text(at) == "0 of 3 done"
     assert shown_run_id(at) == "r0"
     assert "Basil question number 0" in html_text(at)

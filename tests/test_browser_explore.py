@@ -120,7 +120,14 @@ def vote_rows(app_server: AppServer, annotator: str) -> list[sqlite3.Row]:
 
 
 def vote_form(page: Any) -> Any:
+    """The vote form; after the reveal it is folded under "Change your vote" / "Vote on this run"."""
     form = page.locator('[data-testid="stForm"]').filter(has=page.get_by_role("button", name=re.compile("^Tie")))
+    folded = page.locator('[data-testid="stExpander"] summary').filter(
+        has_text=re.compile("Change your vote|Vote on this run")
+    )
+    form.first.or_(folded.first).first.wait_for(state="visible")
+    if not form.first.is_visible():
+        folded.first.click()
     form.first.wait_for(state="visible")
     return form.first
 
@@ -132,6 +139,14 @@ def cast_vote(page: Any, annotator: str | None, button: str, *, double: bool = F
         fill_text(page, "Your name (annotator)", annotator, scope=form)
     target = form.get_by_role("button", name=re.compile(rf"^{re.escape(button)}"))
     rerun_after(page, target.dblclick if double else target.click)
+
+
+def show_as_typed(page: Any, on: bool = True) -> None:
+    """The sidebar's "Show answers as typed" toggle: raw text, to compare with the engine's exactly."""
+    toggle = page.locator('[data-testid="stSidebar"] [data-testid="stCheckbox"]').filter(has_text="Show answers as typed")
+    box = toggle.locator("input")
+    if box.is_checked() != on:
+        rerun_after(page, toggle.locator("label").first.click)
 
 
 def response_texts(page: Any) -> tuple[str, str]:
@@ -150,7 +165,10 @@ def test_card_opens_blind_then_vote_reveals_attribution_and_change_is_reported(
     expected = scenarios[0]
     open_scenario_card(page, app_server, expected.title)
     assert f"scenario={expected.scenario_id}" in page.url
-    # Blind: two responses, no labels, no attribution, no cards.
+    # Blind: two responses, rendered as Markdown, no labels, no attribution, no cards.
+    assert page.locator(".fx-response .fx-md").count() == 2
+    assert "**" not in " ".join(response_texts(page))
+    show_as_typed(page)
     shown_a, shown_b = response_texts(page)
     assert {shown_a.strip(), shown_b.strip()} == {expected.bon_text.strip(), expected.fused_text.strip()}
     assert page.locator(".fx-attr, .fx-card, .fx-legend").count() == 0
@@ -235,15 +253,22 @@ def test_state_survives_another_page_and_a_reload(
     expected = scenarios[2]
     open_scenario_card(page, app_server, expected.title)
     blind_texts = response_texts(page)
-    rerun_after(page, page.locator('[data-testid="stSidebarNav"]').get_by_text("Annotate", exact=True).click)
+    # A page switch is not always seen as a rerun by the run watcher (the page's root is replaced), so
+    # these wait for what the next page shows instead.
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Annotate", exact=True).click()
     page.get_by_role("heading", name="Annotate").first.wait_for(state="visible")
-    rerun_after(page, page.locator('[data-testid="stSidebarNav"]').get_by_text("Explore", exact=True).click)
+    wait_for_idle(page)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Explore", exact=True).click()
     page.locator(".fx-response").first.wait_for(state="visible")
+    wait_for_idle(page)
+    checked = page.locator('[data-testid="stButtonGroup"] button[aria-checked="true"]').all_inner_texts()
+    assert "Scenario gallery" in checked
     assert f"scenario={expected.scenario_id}" in page.url
     assert response_texts(page) == blind_texts  # the same run, the same A/B order
     page.reload(wait_until="domcontentloaded")
     page.locator(".fx-response").first.wait_for(state="visible")
-    assert {t.strip() for t in response_texts(page)} == {expected.bon_text.strip(), expected.fused_text.strip()}
+    wait_for_idle(page)
+    assert set(response_texts(page)) == set(blind_texts)  # the same run (a new session may swap A and B)
 
 
 def test_hostile_candidate_text_is_shown_as_text(app_server: AppServer, page: Any) -> None:
@@ -262,6 +287,7 @@ def test_hostile_candidate_text_is_shown_as_text(app_server: AppServer, page: An
     assert all(h in expected.fused.text for h in HOSTILE), expected.fused.text
 
     open_app(page, app_server)
+    show_as_typed(page)
     segment(page, "Your own candidates")
     for label, value in [("Prompt", prompt)] + [(f"Candidate {i + 1}", t) for i, t in enumerate(texts)]:
         fill_text(page, label, value)
@@ -275,7 +301,7 @@ def test_hostile_candidate_text_is_shown_as_text(app_server: AppServer, page: An
         assert h in fused_view.inner_text()
     bon_box = compare.locator(".fx-text").filter(has_text="<script>")
     assert bon_box.count() >= 1
-    cards_panel = open_tab(page, "Candidates")
+    cards_panel = open_tab(page, "Candidates: kept and dropped")
     cards = cards_panel.locator(".fx-card")
     assert cards.count() == len(texts)
     for i in range(len(texts)):

@@ -379,7 +379,7 @@ def test_report_is_self_contained_and_escaped() -> None:
         {"annotator": "bo", "choice": "B", "a_is": "fused", "winner": "bon"},
         {"annotator": "cy", "choice": "tie", "a_is": "bon"},
     ]
-    doc = run_report_html(run, votes)
+    doc = run_report_html(run, votes, markdown=False)  # as typed: every raw string must show verbatim
     assert doc.startswith("<!DOCTYPE html>") and doc.rstrip().endswith("</html>")
     assert "<head>" in doc and "<body>" in doc and '<meta charset="utf-8">' in doc
     assert "<script" not in doc.lower()
@@ -397,6 +397,33 @@ def test_report_is_self_contained_and_escaped() -> None:
     assert any("fx-legend" in (a.get("class") or "") for _, a in c.tags)
     picks = [a for t, a in c.tags if a.get("data-pick") == "1"]
     assert len(picks) == 1 and picks[0]["data-candidate"] == "1"
+
+
+def test_report_renders_markdown_safely_with_kept_marks_and_the_diff() -> None:
+    from html.parser import HTMLParser
+
+    run = make_run()
+    doc = run_report_html(run, [{"annotator": "a", "choice": "A", "a_is": "fused"}])
+    assert "<script" not in doc.lower() and "sk-SECRET-123" not in doc
+    assert not re.search(r"""(src|href)\s*=\s*["']?(javascript:|data:|//)""", doc, re.I)
+
+    class Tags(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[tuple[str, dict]] = []
+
+        def handle_starttag(self, tag, attrs):  # noqa: ANN001
+            self.tags.append((tag, dict(attrs)))
+
+    p = Tags()
+    p.feed(doc)
+    names = {t for t, _ in p.tags}
+    assert "strong" in names and "h3" in names  # "# h" and "**bold**" rendered, the heading shifted down
+    assert not names & {"script", "img", "iframe", "svg", "object"}
+    assert all(not k.startswith("on") for _, a in p.tags for k in a)
+    assert any(a.get("data-status") in ("kept", "edited", "dropped") for _, a in p.tags)  # kept marks
+    assert any("fx-diff" in (a.get("class") or "") for _, a in p.tags)  # the sentence diff
+    assert "Best-of-N pick against the fusion" in doc
 
 
 def test_report_without_fusion_or_votes() -> None:

@@ -501,3 +501,14 @@ def fill_text(
     found = widget(root, "stTextArea", label).or_(widget(root, "stTextInput", label)).first
     found.wait_for(state="visible", timeout=timeout)
     found.locator("textarea, input").first.fill(text, timeout=timeout)
+
+
+def show_as_typed(page: Any, on: bool = True) -> None:
+    """Set the sidebar's "Show answers as typed" toggle (raw model text instead of rendered Markdown), so a
+    test can compare what the page shows with the engine's text exactly."""
+    toggle = page.locator('[data-testid="stSidebar"] [data-testid="stCheckbox"]').filter(
+        has_text="Show answers as typed"
+    )
+    toggle.first.wait_for(state="visible")
+    if toggle.locator("input").first.is_checked() != on:
+        rerun_after(page, toggle.locator("label").first.click)

@@ -28,6 +28,7 @@ from browser_support import (  # noqa: F401  (app_server, browser and page are p
     rerun_after,
     screenshot,
     segment,
+    show_as_typed,
     wait_for_idle,
 )
 
@@ -139,14 +140,6 @@ def cast_vote(page: Any, annotator: str | None, button: str, *, double: bool = F
         fill_text(page, "Your name (annotator)", annotator, scope=form)
     target = form.get_by_role("button", name=re.compile(rf"^{re.escape(button)}"))
     rerun_after(page, target.dblclick if double else target.click)
-
-
-def show_as_typed(page: Any, on: bool = True) -> None:
-    """The sidebar's "Show answers as typed" toggle: raw text, to compare with the engine's exactly."""
-    toggle = page.locator('[data-testid="stSidebar"] [data-testid="stCheckbox"]').filter(has_text="Show answers as typed")
-    box = toggle.locator("input")
-    if box.is_checked() != on:
-        rerun_after(page, toggle.locator("label").first.click)
 
 
 def response_texts(page: Any) -> tuple[str, str]:

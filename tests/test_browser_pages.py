@@ -27,6 +27,7 @@ from browser_support import (  # noqa: F401  (app_server, browser and page are p
     page,
     rerun_after,
     screenshot,
+    show_as_typed,
     wait_for_idle,
     widget,
 )
@@ -93,6 +94,7 @@ def test_annotate_queue_two_votes_in_a_row(app_server: AppServer, page: Any) -> 
     rerun_after(page, lambda: name_box.press("Enter"))
     choose_option(page, "Tag", tag)
 
+    show_as_typed(page)  # the raw text, to compare the boxes with the runs' texts exactly
     clicked = [("A is better", "A"), ("B is better", "B")]
     for i, (button, choice) in enumerate(clicked):
         run = runs[i]
@@ -103,7 +105,7 @@ def test_annotate_queue_two_votes_in_a_row(app_server: AppServer, page: Any) -> 
         shown_b = response_text(page, 1)
         assert {shown_a, shown_b} == {run.bon_text, run.fused.text}
         form = page.locator('[data-testid="stForm"]').first
-        rerun_after(page, form.get_by_role("button", name=button, exact=True).click)
+        rerun_after(page, form.get_by_role("button", name=re.compile(rf"^{button}")).click)
         # The page reruns once more to bring the next run in; wait for it rather than for time.
         page.get_by_text(runs[i + 1].prompt.text, exact=True).first.wait_for(state="visible")
         wait_for_idle(page)

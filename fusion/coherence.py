@@ -9,21 +9,27 @@ that points at a list or a step that is no longer there. :func:`coherence_defect
 * ``empty-lead-in``: a line or a list item ending in a colon (``:``, full-width ``：``) with no content
   under it: for a line, before the next heading or colon line of the same or a higher level (a label such
   as "Ingredients:" ranks above a sentence such as "Here is what you need:"); for a list item, before its
-  next numbered sibling (or a sibling that is a lead-in too), a shallower item or a heading;
+  next numbered sibling (or a sibling that is a lead-in too), a shallower item or a heading. A sentence
+  that announces a list ("Here are some tips:") needs a list, code, a table, a quote or paragraphs opening
+  with labels under it, not just prose;
 * ``missing-list``: a sentence announcing a list ("the following steps", "listed below", "here are some
   tips", "as follows") with nothing of the kind after it, or pointing at one ("these steps", "the steps
   above") when the text has none;
 * ``dangling-step``: a reference to a numbered step ("as mentioned in step 4") that the text does not
   number (nor the context, such as the prompt, mention).
 
-Markdown gives bold lines and colon lines no levels, so a bold line directly followed by another bold
-line, or a colon line directly followed by another heading or colon line, is read as that one's parent
-("**Recipe**" over "**For the dough:**", "Here is a recipe:" over "Ingredients:"): it is empty only if
-that one is.
+A sentence ending in a colon directly followed by a heading or another colon line introduces it ("Here
+is a recipe:" over "Ingredients:"), as does a colon line directly followed by a Markdown heading; a
+heading that opens the text (not a label) is its title and heads all of it. Two labels or bold lines in a
+row are siblings ("Ingredients:" then "Instructions:"): the first is empty, unless the second starts a
+family of sub-labels that share its first word ("For the dough:", "For the filling:"; "Environmental
+implications:" under "Single-use bottles:" and again under "Reusable bottles:"), which the first heads. A
+label over a single sub-label ("Ingredients:" over "For the marinade:" alone) is still read as empty.
 
 The structural checks (headings, colons, list markers, indentation) hold for any language, since they
 go by :func:`fusion.text.split_units` (CJK bullets and the full-width colon included). The phrase cues
-of ``missing-list`` are English; the step words of ``dangling-step`` are English, German, Spanish,
+of ``missing-list`` are English, and so are the cues telling a short introduction ("Here's a recipe:",
+"They work by:") from a label; the step words of ``dangling-step`` are English, German, Spanish,
 French and Japanese; "The End" as a closing line (not a heading) is recognised in English, German,
 Spanish, French and Italian.
 """
@@ -31,6 +37,7 @@ Spanish, French and Italian.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -90,6 +97,13 @@ _ANNOUNCES = re.compile(
     r"|\bthe following is\b",
     re.IGNORECASE,
 )
+# A short colon line that introduces rather than names: "Here's a recipe:", "They work by:" (English).
+_INTRODUCES = re.compile(
+    r"^[\s*_]*(?:here(?:'s|’s| is| are)|sure|okay|ok|yes|so|now|then|next|finally)\b"
+    r"|\b(?:is|are|was|were|be|by|as|like|include|includes|including|following|follows|below|to|with|for|"
+    r"of|from|that|this|these|such)[\s*_]*[:：][\s*_]*$",
+    re.IGNORECASE,
+)
 # Points at a list that must be somewhere in the text ("these steps" may point forward or back) ...
 _POINTS_AT_LIST = re.compile(
     r"\b(?:these|those)\s+(?:[\w-]+\s+)?(?:steps|tips|instructions|guidelines|suggestions|strategies|"
@@ -132,6 +146,7 @@ class Block:
     level: int = 0
     ordered: bool = False
     colon: bool = False
+    key: str = ""  # a heading's first word, case-folded: sub-headings of one family share it
 
     @property
     def heading_like(self) -> bool:
@@ -190,13 +205,20 @@ def bold_heading(line: str) -> bool:
 
 def _label(line: str) -> bool:
     """A short line ending in a colon that names what follows ("Ingredients:", "For the sauce:", "材料："),
-    as opposed to a sentence introducing it ("Here is what you will need:")."""
-    return len(word_tokens(line)) <= LABEL_WORDS and len(line.strip()) <= 48
+    as opposed to a sentence introducing it ("Here is what you will need:", "They work by:")."""
+    if len(word_tokens(line)) > LABEL_WORDS or len(line.strip()) > 48:
+        return False
+    return not (_INTRODUCES.search(line) or _ANNOUNCES_LIST.search(line) or _ANNOUNCES.search(line))
 
 
 def _labelled(text: str) -> bool:
     m = _LABELLED.match(text)
     return bool(m) and len(word_tokens(m.group("label"))) <= 6
+
+
+def _first_word(text: str) -> str:
+    words = word_tokens(text)
+    return words[0].norm if words else ""
 
 
 def _heading_level(unit: Unit) -> int:
@@ -233,13 +255,16 @@ def outline(text: str, units: Sequence[Unit] | None = None) -> list[Block]:
             else:
                 role, level = "text", 0
             span = tuple(range(i, j + 1))
-            blocks.append(Block(role, span, u.start, units[j].end, indent, u.brk, level, colon=colon))
+            key = _first_word(line) if role == "heading" else ""
+            end = units[j].end
+            blocks.append(Block(role, span, u.start, end, indent, u.brk, level, colon=colon, key=key))
             i = j + 1
             continue
         if u.kind == "heading":
             level = _heading_level(u)
             colon = ends_with_colon(u.text)
-            blocks.append(Block("heading", (i,), u.start, u.end, indent, u.brk, level, colon=colon))
+            key = _first_word(u.content)
+            blocks.append(Block("heading", (i,), u.start, u.end, indent, u.brk, level, colon=colon, key=key))
         elif u.kind == "item":
             marker = u.marker.expandtabs(4)
             depth = len(marker) - len(marker.lstrip())
@@ -277,16 +302,39 @@ def _closes(lead: Block, b: Block) -> bool:
 def _scope_end(blocks: Sequence[Block], i: int) -> int:
     """Index of the first block after blocks[i] that is no longer under it."""
     lead = blocks[i]
+    if i == 0 and lead.role == "heading" and not lead.colon:
+        return len(blocks)  # a title ("# Guide", "**Lingua Nova**") heads the whole text
     nxt = i + 1
     while nxt < len(blocks) and blocks[nxt].role == "rule":
         nxt += 1
-    if lead.level >= BOLD_LEVEL and nxt < len(blocks):
+    if nxt < len(blocks) and lead.colon and lead.role != "item-lead-in":
         after = blocks[nxt]
-        if after.role == "lead-in" or (after.role == "heading" and (lead.colon or after.level >= BOLD_LEVEL)):
-            # "Here is a recipe:" over "Ingredients:", "**Recipe**" over "**For the dough:**": the
-            # first is the second's parent and ends no earlier than it.
+        if (lead.role == "lead-in" and after.role in ("heading", "lead-in")) or (
+            after.role == "heading" and after.level < BOLD_LEVEL
+        ):
+            # "Here is a recipe:" over "Ingredients:", "Steps:" over "### 1. Mix": the first introduces
+            # the second and ends no earlier than it.
             return max(_scope_end(blocks, nxt), _own_scope_end(blocks, i))
+        same_kind = after.role == "heading" and after.level == lead.level
+        if lead.role == "heading" and lead.level >= BOLD_LEVEL and same_kind:
+            peers = Counter(b.key for b in blocks if b.role == "heading" and b.level == lead.level)
+            if after.key != lead.key and peers[after.key] > 1 and peers[lead.key] == 1:
+                # "Single-use bottles:" over "Environmental implications:", a label that comes again under
+                # "Reusable bottles:": a family of sub-labels (they share a first word), and their parent.
+                # Not when the first recurs as well ("Verse 1:", "Chorus:", "Verse 2:", "Chorus:"): peers.
+                return _family_end(blocks, i, after.key)
     return _own_scope_end(blocks, i)
+
+
+def _family_end(blocks: Sequence[Block], i: int, key: str) -> int:
+    lead = blocks[i]
+    for j in range(i + 1, len(blocks)):
+        b = blocks[j]
+        if b.role not in ("heading", "lead-in"):
+            continue
+        if b.level < lead.level or (b.level == lead.level and b.key != key):
+            return j
+    return len(blocks)
 
 
 def _own_scope_end(blocks: Sequence[Block], i: int) -> int:
@@ -307,7 +355,9 @@ def _own_scope_end(blocks: Sequence[Block], i: int) -> int:
 def lead_ins(text: str, units: Sequence[Unit] | None = None) -> list[LeadIn]:
     """Every heading and lead-in of ``text`` with the units that count as its content: prose, list items,
     code, tables and quotes in its scope (headings and lead-ins nested in it are not content themselves,
-    but their content is). ``units`` as for :func:`outline`."""
+    but their content is). For a lead-in that announces a list ("Here are some tips:", "the following
+    steps:") prose counts only when it is written as a list (paragraphs opening with a label).
+    ``units`` as for :func:`outline`."""
     if units is None:
         units = split_units(text)
     blocks = outline(text, units)
@@ -315,9 +365,12 @@ def lead_ins(text: str, units: Sequence[Unit] | None = None) -> list[LeadIn]:
     for i, b in enumerate(blocks):
         if not b.heading_like:
             continue
-        end = _scope_end(blocks, i)
+        wants_list = b.colon and bool(_ANNOUNCES_LIST.search(text[b.start : b.end]))
         content = tuple(
-            u for j in range(i + 1, end) if blocks[j].role in CONTENT_ROLES for u in blocks[j].units
+            u
+            for j in range(i + 1, _scope_end(blocks, i))
+            if blocks[j].role in CONTENT_ROLES and (not wants_list or _listlike(blocks[j], units))
+            for u in blocks[j].units
         )
         out.append(LeadIn(b, content))
     return out

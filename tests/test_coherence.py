@@ -58,7 +58,10 @@ def test_headings_without_content(text: str, blamed: str) -> None:
     "text, blamed",
     [
         ("Water boils at 100 degrees.\n\nHere are the steps you should follow:", None),
-        ("To start:\n\nMethod:\n\n1. Mix the flour.\n\nIngredients:", "Ingredients:"),
+        ("Ingredients:\n\nInstructions:\n\n1. Mix the flour.", "Ingredients:"),  # labels are siblings
+        ("Intro.\n\n**Ingredients:**\n\n**Method:**\n\n1. Mix the flour.", "**Ingredients:**"),
+        ("Here is the recipe:\n\n1. Mix the flour.\n\nTo serve:", "To serve:"),
+        ("Here are some basic rules:\n\nNow, let's make some words.", None),  # announced, prose only
         ("- Pros:\n- Cons:\n  - It is slow.", "- Pros:"),  # a bullet lead-in followed by another one
         ("1. Prepare:\n\n   - Wash the rice.\n\n2. Cook:\n\n## Serving\n\nServe hot.", "2. Cook:"),
         # Other languages: the structure is the same, so is the check.
@@ -76,6 +79,19 @@ def test_lead_ins_without_content(text: str, blamed: str | None) -> None:
         assert found[0][1] == blamed
     else:
         assert found[0][1].endswith(":")
+
+
+def test_labels_in_a_row_are_siblings_unless_the_second_starts_a_family() -> None:
+    song = "Verse 1:\n\nChorus:\nLa la la.\n\nVerse 2:\nAnother line.\n\nChorus:\nLa la la."
+    assert kinds(song) == [("empty-lead-in", "Verse 1:")]
+    # Sub-labels sharing a first word (or recurring under each parent) make the first label their parent.
+    assert is_coherent(
+        "Single-use bottles:\n\nEnvironmental effects:\n- Waste.\n\nHealth effects:\n- Chemicals.\n\n"
+        "Reusable bottles:\n\nEnvironmental effects:\n- Less waste."
+    )
+    assert is_coherent("**Ingredients:**\n\n**For the dough:**\n* Flour\n\n**For the filling:**\n* Cheese")
+    emptied = "**Ingredients:**\n\n**For the dough:**\n\n**For the filling:**\n* Cheese"
+    assert kinds(emptied) == [("empty-lead-in", "**For the dough:**")]
 
 
 def test_a_lead_in_whose_only_content_is_an_empty_item_lead_in() -> None:
@@ -126,6 +142,7 @@ def test_reference_to_a_step_the_text_does_not_number() -> None:
         # A sentence lead-in over labels over lists (recipes).
         "Here is a recipe for bourekas:\n\nIngredients:\n- 2 cups flour\n- 1 egg\n\nInstructions:\n"
         "1. Mix the flour.\n2. Bake.",
+        "Here's a recipe:\n\nIngredients:\n- 2 cups flour\n\nMethod:\n1. Mix.",  # short, but an introduction
         # Bullet lead-ins whose items are their siblings; numbered headings followed by paragraphs.
         "- Some key launches included:\n- 2002: the first Symbian phones\n- 2007: the iPhone",
         "1. Tea cup breeds:\n\nThey are bred for size.\n\n2. Other small breeds:\n\nSome are small anyway.",
@@ -142,6 +159,8 @@ def test_reference_to_a_step_the_text_does_not_number() -> None:
         "Compare them:\n\n| a | b |\n|---|---|\n| 1 | 2 |",
         "As the saying goes:\n\n> Measure twice, cut once.",
         "Here's what happened:\n\nThe train was late, so we missed the connection.",
+        "The length is given by the distance formula:\n\nd = sqrt((x2 - x1)^2 + (y2 - y1)^2)",
+        "Here are the basic rules:\n\nKeep it short: one idea per line.\n\nBe clear: no jargon.",
         # "the following" that is not a list, or whose content follows on the same line.
         "The following year, the tower was finished.",
         "Open the slides with the following link: [Insert Link Here].",

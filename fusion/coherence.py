@@ -9,7 +9,8 @@ that points at a list or a step that is no longer there. :func:`coherence_defect
 * ``empty-lead-in``: a line or a list item ending in a colon (``:``, full-width ``：``) with no content
   under it: for a line, before the next heading or colon line of the same or a higher level (a label such
   as "Ingredients:" ranks above a sentence such as "Here is what you need:"); for a list item, before its
-  next numbered sibling (or a sibling that is a lead-in too), a shallower item or a heading. A sentence
+  next numbered sibling (or a sibling that is a lead-in too), a shallower item, a heading, or a paragraph
+  past the end of the list (the closing words after the last step are not its content). A sentence
   that announces a list ("Here are some tips:") needs a list, code, a table, a quote or paragraphs opening
   with labels under it, not just prose;
 * ``missing-list``: a sentence announcing a list ("the following steps", "listed below", "here are some
@@ -159,6 +160,9 @@ class LeadIn:
 
     block: Block
     content: tuple[int, ...]
+    # The part of the content a colon line itself introduces: its first list, not the paragraphs or other
+    # lists after it (for headings, the whole content).
+    own: tuple[int, ...] = ()
 
     @property
     def unit(self) -> int:
@@ -299,8 +303,9 @@ def _closes(lead: Block, b: Block) -> bool:
     return lead.level > 6 and lead.indent >= 2 and b.role != "block" and b.indent < lead.indent
 
 
-def _scope_end(blocks: Sequence[Block], i: int) -> int:
-    """Index of the first block after blocks[i] that is no longer under it."""
+def _scope_end(blocks: Sequence[Block], i: int, tight: bool = False) -> int:
+    """Index of the first block after blocks[i] that is no longer under it (``tight``: no longer part of
+    the one list a colon line introduces)."""
     lead = blocks[i]
     if i == 0 and lead.role == "heading" and not lead.colon:
         return len(blocks)  # a title ("# Guide", "**Lingua Nova**") heads the whole text
@@ -314,7 +319,7 @@ def _scope_end(blocks: Sequence[Block], i: int) -> int:
         ):
             # "Here is a recipe:" over "Ingredients:", "Steps:" over "### 1. Mix": the first introduces
             # the second and ends no earlier than it.
-            return max(_scope_end(blocks, nxt), _own_scope_end(blocks, i))
+            return max(_scope_end(blocks, nxt, tight), _own_scope_end(blocks, i, tight))
         same_kind = after.role == "heading" and after.level == lead.level
         if lead.role == "heading" and lead.level >= BOLD_LEVEL and same_kind:
             peers = Counter(b.key for b in blocks if b.role == "heading" and b.level == lead.level)
@@ -323,7 +328,7 @@ def _scope_end(blocks: Sequence[Block], i: int) -> int:
                 # "Reusable bottles:": a family of sub-labels (they share a first word), and their parent.
                 # Not when the first recurs as well ("Verse 1:", "Chorus:", "Verse 2:", "Chorus:"): peers.
                 return _family_end(blocks, i, after.key)
-    return _own_scope_end(blocks, i)
+    return _own_scope_end(blocks, i, tight)
 
 
 def _family_end(blocks: Sequence[Block], i: int, key: str) -> int:
@@ -337,13 +342,22 @@ def _family_end(blocks: Sequence[Block], i: int, key: str) -> int:
     return len(blocks)
 
 
-def _own_scope_end(blocks: Sequence[Block], i: int) -> int:
+def _own_scope_end(blocks: Sequence[Block], i: int, tight: bool = False) -> int:
     lead = blocks[i]
+    first_item: Block | None = None
     j = i + 1
     while j < len(blocks):
         b = blocks[j]
-        if _closes(lead, b):
+        if _closes(lead, b) or (lead.role == "item-lead-in" and _leaves_list(blocks, i, j)):
             return j
+        if tight and lead.colon and lead.role in ("heading", "lead-in"):
+            # What a colon line itself introduces is one list: it ends with a paragraph after it, or a
+            # list of the other kind ("You will need:" bullets, then numbered steps).
+            if first_item is None and b.role in ("item", "item-lead-in"):
+                first_item = b
+            elif first_item is not None and b.indent <= first_item.indent and b.brk >= 2:
+                if b.role in ("text", "lead-in") or (b.role != "block" and b.ordered != first_item.ordered):
+                    return j
         if b.role == "item-lead-in" and lead.role != "item-lead-in":
             # A colon line or heading inside that item belongs to the item, not to us.
             j = max(j + 1, _scope_end(blocks, j))
@@ -352,12 +366,49 @@ def _own_scope_end(blocks: Sequence[Block], i: int) -> int:
     return len(blocks)
 
 
+def _sibling(lead: Block, b: Block) -> bool:
+    return b.role in ("item", "item-lead-in") and b.indent == lead.indent and b.ordered == lead.ordered
+
+
+def _ends_list(lead: Block, b: Block) -> bool:
+    """Whether b is past the list of item ``lead``: a Markdown or bold heading, or a shallower item."""
+    if b.role == "heading":
+        return b.level <= BOLD_LEVEL
+    return b.role in ("item", "item-lead-in") and b.indent < lead.indent
+
+
+def _leaves_list(blocks: Sequence[Block], i: int, j: int) -> bool:
+    """Whether blocks[j], a paragraph after a blank line not indented into list item blocks[i], is past the
+    end of that item's list: no sibling follows it, and the list's other items carry no paragraphs either
+    (numbered headings over paragraphs, "1. Tea cup breeds:" then a paragraph, are a style of their own).
+    So the closing words after the last step ("That's it! Have fun.") are not that step's content."""
+    lead, b = blocks[i], blocks[j]
+    if b.role not in ("text", "lead-in") or b.brk < 2 or b.indent > lead.indent:
+        return False
+    for k in range(j + 1, len(blocks)):
+        c = blocks[k]
+        if _sibling(lead, c):
+            return False  # the list goes on after the paragraph: it is inside
+        if _ends_list(lead, c):
+            break
+    for k in range(i - 1, -1, -1):
+        c = blocks[k]
+        if _ends_list(lead, c):
+            break
+        if _sibling(lead, c) and k + 1 < len(blocks):
+            after = blocks[k + 1]
+            if after.role in ("text", "lead-in") and after.brk >= 2 and after.indent <= lead.indent:
+                return False  # an earlier item has a paragraph under it: this list is written that way
+    return True
+
+
 def lead_ins(text: str, units: Sequence[Unit] | None = None) -> list[LeadIn]:
     """Every heading and lead-in of ``text`` with the units that count as its content: prose, list items,
     code, tables and quotes in its scope (headings and lead-ins nested in it are not content themselves,
     but their content is). For a lead-in that announces a list ("Here are some tips:", "the following
     steps:") prose counts only when it is written as a list (paragraphs opening with a label).
-    ``units`` as for :func:`outline`."""
+    ``LeadIn.own`` is the part a colon line itself introduces (its first list). ``units`` as for
+    :func:`outline`."""
     if units is None:
         units = split_units(text)
     blocks = outline(text, units)
@@ -366,13 +417,16 @@ def lead_ins(text: str, units: Sequence[Unit] | None = None) -> list[LeadIn]:
         if not b.heading_like:
             continue
         wants_list = b.colon and bool(_ANNOUNCES_LIST.search(text[b.start : b.end]))
-        content = tuple(
-            u
-            for j in range(i + 1, _scope_end(blocks, i))
-            if blocks[j].role in CONTENT_ROLES and (not wants_list or _listlike(blocks[j], units))
-            for u in blocks[j].units
-        )
-        out.append(LeadIn(b, content))
+
+        def content(end: int) -> tuple[int, ...]:
+            return tuple(
+                u
+                for j in range(i + 1, end)
+                if blocks[j].role in CONTENT_ROLES and (not wants_list or _listlike(blocks[j], units))
+                for u in blocks[j].units
+            )
+
+        out.append(LeadIn(b, content(_scope_end(blocks, i)), content(_scope_end(blocks, i, tight=True))))
     return out
 
 

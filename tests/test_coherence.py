@@ -94,6 +94,13 @@ def test_labels_in_a_row_are_siblings_unless_the_second_starts_a_family() -> Non
     assert kinds(emptied) == [("empty-lead-in", "**For the dough:**")]
 
 
+def test_the_closing_paragraph_is_not_the_last_steps_content() -> None:
+    text = "1. Gather the chalk:\n* Any colour.\n2. Draw the squares:\n\nThat's it! Have fun playing."
+    assert kinds(text) == [("empty-lead-in", "2. Draw the squares:")]
+    # Numbered headings over paragraphs are a style of their own: there the last one's paragraph counts.
+    assert is_coherent("1. Tea cup breeds:\n\nThey are tiny.\n\n2. Other small breeds:\n\nSome are small.")
+
+
 def test_a_lead_in_whose_only_content_is_an_empty_item_lead_in() -> None:
     text = "The proof is short.\n\nTo prove this we use a direct proof:\n\n1) Assume the hypothesis, that is:"
     assert kinds(text) == [
@@ -184,7 +191,18 @@ def test_lead_ins_report_their_content_units() -> None:
     text = "Intro.\n\n1. Gather:\n* Chalk\n* A rock\n2. Draw:\n* A square.\n\nDone."
     units = split_units(text)
     found = {units[lead.unit].text: [units[k].text for k in lead.content] for lead in lead_ins(text, units)}
-    assert found == {"1. Gather:": ["* Chalk", "* A rock"], "2. Draw:": ["* A square.", "Done."]}
+    # The closing paragraph after the last step is past the list: not that step's content.
+    assert found == {"1. Gather:": ["* Chalk", "* A rock"], "2. Draw:": ["* A square."]}
+
+
+def test_a_colon_lines_own_list_ends_where_another_list_or_a_paragraph_starts() -> None:
+    text = "You will need the following:\n- A passport\n- Cash\n\n1. Plan the route:\n   - Pick three cities."
+    units = split_units(text)
+    (need, plan) = lead_ins(text, units)
+    assert [units[k].text for k in need.own] == ["- A passport", "- Cash"]
+    # Its content, for the emptiness check, runs on: cut its own list and the steps still follow it.
+    assert [units[k].text for k in need.content] == ["- A passport", "- Cash", "   - Pick three cities."]
+    assert [units[k].text for k in plan.own] == ["   - Pick three cities."]
 
 
 def test_outline_groups_a_line_of_sentences_and_reads_levels() -> None:

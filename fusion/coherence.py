@@ -47,6 +47,8 @@ from fusion.text import Unit, split_units, word_tokens
 COLONS = (":", "：", "﹕")
 HEADING_ROLES = ("heading", "lead-in", "item-lead-in")
 CONTENT_ROLES = ("text", "item", "block")
+# Units whose words are checked for references ("the following", "step 4"): not code or tables.
+PROSE_KINDS = ("sentence", "item", "quote")
 # Levels below the Markdown headings (1-6): a bold-only line, a label ("Ingredients:"), a sentence ending
 # in a colon. A heading or lead-in ends where one of the same or a higher level (a lower number) starts.
 BOLD_LEVEL = 7
@@ -445,6 +447,8 @@ def _defined_steps(units: Sequence[Unit], blocks: Sequence[Block]) -> set[int]:
     for b in blocks:
         for k in b.units:
             u = units[k]
+            if u.kind == "code":
+                continue
             if u.kind == "item" and b.ordered:
                 m = _NUMBER_AT_START.match(u.marker)
                 if m:
@@ -494,6 +498,8 @@ def coherence_defects(text: str, *, context: str = "") -> list[Defect]:
         if b.heading_like:
             continue  # a colon line is checked as a lead-in above
         for k in b.units:
+            if units[k].kind not in PROSE_KINDS:
+                continue  # code and tables say "the following" or "step 3" for their own reasons
             body = units[k].content
             announced = _ANNOUNCES_LIST.search(body)
             if announced and not _after_colon(body, announced) and not any(listlike[i + 1 :]):
@@ -514,6 +520,8 @@ def coherence_defects(text: str, *, context: str = "") -> list[Defect]:
         defined |= {n for m in _STEP_REF.finditer(context) for n in _step_numbers(m)}
     for b in blocks:
         for k in b.units:
+            if units[k].kind not in PROSE_KINDS:
+                continue  # "# step 3: ..." in a code comment is the code's business, not a reference
             body = units[k].content
             opening = len(body) - len(body.lstrip(" \t*_#"))
             for m in _STEP_REF.finditer(body):

@@ -175,6 +175,9 @@ def test_reference_to_a_step_the_text_does_not_number() -> None:
         "Step 1: Mix the flour.\n\nStep 2: Add the eggs.\n\nIf the dough is dry, repeat step 2.",
         # Paragraphs opening with a label count as the list "these steps" points at.
         "Determine your goal: know why.\n\nSet up the radio: plug it in.\n\nBefore taking these steps, ask.",
+        # Steps named in code comments are not references to the text's steps.
+        'The order is wrong:\n\n```python\nescape("<b>")\n# step 3: "&amp;lt;b"\n```\n\nEscape `&` first.',
+        "Run it:\n\n```sh\n# the following steps need root\nmake install\n```",
         # Colons inside code do not count.
         "Use this:\n\n```python\nif x:\n    for y in z:\n```\n\nIt loops.",
         # Japanese and German with content under every lead-in.

@@ -946,6 +946,17 @@ def test_extractive_reads_as_one_answer_on_generated_structured_pools() -> None:
     assert differs >= 30  # the fusion does change the pick, so the check is not met by copying it
 
 
+def test_extractive_every_scenario_reads_as_one_answer_and_keeps_its_code() -> None:
+    for scenario in load_scenarios():
+        pool = cands(*scenario.candidates)
+        out = fuse(ExtractiveFusor(), Prompt(scenario.prompt, scenario.system), pool)
+        assert coherence_defects(out.text, context=scenario.prompt) == [], scenario.id
+        if scenario.id == "escape-html-bug":
+            # The worked example's comments say "# step 3:"; that is code, not a dangling reference.
+            assert '# step 3: "&amp;lt;b&amp;gt;hi&amp;lt;/b&amp;gt;"' in out.text
+            assert out.text.count("```") == 4
+
+
 def test_extractive_translation_keeps_the_colon_its_source_has() -> None:
     # A translation renders its source's structure: a sentence ending in a colon stays, though nothing
     # follows it.

@@ -624,7 +624,8 @@ class ExtractiveFusor:
        list's marker (numbered lists are renumbered; a numbered procedure only takes a missing step that
        fits between its neighbours); an item with no list to join stands as a paragraph only if it reads
        as a sentence. Units keep their source's white space where they were adjacent in it.
-    10. *Coherence.* The result must read as one answer (:func:`fusion.coherence.coherence_defects`):
+    10. *Coherence* (unless ``coherence=False``, a switch for measurement). The result must read as one
+       answer (:func:`fusion.coherence.coherence_defects`):
        a heading or lead-in left without its content, a sentence announcing a list that is not there or
        pointing at a step the text does not number is taken out, until none is left (in a translation,
        such structure is kept where the backbone's translation has it too).
@@ -649,6 +650,7 @@ class ExtractiveFusor:
         novelty: float = 0.5,
         length_ratio: float = 1.3,
         complementary: bool = True,
+        coherence: bool = True,
     ) -> None:
         self.support_threshold = support_threshold
         self.min_added_chars = min_added_chars
@@ -659,6 +661,8 @@ class ExtractiveFusor:
         self.novelty = novelty
         self.length_ratio = length_ratio
         self.complementary = complementary
+        # Off only to measure what the final pass (step 10) still has to take out.
+        self.coherence = coherence
 
     async def afuse(
         self, prompt: Prompt, candidates: Sequence[Candidate], *, on_token: TokenCallback | None = None
@@ -1483,6 +1487,8 @@ class _Fusion:
             if not any(not p.structural for p in placed):
                 return backbone
             text, spans = self._render(placed, dropped)
+            if not self.cfg.coherence:
+                return text
             blamed: set[int] = set()
             bared = False
             for d in coherence_defects(text, context=context):

@@ -873,6 +873,9 @@ def test_extractive_a_step_left_without_content_stays_a_step() -> None:
     )
     out = fuse(ExtractiveFusor(), Prompt("How do I draw a hopscotch court?"), pool)
     assert coherence_defects(out.text) == []
+    # It is the final coherence pass that does it: without it the empty steps stay as they were.
+    raw = fuse(ExtractiveFusor(coherence=False), Prompt("How do I draw a hopscotch court?"), pool)
+    assert [d.kind for d in coherence_defects(raw.text)] == ["empty-lead-in"] * 4
     steps = [line for line in out.text.splitlines() if re.match(r"\d\. ", line)]
     assert steps == [
         "1. Gather the chalk and a small stone to throw",

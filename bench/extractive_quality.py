@@ -483,7 +483,7 @@ def _revision() -> str:
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "fusion", "bench"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "fusion", "bench/*.py"],
             cwd=ROOT,
             capture_output=True,
             text=True,

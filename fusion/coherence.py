@@ -305,7 +305,14 @@ def _closes(lead: Block, b: Block) -> bool:
     return lead.level > 6 and lead.indent >= 2 and b.role != "block" and b.indent < lead.indent
 
 
-def _scope_end(blocks: Sequence[Block], i: int, tight: bool = False) -> int:
+def _peer_counts(blocks: Sequence[Block]) -> Counter[tuple[int, str]]:
+    """How many bold lines or labels of each level start with each first word."""
+    return Counter((b.level, b.key) for b in blocks if b.role == "heading" and b.level >= BOLD_LEVEL)
+
+
+def _scope_end(
+    blocks: Sequence[Block], i: int, tight: bool = False, peers: Counter[tuple[int, str]] | None = None
+) -> int:
     """Index of the first block after blocks[i] that is no longer under it (``tight``: no longer part of
     the one list a colon line introduces)."""
     lead = blocks[i]
@@ -321,16 +328,18 @@ def _scope_end(blocks: Sequence[Block], i: int, tight: bool = False) -> int:
         ):
             # "Here is a recipe:" over "Ingredients:", "Steps:" over "### 1. Mix": the first introduces
             # the second and ends no earlier than it.
-            return max(_scope_end(blocks, nxt, tight), _own_scope_end(blocks, i, tight))
+            return max(_scope_end(blocks, nxt, tight, peers), _own_scope_end(blocks, i, tight, peers))
         same_kind = after.role == "heading" and after.level == lead.level
         if lead.role == "heading" and lead.level >= BOLD_LEVEL and same_kind:
-            peers = Counter(b.key for b in blocks if b.role == "heading" and b.level == lead.level)
-            if after.key != lead.key and peers[after.key] > 1 and peers[lead.key] == 1:
+            if peers is None:
+                peers = _peer_counts(blocks)
+            level = lead.level
+            if after.key != lead.key and peers[level, after.key] > 1 and peers[level, lead.key] == 1:
                 # "Single-use bottles:" over "Environmental implications:", a label that comes again under
                 # "Reusable bottles:": a family of sub-labels (they share a first word), and their parent.
                 # Not when the first recurs as well ("Verse 1:", "Chorus:", "Verse 2:", "Chorus:"): peers.
                 return _family_end(blocks, i, after.key)
-    return _own_scope_end(blocks, i, tight)
+    return _own_scope_end(blocks, i, tight, peers)
 
 
 def _family_end(blocks: Sequence[Block], i: int, key: str) -> int:
@@ -344,7 +353,9 @@ def _family_end(blocks: Sequence[Block], i: int, key: str) -> int:
     return len(blocks)
 
 
-def _own_scope_end(blocks: Sequence[Block], i: int, tight: bool = False) -> int:
+def _own_scope_end(
+    blocks: Sequence[Block], i: int, tight: bool = False, peers: Counter[tuple[int, str]] | None = None
+) -> int:
     lead = blocks[i]
     first_item: Block | None = None
     j = i + 1
@@ -362,7 +373,7 @@ def _own_scope_end(blocks: Sequence[Block], i: int, tight: bool = False) -> int:
                     return j
         if b.role == "item-lead-in" and lead.role != "item-lead-in":
             # A colon line or heading inside that item belongs to the item, not to us.
-            j = max(j + 1, _scope_end(blocks, j))
+            j = max(j + 1, _scope_end(blocks, j, peers=peers))
             continue
         j += 1
     return len(blocks)
@@ -414,6 +425,7 @@ def lead_ins(text: str, units: Sequence[Unit] | None = None) -> list[LeadIn]:
     if units is None:
         units = split_units(text)
     blocks = outline(text, units)
+    peers = _peer_counts(blocks)
     out: list[LeadIn] = []
     for i, b in enumerate(blocks):
         if not b.heading_like:
@@ -428,7 +440,8 @@ def lead_ins(text: str, units: Sequence[Unit] | None = None) -> list[LeadIn]:
                 for u in blocks[j].units
             )
 
-        out.append(LeadIn(b, content(_scope_end(blocks, i)), content(_scope_end(blocks, i, tight=True))))
+        full, own = _scope_end(blocks, i, peers=peers), _scope_end(blocks, i, tight=True, peers=peers)
+        out.append(LeadIn(b, content(full), content(own)))
     return out
 
 

@@ -1027,6 +1027,7 @@ class _Fusion:
             )
 
         # Placed units are still the backbone's, one per unit, in order: placed[k] is row[k]'s.
+        assert len(placed) == len(row)
         drop = [outlier(p) for p in placed]
         for lead in lead_ins(self.texts[self.ranking[0]], [u.unit for u in row]):
             for part in (lead.own, lead.content):
@@ -1646,15 +1647,11 @@ _ORDERED = re.compile(r"^([ \t]*)(\d{1,3})([.)])([ \t]+)")
 _FENCE_LINE = re.compile(r"^ {0,3}(?:`{3,}|~{3,})")
 
 
-def _renumber(text: str) -> str:
+def _renumber_edits(text: str) -> tuple[str, list[tuple[int, int, int]]]:
     """Renumber runs of ordered list items (same indentation and delimiter) 1, 2, 3... from each run's
     first number, so items taken from different candidates neither repeat nor skip numbers. Fenced code
-    is left alone; a non-indented line that is not an item ends every run."""
-    return _renumber_edits(text)[0]
-
-
-def _renumber_edits(text: str) -> tuple[str, list[tuple[int, int, int]]]:
-    """:func:`_renumber`, and its edits as (offset of the number in ``text``, old length, new length)."""
+    is left alone; a non-indented line that is not an item ends every run. Returns the text and its edits
+    as (offset of the number in ``text``, old length, new length)."""
     lines = text.split("\n")
     expected: dict[tuple[str, str], int] = {}
     edits: list[tuple[int, int, int]] = []

@@ -21,6 +21,7 @@ from itertools import chain
 from typing import Protocol, Sequence, runtime_checkable
 
 from fusion.client import CompletionRequest, ModelClient, TokenCallback, maybe_await
+from fusion.coherence import COLONS, bold_heading, coherence_defects, ends_with_colon, lead_ins
 from fusion.errors import InputError, NotEnoughCandidates, ProviderError
 from fusion.selectors import consensus_ranking, consensus_scores, run_sync
 from fusion.similarity import NgramProfile, chrf_from_counts, match_counts
@@ -499,19 +500,37 @@ class _U:
         return self.unit.kind == "sentence" and self.unit.text.rstrip().endswith((":", "："))
 
     @property
+    def item_lead_in(self) -> bool:
+        """A list item introducing what follows ("2. Choose a location:"): its own sub-items or lines."""
+        return self.unit.kind == "item" and ends_with_colon(self.unit.content)
+
+    @property
+    def heading_like(self) -> bool:
+        """Structure rather than content: a heading, a bold-only line, or a sentence or an item ending in a
+        colon (emphasis after it ignored: "**Ingredients:**")."""
+        if self.structural or self.item_lead_in:
+            return True
+        text = self.unit.text
+        return self.unit.kind == "sentence" and (ends_with_colon(text) or bold_heading(text))
+
+    @property
     def prunable(self) -> bool:
         """Whether dropping this backbone unit as an outlier is safe: not code or tables (kept whole), not
-        a step of a numbered list (a procedure with a hole is worse), not a lead-in."""
-        if self.unit.kind in ("code", "table") or self.lead_in:
+        a step of a numbered list (a procedure with a hole is worse), not a lead-in or heading (what it
+        introduces would lose its head)."""
+        if self.unit.kind in ("code", "table") or self.heading_like:
             return False
         return not (self.unit.kind == "item" and self.unit.marker.strip()[:1].isdigit())
 
     @property
     def addable(self) -> bool:
         """Prose sentences and list items can be taken from other candidates on their own; headings and
-        rules would bring structure the backbone does not have, and a lead-in, code or a table only comes
-        as part of a complementary group (a lead-in with what it introduces)."""
-        return (self.unit.kind == "sentence" and not self.lead_in) or self.unit.kind == "item"
+        rules would bring structure the backbone does not have, and a lead-in (a sentence or an item ending
+        in a colon), code or a table only comes as part of a complementary group (a lead-in with what it
+        introduces): alone, it would introduce nothing, or whatever happens to follow it."""
+        if self.unit.kind == "item":
+            return not self.item_lead_in
+        return self.unit.kind == "sentence" and not self.heading_like
 
     @property
     def weight(self) -> int:
@@ -530,6 +549,8 @@ class _P:
     marker: str | None = None  # list marker to use instead of the unit's own ("" = no marker)
     brk: int | None = None  # break level to use instead of lay's
     added: bool = False
+    # A numbered step whose colon introduced content that is gone: shown without the colon.
+    bare: bool = False
 
     @property
     def kind(self) -> str:
@@ -539,9 +560,8 @@ class _P:
 
     @property
     def text(self) -> str:
-        if self.marker is None:
-            return self.src.unit.text
-        return self.marker + self.src.unit.content.lstrip()
+        text = self.src.unit.text if self.marker is None else self.marker + self.src.unit.content.lstrip()
+        return _without_colon(text) if self.bare else text
 
     @property
     def reshaped(self) -> bool:
@@ -574,9 +594,12 @@ class ExtractiveFusor:
        ("150" where most say "270"). Numbered steps of an answer are never replaced.
     5. *Pruning.* With three or more candidates, when the pool holds most of the backbone (at least
        ``min_supported_share`` of its content), backbone units no other candidate holds or words alike
-       are dropped as outliers; never in a translation, nor code, tables, numbered steps, lead-ins or a
-       sentence introducing a list or code. Near-duplicates are dropped (repeated numbered steps are not).
-    6. *Supported additions.* Sentences and items of the other candidates that at least a third of the
+       are dropped as outliers; never in a translation, nor code, tables, numbered steps, headings,
+       lead-ins (sentences or items ending in a colon, bold-only lines) or a sentence introducing a list or
+       code, and never all of what a heading or lead-in has under it (its best supported unit stays).
+       Near-duplicates are dropped (repeated numbered steps and repeated labels are not).
+    6. *Supported additions.* Sentences and items (not lead-ins or bold-only lines: alone, they would
+       introduce whatever happens to follow them) of the other candidates that at least a third of the
        others hold (:meth:`_Fusion.additions_need`), best new supported content first, when: they are not
        another wording of a backbone sentence; at least ``novelty`` of their term weight is new and half
        of that new weight is itself held by that many others; no kept unit says the same (chrF or term
@@ -601,6 +624,11 @@ class ExtractiveFusor:
        list's marker (numbered lists are renumbered; a numbered procedure only takes a missing step that
        fits between its neighbours); an item with no list to join stands as a paragraph only if it reads
        as a sentence. Units keep their source's white space where they were adjacent in it.
+    10. *Coherence* (unless ``coherence=False``, a switch for measurement). The result must read as one
+       answer (:func:`fusion.coherence.coherence_defects`):
+       a heading or lead-in left without its content, a sentence announcing a list that is not there or
+       pointing at a step the text does not number is taken out, until none is left (in a translation,
+       such structure is kept where the backbone's translation has it too).
 
     With two usable candidates there is no majority to go by: the result is the backbone (minus
     near-duplicates). ``FusedOutput.order`` lists the usable candidates by consensus rank, backbone first.
@@ -622,6 +650,7 @@ class ExtractiveFusor:
         novelty: float = 0.5,
         length_ratio: float = 1.3,
         complementary: bool = True,
+        coherence: bool = True,
     ) -> None:
         self.support_threshold = support_threshold
         self.min_added_chars = min_added_chars
@@ -632,6 +661,8 @@ class ExtractiveFusor:
         self.novelty = novelty
         self.length_ratio = length_ratio
         self.complementary = complementary
+        # Off only to measure what the final pass (step 10) still has to take out.
+        self.coherence = coherence
 
     async def afuse(
         self, prompt: Prompt, candidates: Sequence[Candidate], *, on_token: TokenCallback | None = None
@@ -849,10 +880,7 @@ class _Fusion:
                 and not self.translation
             ):
                 self.add_complementary(placed, budget, limit)
-        placed = _drop_dangling(placed)
-        if not any(not p.structural for p in placed):
-            return self.texts[backbone_pos].strip()
-        return self._join(placed, dropped)
+        return self._coherent(placed, dropped)
 
     def _all_identical(self) -> bool:
         first = self.texts[0].strip()
@@ -983,32 +1011,48 @@ class _Fusion:
         sentence no other candidate words alike still renders a sentence of the source), the backbone's
         units no other candidate holds. With diverse candidates (stories, plans, recipes) "held by no other"
         says nothing about being wrong."""
-        prune = outliers
+        row = self.units[self.ranking[0]]
+
+        def outlier(p: _P) -> bool:
+            if not outliers or p.structural or p.src is not p.lay:
+                return False
+            following = row[p.lay.pos + 1] if p.lay.pos + 1 < len(row) else None
+            # A sentence right before a list, code or table introduces it, like a lead-in.
+            introduces = following is not None and following.unit.kind in ("item", "code", "table")
+            return (
+                p.src.holders == 0
+                and p.src.prunable
+                and not (p.kind == "sentence" and introduces)
+                and p.lay.uid not in self.aligned
+            )
+
+        # Placed units are still the backbone's, one per unit, in order: placed[k] is row[k]'s.
+        assert len(placed) == len(row)
+        drop = [outlier(p) for p in placed]
+        for lead in lead_ins(self.texts[self.ranking[0]], [u.unit for u in row]):
+            for part in (lead.own, lead.content):
+                if part and all(drop[k] for k in part):
+                    # Everything under a heading or lead-in ("2. Choose a location:"), or the list it
+                    # introduces, would go: keep its best supported unit, so that it does not stand empty
+                    # or seem to introduce what follows (the heading itself is never pruned).
+                    keep = max(part, key=lambda k: (placed[k].src.support, -k))
+                    drop[keep] = False
         kept: list[_P] = []
         dropped: set[int] = set()
-        row = self.units[self.ranking[0]]
-        for p in placed:
-            if not p.structural:
-                swapped = p.src is not p.lay
-                following = row[p.lay.pos + 1] if p.lay.pos + 1 < len(row) else None
-                # A sentence right before a list, code or table introduces it, like a lead-in.
-                introduces = following is not None and following.unit.kind in ("item", "code", "table")
-                if (
-                    prune
-                    and not swapped
-                    and p.src.holders == 0
-                    and p.src.prunable
-                    and not (p.kind == "sentence" and introduces)
-                    and p.lay.uid not in self.aligned
-                ):
-                    dropped.add(p.lay.uid)
-                    continue
-                # A repeated numbered step is a procedure replayed (a worked example), not a duplicate.
-                if not _numbered_unit(p.src) and any(
-                    self._near_duplicate(p.src, k.src) for k in kept if not k.structural
-                ):
-                    dropped.add(p.lay.uid)
-                    continue
+        for p, gone in zip(placed, drop):
+            if gone:
+                dropped.add(p.lay.uid)
+                continue
+            # A repeated numbered step is a procedure replayed (a worked example), and a repeated label
+            # ("Environmental impact:" under each option) is structure: neither is a duplicate.
+            if (
+                not p.structural
+                and not _numbered_unit(p.src)
+                and not p.src.heading_like
+                and any(self._near_duplicate(p.src, k.src) for k in kept if not k.structural)
+            ):
+                dropped.add(p.lay.uid)
+                continue
             kept.append(p)
         return kept, dropped
 
@@ -1425,19 +1469,79 @@ class _Fusion:
 
     # -- joining ------------------------------------------------------------------------------------------
 
-    def _join(self, placed: Sequence[_P], dropped: set[int]) -> str:
+    def _coherent(self, placed: list[_P], dropped: set[int]) -> str:
+        """The fused text, with every unit that :func:`fusion.coherence.coherence_defects` blames taken
+        out until it finds nothing: a heading or lead-in left without its content (its section was pruned,
+        or the text ends on it), a sentence announcing a list that is not there or pointing at a step the
+        text does not number. Taking one out can empty another (a lead-in whose only content was an empty
+        item lead-in), hence the loop; each round removes at least one unit.
+
+        A translation renders its source's structure: a colon or heading that the backbone's translation
+        has itself is kept."""
+        backbone_pos = self.ranking[0]
+        backbone = self.texts[backbone_pos].strip()
+        context = "\n".join(x for x in (self.prompt.system, self.prompt.text) if x)
+        tolerated: set[tuple[str, str]] = set()
+        if self.translation:
+            tolerated = {(d.kind, d.text.strip()) for d in coherence_defects(backbone, context=context)}
+        while True:
+            if not any(not p.structural for p in placed):
+                return backbone
+            text, spans = self._render(placed, dropped)
+            if not self.cfg.coherence:
+                return text
+            blamed: set[int] = set()
+            bared = False
+            for d in coherence_defects(text, context=context):
+                if (d.kind, d.text.strip()) in tolerated:
+                    continue
+                for i, (a, b) in enumerate(spans):
+                    if not a <= d.start < b:
+                        continue
+                    p = placed[i]
+                    own_step = p.kind == "item" and _numbered(p) and not p.added
+                    own_step = own_step and p.lay.cand == backbone_pos
+                    if d.kind == "empty-lead-in" and own_step and not p.bare:
+                        # A step of the backbone's procedure is an instruction of its own: without what it
+                        # introduced it stays, as a step ("2. Choose a location"); a hole is worse. (An
+                        # added one is not needed: "1) Assume the hypothesis, that is:" goes.)
+                        p.bare = bared = True
+                    else:
+                        blamed.add(i)
+            if not blamed and not bared:
+                return text
+            dropped.update(placed[i].lay.uid for i in blamed)
+            placed = [p for i, p in enumerate(placed) if i not in blamed]
+
+    def _render(self, placed: Sequence[_P], dropped: set[int]) -> tuple[str, list[tuple[int, int]]]:
+        """The joined text (lists renumbered, white space trimmed) and where each placed unit is in it."""
         parts: list[str] = []
+        spans: list[tuple[int, int]] = []
+        pos = 0
         prev: _P | None = None
         for p in placed:
             text = p.text
             if prev is None:
-                parts.append(text.lstrip())
-                prev = p
-                continue
-            parts.append(self._separator(prev, p, dropped))
-            parts.append(text if p.kind in BLOCK_KINDS else text.lstrip())
+                text = text.lstrip()
+            else:
+                sep = self._separator(prev, p, dropped)
+                parts.append(sep)
+                pos += len(sep)
+                if p.kind not in BLOCK_KINDS:
+                    text = text.lstrip()
+            spans.append((pos, pos + len(text)))
+            parts.append(text)
+            pos += len(text)
             prev = p
-        return _renumber("".join(parts)).strip()
+        joined, edits = _renumber_edits("".join(parts))
+
+        def moved(offset: int) -> int:
+            # A renumbered item ("9." to "10.") shifts everything after its number.
+            return offset + sum(new - old for at, old, new in edits if at < offset)
+
+        lead = len(joined) - len(joined.lstrip())
+        spans = [(moved(a) - lead, moved(b) - lead) for a, b in spans]
+        return joined.strip(), spans
 
     def _separator(self, prev: _P, cur: _P, dropped: set[int]) -> str:
         a, b = prev.lay, cur.lay
@@ -1501,6 +1605,16 @@ def _break(p: _P) -> int:
     return p.brk if p.brk is not None else p.lay.unit.brk
 
 
+def _without_colon(text: str) -> str:
+    """The text without its final colon ("2. **Choose a spot:**" gives "2. **Choose a spot**")."""
+    body = text.rstrip()
+    tail = len(body) - len(body.rstrip(" \t*_`"))
+    head, closing = body[: len(body) - tail], body[len(body) - tail :]
+    if head.endswith(COLONS):
+        head = head[:-1].rstrip()
+    return head + closing + text[len(body) :]
+
+
 def _list_marker(ref: _P, v: _U) -> str:
     """The marker for v joining ref's list: ref's bullet or number (renumbered later), and a task-list
     checkbox when ref has one and v has none."""
@@ -1529,41 +1643,22 @@ def _by_kind(prev: _P, cur: _P, brk: int) -> str:
     return " "
 
 
-def _drop_dangling(placed: list[_P]) -> list[_P]:
-    """Remove headings with nothing under them (their section was dropped entirely) and lead-ins ("Here
-    are the steps:") whose list or code block is gone."""
-    out: list[_P] = []
-    for i, p in enumerate(placed):
-        nxt = next((q for q in placed[i + 1 :] if q.kind != "rule"), None)
-        if p.kind == "heading":
-            level = _heading_level(p.src.unit)
-            if nxt is None or (nxt.kind == "heading" and _heading_level(nxt.src.unit) <= level):
-                continue
-        elif p.src.lead_in and p.marker is None and (nxt is None or nxt.kind == "heading"):
-            continue
-        out.append(p)
-    return out
-
-
-def _heading_level(unit: Unit) -> int:
-    marker = unit.marker.strip()
-    if marker.startswith("#"):
-        return len(marker)
-    return 2 if unit.text.rstrip().endswith("-") else 1
-
-
 _ORDERED = re.compile(r"^([ \t]*)(\d{1,3})([.)])([ \t]+)")
 _FENCE_LINE = re.compile(r"^ {0,3}(?:`{3,}|~{3,})")
 
 
-def _renumber(text: str) -> str:
+def _renumber_edits(text: str) -> tuple[str, list[tuple[int, int, int]]]:
     """Renumber runs of ordered list items (same indentation and delimiter) 1, 2, 3... from each run's
     first number, so items taken from different candidates neither repeat nor skip numbers. Fenced code
-    is left alone; a non-indented line that is not an item ends every run."""
+    is left alone; a non-indented line that is not an item ends every run. Returns the text and its edits
+    as (offset of the number in ``text``, old length, new length)."""
     lines = text.split("\n")
     expected: dict[tuple[str, str], int] = {}
+    edits: list[tuple[int, int, int]] = []
     in_code = False
+    offset = 0
     for i, line in enumerate(lines):
+        start, offset = offset, offset + len(line) + 1
         if _FENCE_LINE.match(line):
             in_code = not in_code
             expected.clear()
@@ -1584,5 +1679,6 @@ def _renumber(text: str) -> str:
             expected[key] = number
         elif number != expected[key]:
             lines[i] = f"{indent}{expected[key]}{delim}{m.group(4)}{line[m.end() :]}"
+            edits.append((start + m.start(2), len(m.group(2)), len(str(expected[key]))))
         expected[key] += 1
-    return "\n".join(lines)
+    return "\n".join(lines), edits

@@ -17,6 +17,7 @@ BENCHES = [
     ("attribution.py", ["--out", "bench/results/attribution.md"]),
     ("concurrency.py", ["--out", "bench/results/concurrency.md"]),
     ("extractive_quality.py", ["--out", "bench/results/extractive.md"]),
+    ("storage_queries.py", ["--pg", "--out", "bench/results/storage_queries.md"]),
 ]
 
 

@@ -20,6 +20,7 @@ With ``--pg`` the same is done on a throw-away PostgreSQL cluster (tests/pg_supp
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import platform
@@ -98,6 +99,45 @@ def before_queue_progress(engine: Engine, annotator: str) -> tuple[int, int]:
         return int(conn.execute(base.where(voted)).scalar_one()), int(conn.execute(base).scalar_one())
 
 
+def before_all_votes(engine: Engine) -> list[q.VoteRecord]:
+    """all_votes as it was: rows as mappings, every models list parsed per vote, fusion columns from the
+    table row (on SQLite behind the fused text and spans)."""
+    runs, picks, fusions, votes = q.runs, q.picks, q.fusions, q.votes
+    stmt = (
+        select(votes, runs.c.n, runs.c.models, runs.c.source, runs.c.prompt, picks.c.idx.label("bon_index"),
+               picks.c.method.label("bon_method"), fusions.c.method.label("fused_method"),
+               fusions.c.copied_fraction)
+        .select_from(votes.join(runs, runs.c.id == votes.c.run_id))
+        .outerjoin(picks, picks.c.run_id == votes.c.run_id)
+        .outerjoin(fusions, fusions.c.run_id == votes.c.run_id)
+        .order_by(votes.c.created_at, votes.c.id)
+    )
+    with q._reading(engine) as conn:
+        # The primary-key lookup of the old schema, not the covering index 0003 added.
+        rows = conn.execute(stmt.with_hint(fusions, "INDEXED BY sqlite_autoindex_fusions_1", "sqlite")).mappings().all()
+        tags = q._tags_by_run(conn, subquery=select(votes.c.run_id))
+    return [
+        q.VoteRecord(
+            id=r["id"], run_id=r["run_id"], annotator=r["annotator"], choice=r["choice"], a_is=r["a_is"],
+            winner=r["winner"], comment=r["comment"], ranking=q._loads(r["ranking"]), client_token=r["client_token"],
+            created_at=r["created_at"], updated_at=r["updated_at"], n=r["n"], models=q._loads(r["models"], []),
+            tags=tags.get(r["run_id"], []), source=r["source"], prompt=r["prompt"], bon_index=r["bon_index"],
+            bon_method=r["bon_method"], fused_method=r["fused_method"], copied_fraction=r["copied_fraction"],
+            blind=bool(r["blind"]),
+        )
+        for r in rows
+    ]
+
+
+def before_votes_signature(engine: Engine) -> str:
+    """What the Results page did on every rerun to know whether its statistics were still valid: load every
+    vote and hash it (app/results.py ``_signature``)."""
+    digest = hashlib.sha256(b"")
+    for v in q.all_votes(engine):
+        digest.update(f"{v.id}|{v.updated_at!r}|{v.winner}|{v.choice}|{v.run_id}|{v.annotator}\n".encode())
+    return digest.hexdigest()
+
+
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -153,6 +193,9 @@ def before_after(model: str) -> list[tuple[str, Case, Case]]:
         ("attribution shares", Case("before", before_attribution_shares), Case("after", q.attribution_rows)),
         ("queue counts", Case("before", lambda e: before_queue_progress(e, ANNOTATOR)),
          Case("after", lambda e: q.queue_counts(e, ANNOTATOR))),
+        ("all_votes", Case("before", before_all_votes), Case("after", q.all_votes)),
+        ("is the vote cache still valid?", Case("before", before_votes_signature),
+         Case("after", q.votes_signature)),
     ]
 
 

@@ -173,6 +173,11 @@ def _loads(raw: str | None, default: Any = None) -> Any:
 def _reading(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn:
         conn = conn.execution_options(**{READ_ONLY: True})
+        if conn.dialect.name == "postgresql":
+            # One snapshot for every statement of a read (SQLite's WAL read transaction gives one anyway):
+            # under READ COMMITTED, a read made of two queries (votes, then their runs) could see a vote
+            # whose run another transaction deleted in between. Read-only, so it never fails to serialise.
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             yield conn
 
@@ -730,15 +735,6 @@ def _check_ranking(ranking: Sequence[int] | None, n: int) -> list[int] | None:
     return out or None
 
 
-def _vote_select() -> Select[Any]:
-    return (
-        select(*_VOTE_COLUMNS)
-        .select_from(votes.join(runs, runs.c.id == votes.c.run_id))
-        .outerjoin(picks, picks.c.run_id == votes.c.run_id)
-        .outerjoin(fusions, fusions.c.run_id == votes.c.run_id)
-    )
-
-
 _VOTE_COLUMNS = (
     votes.c.id,
     votes.c.run_id,
@@ -752,32 +748,56 @@ _VOTE_COLUMNS = (
     votes.c.created_at,
     votes.c.updated_at,
     votes.c.blind,
-    runs.c.n,
-    runs.c.models,
-    runs.c.source,
-    runs.c.prompt,
-    picks.c.idx,
-    picks.c.method,
-    fusions.c.method,
-    fusions.c.copied_fraction,
 )
 
 
-def _vote_records(conn: Connection, *where: ColumnElement[bool]) -> list[VoteRecord]:
-    stmt = _vote_select().where(*where).order_by(votes.c.created_at, votes.c.id)
-    rows = conn.execute(stmt).all()
-    # Tags of the same runs through a subquery, so thousands of votes need no huge IN list.
-    run_ids = select(votes.c.run_id).select_from(votes.join(runs, runs.c.id == votes.c.run_id)).where(*where)
-    tags = _tags_by_run(conn, subquery=run_ids) if rows else {}
-    # The Results page reads every vote on each rerun: positional rows, and each distinct models list
-    # parsed once (the runs of a batch share one), keep 15,000 records cheap to build.
+def _run_facts(conn: Connection, run_ids: Any) -> dict[str, tuple[Any, ...]]:
+    """(n, models, source, prompt, bon index, bon method, fused method, copied fraction) per run in
+    ``run_ids`` (a subquery), each models list parsed once."""
+    stmt = (
+        select(
+            runs.c.id,
+            runs.c.n,
+            runs.c.models,
+            runs.c.source,
+            runs.c.prompt,
+            picks.c.idx,
+            picks.c.method,
+            fusions.c.method,
+            fusions.c.copied_fraction,
+        )
+        .select_from(runs.outerjoin(picks, picks.c.run_id == runs.c.id))
+        .outerjoin(fusions, fusions.c.run_id == runs.c.id)
+        .where(runs.c.id.in_(run_ids))
+    )
     models_of: dict[str, list[str]] = {}
-    out: list[VoteRecord] = []
-    for (vote_id, run_id, annotator, choice, a_is, winner, comment, ranking, token, created, updated, blind,
-         n, raw_models, source, prompt, bon_index, bon_method, fused_method, copied) in rows:
+    out: dict[str, tuple[Any, ...]] = {}
+    for run_id, n, raw_models, source, prompt, bon_index, bon_method, fused_method, copied in conn.execute(stmt):
         models = models_of.get(raw_models)
-        if models is None:
+        if models is None:  # the runs of a batch share one models list
             models = models_of[raw_models] = _loads(raw_models, [])
+        out[run_id] = (n, models, source, prompt, bon_index, bon_method, fused_method, copied)
+    return out
+
+
+def _vote_records(conn: Connection, *where: ColumnElement[bool]) -> list[VoteRecord]:
+    """Votes matching ``where`` (conditions on the votes table), oldest first, with their runs' facts.
+
+    Three queries whatever the number of votes: the votes, then the facts and the tags of their runs,
+    each run read once however many votes it has (15,000 votes are on about 5,000 runs).
+    """
+    rows = conn.execute(select(*_VOTE_COLUMNS).where(*where).order_by(votes.c.created_at, votes.c.id)).all()
+    if not rows:
+        return []
+    voted_runs = select(votes.c.run_id).where(*where)
+    facts = _run_facts(conn, voted_runs)
+    tags = _tags_by_run(conn, subquery=voted_runs)
+    out: list[VoteRecord] = []
+    for vote_id, run_id, annotator, choice, a_is, winner, comment, ranking, token, created, updated, blind in rows:
+        fact = facts.get(run_id)
+        if fact is None:  # the run was deleted (with its votes) between the two reads
+            continue
+        n, models, source, prompt, bon_index, bon_method, fused_method, copied = fact
         out.append(
             VoteRecord(
                 id=vote_id,
@@ -985,30 +1005,31 @@ def all_votes(engine: Engine, *, tag: str | None = None) -> list[VoteRecord]:
     """Every vote (on runs with ``tag`` if given), oldest first, with its run's n, models, tags and pick."""
     with _reading(engine) as conn:
         if tag:
-            return _vote_records(conn, _has_tag(tag))
+            return _vote_records(conn, votes.c.run_id.in_(_tagged(tag)))
         return _vote_records(conn)
 
 
 def votes_signature(engine: Engine, *, tag: str | None = None) -> str:
-    """A digest of the votes :func:`all_votes` would return (with the same ``tag``), and of their runs.
+    """A short digest of the votes :func:`all_votes` would return (with the same ``tag``) and of their runs.
 
-    It changes whenever a vote is cast, replaced or undone (every write moves the vote's ``updated_at``)
-    and when a voted run is saved again (its ``updated_at`` moves, and with it its tags and models), so a
-    page can cache statistics under it and call :func:`all_votes` only when it changed. It reads two
-    numbers per vote instead of building every record.
+    It changes when a vote is cast, replaced or undone (count, ids and ``updated_at`` of the votes) and
+    when a voted run is saved again (its ``updated_at``: its tags or models may have changed), so a page
+    can cache its statistics under it and call :func:`all_votes` only when it changed. Two aggregate
+    queries, no records built. (Every write stamps a later ``updated_at``; a clock that runs backwards
+    between two writes could hide one change until the next write.)
     """
-    stmt = (
-        select(votes.c.id, votes.c.updated_at, runs.c.updated_at)
-        .select_from(votes.join(runs, runs.c.id == votes.c.run_id))
-        .order_by(votes.c.id)
+    vote_stmt = select(
+        func.count(), func.coalesce(func.sum(votes.c.id), 0), func.max(votes.c.updated_at), func.sum(votes.c.updated_at)
+    ).select_from(votes)
+    run_stmt = select(func.count(), func.max(runs.c.updated_at), func.sum(runs.c.updated_at)).where(
+        runs.c.id.in_(select(votes.c.run_id))
     )
     if tag:
-        stmt = stmt.where(_has_tag(tag))
-    digest = hashlib.sha256((tag or "").encode())
+        vote_stmt = vote_stmt.where(votes.c.run_id.in_(_tagged(tag)))
+        run_stmt = run_stmt.where(_has_tag(tag))
     with _reading(engine) as conn:
-        for vote_id, vote_updated, run_updated in conn.execute(stmt):
-            digest.update(f"{vote_id}|{vote_updated!r}|{run_updated!r}\n".encode())
-    return digest.hexdigest()
+        facts = (*conn.execute(vote_stmt).one(), *conn.execute(run_stmt).one())
+    return hashlib.sha256(repr((tag or "", *facts)).encode()).hexdigest()
 
 
 def runs_signature(engine: Engine, *, tag: str | None = None) -> str:

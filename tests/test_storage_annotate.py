@@ -447,3 +447,27 @@ def test_runs_signature_changes_when_runs_are_saved_or_deleted(engine):
     assert q.runs_signature(engine) != again
     q.delete_run(engine, "r1")
     assert q.runs_signature(engine, tag="geo") != geo
+
+
+def test_sqlite_statistics_are_refreshed_when_the_database_grows(engine, monkeypatch):
+    """SQLite plans the Results queries on the covering index only with statistics (see
+    storage.migrations.refresh_statistics); PostgreSQL keeps its own."""
+    import storage.migrations as migrations
+
+    monkeypatch.setattr(migrations, "_ANALYZE_FROM_ROWS", 3)
+    for i in range(2):
+        q.save_run(engine, make_run(run_id=f"a{i}"))
+    assert migrations.refresh_statistics(engine) is False  # too small to matter
+    for i in range(2, 4):
+        q.save_run(engine, make_run(run_id=f"a{i}"))
+    if engine.dialect.name != "sqlite":
+        assert migrations.refresh_statistics(engine) is False
+        return
+    assert migrations.refresh_statistics(engine) is True
+    with engine.connect() as conn:
+        stat = conn.execute(text("SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_fusions_facts'")).scalar_one()
+    assert stat.split()[0] == "4"
+    assert migrations.refresh_statistics(engine) is False  # unchanged since: nothing to do
+    for i in range(4, 9):
+        q.save_run(engine, make_run(run_id=f"a{i}"))
+    assert migrations.refresh_statistics(engine) is True  # grown more than twofold

@@ -9,7 +9,7 @@ PORT   ?= 8501
 HOST   ?= 127.0.0.1
 export LITELLM_OFFLINE_MODE ?= true
 
-.PHONY: app test bench install install-dev chromium clean
+.PHONY: app test bench install install-dev chromium postgresql clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,19 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
+# Debian's PostgreSQL server binaries: the storage tests start a throw-away cluster of their own
+# (tests/pg_support.py) and run on it as well as on SQLite. FUSION_SKIP_PG=1 skips those tests instead.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  [ "$${FUSION_SKIP_PG:-}" = 1 ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq postgresql >/dev/null; fi; }
+
 app: install
 	$(BIN)/streamlit run app/main.py --server.port $(PORT) --server.address $(HOST) \
 	  --server.headless true --browser.gatherUsageStats false
 
-test: install-dev chromium
+test: install-dev chromium postgresql
 	$(BIN)/python -m pytest -q
 
 bench: install-dev

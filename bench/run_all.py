@@ -17,8 +17,12 @@ BENCHES = [
     ("attribution.py", ["--out", "bench/results/attribution.md"]),
     ("concurrency.py", ["--out", "bench/results/concurrency.md"]),
     ("extractive_quality.py", ["--out", "bench/results/extractive.md"]),
+<<<<<<< HEAD
     ("kept_quality.py", ["--out", "bench/results/kept.md"]),
     ("markdown_render.py", ["--out", "bench/results/markdown_render.md"]),
+=======
+    ("storage_queries.py", ["--pg", "--out", "bench/results/storage_queries.md"]),
+>>>>>>> storage
 ]
 
 

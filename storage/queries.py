@@ -8,6 +8,7 @@ behind writers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -172,6 +173,11 @@ def _loads(raw: str | None, default: Any = None) -> Any:
 def _reading(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn:
         conn = conn.execution_options(**{READ_ONLY: True})
+        if conn.dialect.name == "postgresql":
+            # One snapshot for every statement of a read (SQLite's WAL read transaction gives one anyway):
+            # under READ COMMITTED, a read made of two queries (votes, then their runs) could see a vote
+            # whose run another transaction deleted in between. Read-only, so it never fails to serialise.
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             yield conn
 
@@ -224,9 +230,16 @@ def _pair_texts(conn: Connection, run_id: str) -> tuple[str | None, str | None]:
     return row[0], row[1]
 
 
+def _pair_rule(bon_index: int | None, fused_text: str | None, fused_error: str | None) -> bool:
+    """What record_vote accepts: a Best-of-N pick, and a fused answer without error that is not blank."""
+    return bon_index is not None and fused_text is not None and fused_error is None and bool(fused_text.strip())
+
+
 def _has_pair() -> ColumnElement[bool]:
-    """Runs with a Best-of-N pick and a fused answer without error (identical to the pick or not)."""
-    return and_(picks.c.idx.is_not(None), fusions.c.error.is_(None), func.trim(fusions.c.text) != "")
+    """Runs with a pair record_vote accepts (identical to the pick or not), from the stored flag, which the
+    covering index ix_fusions_facts serves. NULL (written by code older than 0003, not yet filled in by
+    :func:`fill_pair_facts`) is not counted."""
+    return fusions.c.has_pair.is_(True)
 
 
 def _identical() -> ColumnElement[bool]:
@@ -234,19 +247,25 @@ def _identical() -> ColumnElement[bool]:
 
 
 def _votable() -> ColumnElement[bool]:
-    """Runs an annotator can judge: a pair as in :func:`_has_pair` whose fused text is not the pick verbatim.
-    ``same_as_pick`` NULL (unknown: written by code older than migration 0003) counts as votable."""
+    """Runs an annotator can judge: a pair as in :func:`_has_pair` whose fused text is not the pick verbatim."""
     return and_(_has_pair(), ~_identical())
 
 
-def _with_pair(stmt: Select[Any]) -> Select[Any]:
-    return stmt.join(picks, picks.c.run_id == runs.c.id).join(fusions, fusions.c.run_id == runs.c.id)
+# Tag and model filters are written as "id IN (runs with that label)", not as a correlated EXISTS: the
+# database then starts from the label's index (a rare label costs almost nothing) instead of probing every
+# run (measured in bench/storage_queries.py).
+
+
+def _tagged(tag: str) -> Select[Any]:
+    return select(run_tags.c.run_id).where(run_tags.c.tag == tag)
+
+
+def _fusion_has_tag(tag: str) -> ColumnElement[bool]:
+    return fusions.c.run_id.in_(_tagged(tag))
 
 
 def _has_tag(tag: str) -> ColumnElement[bool]:
-    return exists(
-        select(run_tags.c.run_id).where(run_tags.c.run_id == runs.c.id, run_tags.c.tag == tag).correlate_except(run_tags)
-    )
+    return runs.c.id.in_(_tagged(tag))
 
 
 def _tags_by_run(conn: Connection, run_ids: Sequence[str] | None = None, subquery: Any = None) -> dict[str, list[str]]:
@@ -297,6 +316,11 @@ def save_run(engine: Engine, run: Run) -> str:
     new_pair = (
         valid_text(bon_text) if bon_text is not None else None,
         data["fused"]["text"] if data["fused"] else None,
+    )
+    has_pair = _pair_rule(
+        data["bon"]["index"] if data["bon"] else None,
+        new_pair[1],
+        data["fused"]["error"] if data["fused"] else None,
     )
     run_values = {
         "prompt": data["prompt"]["text"],
@@ -378,8 +402,13 @@ def save_run(engine: Engine, run: Run) -> str:
                     error=fused["error"],
                     attribution=_dumps(attribution) if attribution is not None else None,
                     copied_fraction=attribution["copied_fraction"] if attribution is not None else None,
+                    has_pair=has_pair,
                     same_as_pick=_same_texts(*new_pair),
-                    shares=_dumps([float(x) for x in attribution["shares"]]) if attribution is not None else None,
+                    shares=(
+                        _dumps([float(x) for x in attribution["shares"]])
+                        if attribution is not None and fused["error"] is None
+                        else None
+                    ),
                 )
             )
         return run.id
@@ -393,6 +422,44 @@ def run_exists(engine: Engine, run_id: str) -> bool:
         return False
     with _reading(engine) as conn:
         return conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is not None
+
+
+def fill_pair_facts(engine: Engine, *, chunk: int = 200) -> int:
+    """Fill ``has_pair``, ``same_as_pick`` and ``shares`` of fusions stored without them (by code older than
+    migration 0003, still running somewhere while this code migrated the database); return how many.
+
+    ``init_db`` calls it, so such runs join the queue the next time a process opens the database. Finding
+    none is one index-only query.
+    """
+    todo = []
+    with _reading(engine) as conn:
+        todo = list(conn.execute(select(fusions.c.run_id).where(fusions.c.has_pair.is_(None))).scalars())
+    for start in range(0, len(todo), chunk):
+        ids = todo[start : start + chunk]
+
+        def work(conn: Connection) -> None:
+            rows = conn.execute(
+                select(fusions.c.run_id, fusions.c.text, fusions.c.error, fusions.c.attribution, picks.c.idx,
+                       candidates.c.text)
+                .select_from(fusions.outerjoin(picks, picks.c.run_id == fusions.c.run_id))
+                .outerjoin(candidates, and_(candidates.c.run_id == fusions.c.run_id, candidates.c.idx == picks.c.idx))
+                .where(fusions.c.run_id.in_(ids), fusions.c.has_pair.is_(None))
+                .with_for_update(of=fusions)
+            ).all()
+            for run_id, fused, error, attribution, bon_index, bon in rows:
+                raw_shares = (_loads(attribution, {}) or {}).get("shares") if attribution and error is None else None
+                conn.execute(
+                    update(fusions)
+                    .where(fusions.c.run_id == run_id)
+                    .values(
+                        has_pair=_pair_rule(bon_index if bon is not None else None, fused, error),
+                        same_as_pick=_same_texts(bon, fused),
+                        shares=None if raw_shares is None else _dumps([float(x) for x in raw_shares]),
+                    )
+                )
+
+        _write(engine, work)
+    return len(todo)
 
 
 def load_run(engine: Engine, run_id: str) -> Run | None:
@@ -484,13 +551,7 @@ def _run_conditions(
         )
     if model:
         # A label of all_models: a model, or "scenario:<id>" for the runs of a built-in scenario.
-        conds.append(
-            exists(
-                select(run_model_groups.c.run_id)
-                .where(run_model_groups.c.run_id == runs.c.id, run_model_groups.c.label == model)
-                .correlate_except(run_model_groups)
-            )
-        )
+        conds.append(runs.c.id.in_(select(run_model_groups.c.run_id).where(run_model_groups.c.label == model)))
     if n is not None:
         conds.append(runs.c.n == n)
     if tag:
@@ -674,57 +735,95 @@ def _check_ranking(ranking: Sequence[int] | None, n: int) -> list[int] | None:
     return out or None
 
 
-def _vote_select() -> Select[Any]:
-    return (
+_VOTE_COLUMNS = (
+    votes.c.id,
+    votes.c.run_id,
+    votes.c.annotator,
+    votes.c.choice,
+    votes.c.a_is,
+    votes.c.winner,
+    votes.c.comment,
+    votes.c.ranking,
+    votes.c.client_token,
+    votes.c.created_at,
+    votes.c.updated_at,
+    votes.c.blind,
+)
+
+
+def _run_facts(conn: Connection, run_ids: Any) -> dict[str, tuple[Any, ...]]:
+    """(n, models, source, prompt, bon index, bon method, fused method, copied fraction) per run in
+    ``run_ids`` (a subquery), each models list parsed once."""
+    stmt = (
         select(
-            votes,
+            runs.c.id,
             runs.c.n,
             runs.c.models,
             runs.c.source,
             runs.c.prompt,
-            picks.c.idx.label("bon_index"),
-            picks.c.method.label("bon_method"),
-            fusions.c.method.label("fused_method"),
+            picks.c.idx,
+            picks.c.method,
+            fusions.c.method,
             fusions.c.copied_fraction,
         )
-        .select_from(votes.join(runs, runs.c.id == votes.c.run_id))
-        .outerjoin(picks, picks.c.run_id == votes.c.run_id)
-        .outerjoin(fusions, fusions.c.run_id == votes.c.run_id)
+        .select_from(runs.outerjoin(picks, picks.c.run_id == runs.c.id))
+        .outerjoin(fusions, fusions.c.run_id == runs.c.id)
+        .where(runs.c.id.in_(run_ids))
     )
+    models_of: dict[str, list[str]] = {}
+    out: dict[str, tuple[Any, ...]] = {}
+    for run_id, n, raw_models, source, prompt, bon_index, bon_method, fused_method, copied in conn.execute(stmt):
+        models = models_of.get(raw_models)
+        if models is None:  # the runs of a batch share one models list
+            models = models_of[raw_models] = _loads(raw_models, [])
+        out[run_id] = (n, models, source, prompt, bon_index, bon_method, fused_method, copied)
+    return out
 
 
 def _vote_records(conn: Connection, *where: ColumnElement[bool]) -> list[VoteRecord]:
-    stmt = _vote_select().where(*where).order_by(votes.c.created_at, votes.c.id)
-    rows = conn.execute(stmt).mappings().all()
-    # Tags of the same runs through a subquery, so thousands of votes need no huge IN list.
-    run_ids = select(votes.c.run_id).select_from(votes.join(runs, runs.c.id == votes.c.run_id)).where(*where)
-    tags = _tags_by_run(conn, subquery=run_ids) if rows else {}
-    return [
-        VoteRecord(
-            id=r["id"],
-            run_id=r["run_id"],
-            annotator=r["annotator"],
-            choice=r["choice"],
-            a_is=r["a_is"],
-            winner=r["winner"],
-            comment=r["comment"],
-            ranking=_loads(r["ranking"]),
-            client_token=r["client_token"],
-            created_at=r["created_at"],
-            updated_at=r["updated_at"],
-            n=r["n"],
-            models=_loads(r["models"], []),
-            tags=tags.get(r["run_id"], []),
-            source=r["source"],
-            prompt=r["prompt"],
-            bon_index=r["bon_index"],
-            bon_method=r["bon_method"],
-            fused_method=r["fused_method"],
-            copied_fraction=r["copied_fraction"],
-            blind=bool(r["blind"]),
+    """Votes matching ``where`` (conditions on the votes table), oldest first, with their runs' facts.
+
+    Three queries whatever the number of votes: the votes, then the facts and the tags of their runs,
+    each run read once however many votes it has (15,000 votes are on about 5,000 runs).
+    """
+    rows = conn.execute(select(*_VOTE_COLUMNS).where(*where).order_by(votes.c.created_at, votes.c.id)).all()
+    if not rows:
+        return []
+    voted_runs = select(votes.c.run_id).where(*where)
+    facts = _run_facts(conn, voted_runs)
+    tags = _tags_by_run(conn, subquery=voted_runs)
+    out: list[VoteRecord] = []
+    for vote_id, run_id, annotator, choice, a_is, winner, comment, ranking, token, created, updated, blind in rows:
+        fact = facts.get(run_id)
+        if fact is None:  # the run was deleted (with its votes) between the two reads
+            continue
+        n, models, source, prompt, bon_index, bon_method, fused_method, copied = fact
+        out.append(
+            VoteRecord(
+                id=vote_id,
+                run_id=run_id,
+                annotator=annotator,
+                choice=choice,
+                a_is=a_is,
+                winner=winner,
+                comment=comment,
+                ranking=None if ranking is None else _loads(ranking),
+                client_token=token,
+                created_at=created,
+                updated_at=updated,
+                n=n,
+                models=list(models),
+                tags=list(tags.get(run_id, ())),
+                source=source,
+                prompt=prompt,
+                bon_index=bon_index,
+                bon_method=bon_method,
+                fused_method=fused_method,
+                copied_fraction=copied,
+                blind=bool(blind),
+            )
         )
-        for r in rows
-    ]
+    return out
 
 
 def _find_vote(conn: Connection, run_id: str, annotator: str) -> Any:
@@ -880,9 +979,7 @@ def last_vote(engine: Engine, annotator: str, *, tag: str | None = None) -> Vote
         return None
     stmt = select(votes.c.id).where(votes.c.annotator == name)
     if tag:
-        stmt = stmt.where(
-            exists(select(run_tags.c.run_id).where(run_tags.c.run_id == votes.c.run_id, run_tags.c.tag == tag))
-        )
+        stmt = stmt.where(votes.c.run_id.in_(_tagged(tag)))
     stmt = stmt.order_by(votes.c.updated_at.desc(), votes.c.id.desc()).limit(1)
     with _reading(engine) as conn:
         vote_id = conn.execute(stmt).scalar()
@@ -908,8 +1005,42 @@ def all_votes(engine: Engine, *, tag: str | None = None) -> list[VoteRecord]:
     """Every vote (on runs with ``tag`` if given), oldest first, with its run's n, models, tags and pick."""
     with _reading(engine) as conn:
         if tag:
-            return _vote_records(conn, _has_tag(tag))
+            return _vote_records(conn, votes.c.run_id.in_(_tagged(tag)))
         return _vote_records(conn)
+
+
+def votes_signature(engine: Engine, *, tag: str | None = None) -> str:
+    """A short digest of the votes :func:`all_votes` would return (with the same ``tag``) and of their runs.
+
+    It changes when a vote is cast, replaced or undone (count, ids and ``updated_at`` of the votes) and
+    when a voted run is saved again (its ``updated_at``: its tags or models may have changed), so a page
+    can cache its statistics under it and call :func:`all_votes` only when it changed. Two aggregate
+    queries, no records built. (Every write stamps a later ``updated_at``; a clock that runs backwards
+    between two writes could hide one change until the next write.)
+    """
+    vote_stmt = select(
+        func.count(), func.coalesce(func.sum(votes.c.id), 0), func.max(votes.c.updated_at), func.sum(votes.c.updated_at)
+    ).select_from(votes)
+    run_stmt = select(func.count(), func.max(runs.c.updated_at), func.sum(runs.c.updated_at)).where(
+        runs.c.id.in_(select(votes.c.run_id))
+    )
+    if tag:
+        vote_stmt = vote_stmt.where(votes.c.run_id.in_(_tagged(tag)))
+        run_stmt = run_stmt.where(_has_tag(tag))
+    with _reading(engine) as conn:
+        facts = (*conn.execute(vote_stmt).one(), *conn.execute(run_stmt).one())
+    return hashlib.sha256(repr((tag or "", *facts)).encode()).hexdigest()
+
+
+def runs_signature(engine: Engine, *, tag: str | None = None) -> str:
+    """Changes whenever a run (with ``tag`` if given) is saved, saved again or deleted: what a page can
+    cache :func:`attribution_rows` statistics under. Two index lookups (count and newest ``updated_at``)."""
+    stmt = select(func.count(), func.max(runs.c.updated_at)).select_from(runs)
+    if tag:
+        stmt = stmt.where(_has_tag(tag))
+    with _reading(engine) as conn:
+        count, newest = conn.execute(stmt).one()
+    return f"{tag or ''}|{int(count)}|{newest!r}"
 
 
 def annotation_queue(engine: Engine, annotator: str, *, tag: str | None = None, limit: int | None = 50) -> list[str]:
@@ -920,10 +1051,14 @@ def annotation_queue(engine: Engine, annotator: str, *, tag: str | None = None, 
     """
     name = _check_annotator(annotator)
     voted = exists(select(votes.c.id).where(votes.c.run_id == runs.c.id, votes.c.annotator == name))
-    stmt = _with_pair(select(runs.c.id).select_from(runs)).where(_votable(), ~voted)
+    stmt = (
+        select(runs.c.id)
+        .select_from(runs.join(fusions, fusions.c.run_id == runs.c.id))
+        .where(_votable(), ~voted)
+        .order_by(runs.c.created_at, runs.c.id)
+    )
     if tag:
         stmt = stmt.where(_has_tag(tag))
-    stmt = stmt.order_by(runs.c.created_at, runs.c.id)
     if limit is not None:
         stmt = stmt.limit(max(0, int(limit)))
     with _reading(engine) as conn:
@@ -949,25 +1084,24 @@ class QueueCounts:
 
 
 def queue_counts(engine: Engine, annotator: str, tag: str | None = None) -> QueueCounts:
-    """The annotator's :class:`QueueCounts`, in one query."""
+    """The annotator's :class:`QueueCounts`, in one query that reads two indexes: the covering index of
+    fusions and the unique (run_id, annotator) index of votes (plus run_tags' with a tag)."""
     name = _check_annotator(annotator)
     mine = votes.alias("mine")
     identical = _identical()
     votable = ~identical  # within _has_pair(); NULL same_as_pick (unknown) counts as votable
     stmt = (
-        _with_pair(
-            select(
-                func.coalesce(func.sum(case((identical, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((identical, 0), else_=1)), 0),
-                func.coalesce(func.sum(case((and_(votable, mine.c.id.is_not(None)), 1), else_=0)), 0),
-            ).select_from(runs)
+        select(
+            func.coalesce(func.sum(case((identical, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((identical, 0), else_=1)), 0),
+            func.coalesce(func.sum(case((and_(votable, mine.c.id.is_not(None)), 1), else_=0)), 0),
         )
-        # The unique (run_id, annotator) index makes this an index lookup per run.
-        .outerjoin(mine, and_(mine.c.run_id == runs.c.id, mine.c.annotator == name))
+        .select_from(fusions)
+        .outerjoin(mine, and_(mine.c.run_id == fusions.c.run_id, mine.c.annotator == name))
         .where(_has_pair())
     )
     if tag:
-        stmt = stmt.where(_has_tag(tag))
+        stmt = stmt.where(_fusion_has_tag(tag))
     with _reading(engine) as conn:
         n_identical, total, done = conn.execute(stmt).one()
     return QueueCounts(done=int(done), total=int(total), identical=int(n_identical))
@@ -1028,7 +1162,8 @@ class AttributionRow:
 
 
 def attribution_rows(engine: Engine, *, tag: str | None = None) -> list[AttributionRow]:
-    """One row per run with an attributed fused answer (on runs with ``tag`` if given), oldest first."""
+    """One row per run with an attributed fused answer without error (on runs with ``tag`` if given),
+    oldest first. Reads the ``shares`` column, never the spans."""
     stmt = (
         select(
             runs.c.id,
@@ -1042,43 +1177,33 @@ def attribution_rows(engine: Engine, *, tag: str | None = None) -> list[Attribut
         )
         .select_from(runs.join(fusions, fusions.c.run_id == runs.c.id))
         .outerjoin(picks, picks.c.run_id == runs.c.id)
-        .where(fusions.c.error.is_(None), fusions.c.attribution.is_not(None))
+        # shares is set exactly for attributed fused answers without error (read from the covering index)
+        .where(fusions.c.shares.is_not(None))
         .order_by(runs.c.created_at, runs.c.id)
     )
     if tag:
         stmt = stmt.where(_has_tag(tag))
     with _reading(engine) as conn:
-        rows = conn.execute(stmt).mappings().all()
+        rows = conn.execute(stmt).all()
         ids = select(runs.c.id).select_from(runs.join(fusions, fusions.c.run_id == runs.c.id))
         tags = _tags_by_run(conn, subquery=ids.where(_has_tag(tag)) if tag else ids) if rows else {}
-        # Rows written by code older than migration 0003 have no separate shares: read their spans once.
-        missing = [r["id"] for r in rows if r["shares"] is None]
-        old_shares: dict[str, str] = {}
-        for start in range(0, len(missing), 500):
-            chunk = missing[start : start + 500]
-            for run_id, raw in conn.execute(
-                select(fusions.c.run_id, fusions.c.attribution).where(fusions.c.run_id.in_(chunk))
-            ):
-                old_shares[run_id] = _dumps((_loads(raw, {}) or {}).get("shares", []))
     models_cache: dict[str, list[str]] = {}
     out: list[AttributionRow] = []
-    for r in rows:
-        raw_shares = r["shares"] if r["shares"] is not None else old_shares.get(r["id"], "[]")
-        copied = r["copied_fraction"]
-        raw_models = r["models"]
-        if raw_models not in models_cache:  # a batch's runs share one models list: parse it once
-            models_cache[raw_models] = _loads(raw_models, [])
+    for run_id, n, raw_models, source, created_at, bon_index, copied, raw_shares in rows:
+        models = models_cache.get(raw_models)
+        if models is None:  # a batch's runs share one models list: parse it once
+            models = models_cache[raw_models] = _loads(raw_models, [])
         out.append(
             AttributionRow(
-                run_id=r["id"],
-                n=r["n"],
-                tags=tags.get(r["id"], []),
-                models=list(models_cache[raw_models]),
+                run_id=run_id,
+                n=n,
+                tags=list(tags.get(run_id, ())),
+                models=list(models),
                 copied_fraction=None if copied is None else float(copied),
-                shares=[float(x) for x in _loads(raw_shares, [])],
-                bon_index=r["bon_index"],
-                created_at=r["created_at"],
-                source=r["source"],
+                shares=[float(x) for x in json.loads(raw_shares)],
+                bon_index=bon_index,
+                created_at=created_at,
+                source=source,
             )
         )
     return out

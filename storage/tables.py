@@ -36,6 +36,7 @@ class RunRow(SQLModel, table=True):
         Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_source", "source"),
         Index("ix_runs_n", "n"),
+        Index("ix_runs_updated_at", "updated_at"),
     )
 
     id: str = Field(primary_key=True, max_length=64)
@@ -104,6 +105,11 @@ class FusionRow(SQLModel, table=True):
     """The fused answer of a run (one per run), with its attribution."""
 
     __tablename__ = "fusions"
+    # Covering index: the queue and the statistics read these without touching the (large) row itself.
+    # Only short columns: a PostgreSQL index entry must stay under about 2.7 kB.
+    __table_args__ = (
+        Index("ix_fusions_facts", "run_id", "has_pair", "same_as_pick", "method", "copied_fraction", "shares"),
+    )
 
     run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True, max_length=64)
     text: str = Field(sa_type=Text)
@@ -116,10 +122,15 @@ class FusionRow(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=Text)
     attribution: str | None = Field(default=None, sa_type=Text)  # JSON of Attribution.to_dict()
     copied_fraction: float | None = None
+    # The run has what record_vote needs: a pick, and a fused answer without error that is not blank.
+    # Written by save_run with the two below; NULL = unknown (written by code older than 0003), filled in
+    # by storage.queries.fill_pair_facts when the database is next opened with init_db.
+    has_pair: bool | None = None
     # The fused text equals the Best-of-N text after .strip() (``storage.queries.is_identical``): such a pair
-    # offers nothing to vote on. Written by save_run; NULL = unknown (a row written by code older than 0003).
+    # offers nothing to vote on.
     same_as_pick: bool | None = None
-    # JSON list[float]: Attribution.shares on its own, so statistics need not parse every run's spans.
+    # JSON list[float]: Attribution.shares on its own, so statistics need not parse every run's spans;
+    # set for an attributed fused answer without error, NULL otherwise.
     shares: str | None = Field(default=None, sa_type=Text)
 
 

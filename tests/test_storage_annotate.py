@@ -83,12 +83,34 @@ def test_a_vote_on_an_identical_pair_does_not_count_as_done(engine):
 
 
 def test_unknown_same_as_pick_counts_as_votable(engine):
-    """NULL (a row written by code older than 0003) means unknown: the run stays in the queue."""
+    """same_as_pick NULL on a pair means unknown: the run stays in the queue (the page sees the texts)."""
     q.save_run(engine, make_run(run_id="old", fused_text="Paris."))
     with engine.begin() as conn:
         conn.execute(text("UPDATE fusions SET same_as_pick = NULL"))
     assert q.annotation_queue(engine, "ann") == ["old"]
     assert q.queue_counts(engine, "ann") == q.QueueCounts(done=0, total=1, identical=0)
+
+
+def test_rows_written_by_older_code_are_filled_in_when_the_database_is_opened(engine, db_url):
+    """Code older than 0003, still running while the database was migrated, writes fusions without
+    has_pair, same_as_pick and shares: such runs are out of the queue until init_db fills them in."""
+    q.save_run(engine, make_run(run_id="same", fused_text="Paris.", created_at=1.0))
+    q.save_run(engine, make_run(run_id="differs", created_at=2.0))
+    failed = make_run(run_id="failed", created_at=3.0)
+    failed.fused.error = "boom"
+    q.save_run(engine, failed)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT run_id, has_pair, same_as_pick, shares FROM fusions ORDER BY run_id")).all()
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE fusions SET has_pair = NULL, same_as_pick = NULL, shares = NULL"))
+    assert q.annotation_queue(engine, "ann") == [] and q.attribution_rows(engine) == []
+    again = init_db(db_url)
+    with again.connect() as conn:
+        after = conn.execute(text("SELECT run_id, has_pair, same_as_pick, shares FROM fusions ORDER BY run_id")).all()
+    assert [tuple(r) for r in after] == [tuple(r) for r in before]
+    assert q.queue_counts(again, "ann") == q.QueueCounts(done=0, total=1, identical=1)
+    assert q.fill_pair_facts(again) == 0  # nothing left to do
+    again.dispose()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -288,10 +310,15 @@ def test_attribution_rows_use_the_shares_column(engine):
     with engine.begin() as conn:
         conn.execute(text("UPDATE fusions SET shares = '[0.9, 0.0, 0.0]'"))
     assert q.attribution_rows(engine)[0].shares == [0.9, 0.0, 0.0]
-    # ... and a row without it (written before 0003) falls back to the attribution's own shares.
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE fusions SET shares = NULL"))
-    assert q.attribution_rows(engine)[0].shares == [0.5, 0.25, 0.0]
+
+
+def test_shares_only_for_fused_answers_without_error(engine):
+    failed = make_run(run_id="failed")
+    failed.fused.error = "fusor timed out"
+    q.save_run(engine, failed)
+    q.save_run(engine, make_run(run_id="ok"))
+    assert _fusion_column(engine, "failed", "shares") is None
+    assert [r.run_id for r in q.attribution_rows(engine)] == ["ok"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -353,9 +380,11 @@ def test_migration_0003_backfills_existing_rows(db_url):
     assert applied_migrations(engine) == [m.id for m in MIGRATIONS]
     with engine.connect() as conn:
         flags = dict(conn.execute(text("SELECT run_id, same_as_pick FROM fusions")).all())
+        pairs = dict(conn.execute(text("SELECT run_id, has_pair FROM fusions")).all())
         shares = dict(conn.execute(text("SELECT run_id, shares FROM fusions")).all())
         groups = sorted(tuple(r) for r in conn.execute(text("SELECT run_id, label FROM run_model_groups")))
     assert {k: bool(v) for k, v in flags.items()} == {"same": True, "diff": False, "nopick": False}
+    assert {k: bool(v) for k, v in pairs.items()} == {"same": True, "diff": True, "nopick": False}
     assert json.loads(shares["diff"]) == [0.25, 0.5] and json.loads(shares["same"]) == [1.0, 0.0]
     assert shares["nopick"] is None
     assert groups == [
@@ -369,3 +398,76 @@ def test_migration_0003_backfills_existing_rows(db_url):
     # New votes after the migration: the default and an explicit non-blind one.
     assert q.record_vote(engine, run_id="diff", annotator="bob", choice="A", a_is="fused", blind=False).blind is False
     engine.dispose()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A cheap signature of the votes, for caching the Results page's statistics
+
+
+def test_votes_signature_changes_with_every_vote_write_and_run_resave(engine):
+    q.save_run(engine, make_run(run_id="r1", tags=["geo"]))
+    q.save_run(engine, make_run(run_id="r2"))
+    seen = {q.votes_signature(engine)}
+
+    def changed(tag=None) -> bool:
+        now = q.votes_signature(engine, tag=tag)
+        new = now not in seen
+        seen.add(now)
+        return new
+
+    assert not changed()  # nothing happened: the same signature
+    q.record_vote(engine, run_id="r1", annotator="ann", choice="A", a_is="fused")
+    assert changed()
+    q.record_vote(engine, run_id="r1", annotator="ann", choice="A", a_is="fused")  # same choice, replaced
+    assert changed()
+    q.record_vote(engine, run_id="r2", annotator="ann", choice="B", a_is="fused", client_token="t")
+    assert changed()
+    q.record_vote(engine, run_id="r2", annotator="ann", choice="A", a_is="fused", client_token="t")  # replay
+    assert not changed()
+    q.save_run(engine, make_run(run_id="r2", tags=["geo"]))  # same pair: votes kept, tags changed
+    assert changed()
+    assert q.votes_signature(engine, tag="geo") != q.votes_signature(engine)
+    q.delete_vote(engine, "r1", "ann")
+    assert changed()
+    assert q.votes_signature(engine, tag="none") != q.votes_signature(engine, tag="geo")
+
+
+def test_runs_signature_changes_when_runs_are_saved_or_deleted(engine):
+    empty = q.runs_signature(engine)
+    q.save_run(engine, make_run(run_id="r1", tags=["geo"]))
+    one = q.runs_signature(engine)
+    assert one != empty and q.runs_signature(engine) == one
+    time.sleep(0.002)
+    q.save_run(engine, make_run(run_id="r1", tags=["geo"]))  # saved again: updated_at moves
+    again = q.runs_signature(engine)
+    assert again != one
+    geo = q.runs_signature(engine, tag="geo")
+    q.save_run(engine, make_run(run_id="r2"))
+    assert q.runs_signature(engine, tag="geo") == geo  # another tag's runs do not matter
+    assert q.runs_signature(engine) != again
+    q.delete_run(engine, "r1")
+    assert q.runs_signature(engine, tag="geo") != geo
+
+
+def test_sqlite_statistics_are_refreshed_when_the_database_grows(engine, monkeypatch):
+    """SQLite plans the Results queries on the covering index only with statistics (see
+    storage.migrations.refresh_statistics); PostgreSQL keeps its own."""
+    import storage.migrations as migrations
+
+    monkeypatch.setattr(migrations, "_ANALYZE_FROM_ROWS", 3)
+    for i in range(2):
+        q.save_run(engine, make_run(run_id=f"a{i}"))
+    assert migrations.refresh_statistics(engine) is False  # too small to matter
+    for i in range(2, 4):
+        q.save_run(engine, make_run(run_id=f"a{i}"))
+    if engine.dialect.name != "sqlite":
+        assert migrations.refresh_statistics(engine) is False
+        return
+    assert migrations.refresh_statistics(engine) is True
+    with engine.connect() as conn:
+        stat = conn.execute(text("SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_fusions_facts'")).scalar_one()
+    assert stat.split()[0] == "4"
+    assert migrations.refresh_statistics(engine) is False  # unchanged since: nothing to do
+    for i in range(4, 9):
+        q.save_run(engine, make_run(run_id=f"a{i}"))
+    assert migrations.refresh_statistics(engine) is True  # grown more than twofold

@@ -39,6 +39,8 @@ HOSTILE = [
     "<script>window.__pwned=1</script>",
     '<img src=x onerror="window.__pwned=2">',
     "**bold** [link](javascript:alert(1))",
+    '"><svg onload="window.__pwned=3">',
+    "![pic](https://example.com/x.png) [ok](https://example.com/page)",
 ]
 
 
@@ -311,7 +313,24 @@ def test_hostile_candidate_text_is_shown_as_text(app_server: AppServer, page: An
     assert fused_view.locator(markup).count() == 0
     assert cards_panel.locator(".fx-card-text").locator(markup).count() == 0
     screenshot(page, "explore-hostile-candidates")
+
+    # Rendered as Markdown: the Markdown takes effect, the HTML and the script links stay inert.
+    show_as_typed(page, on=False)
+    compare = open_tab(page, "Fusion vs Best-of-N")
+    rendered = compare.locator(".fx-attr-text")
+    rendered.locator("strong").first.wait_for(state="visible")
+    assert rendered.locator("h3, h4").count() >= 1  # "# heading", shifted below the page's own headings
+    assert "<script>window.__pwned=1</script>" in rendered.inner_text()  # raw HTML shown as text
+    assert "[image: pic]" in rendered.inner_text()  # images are never loaded
+    links = rendered.locator("a")
+    hrefs = links.evaluate_all("els => els.map(a => [a.getAttribute('href'), a.rel, a.target])")
+    assert hrefs and all(h == "https://example.com/page" for h, _, _ in hrefs), hrefs
+    assert all("noopener" in rel and "noreferrer" in rel and target == "_blank" for _, rel, target in hrefs)
+    assert page.locator('[data-testid="stMain"] img, .fx-md svg, [onload], [onerror]').count() == 0
+    assert page.locator('a[href^="javascript:"]').count() == 0
+    screenshot(page, "explore-hostile-rendered")
     wait_for_idle(page)
+    assert page.evaluate("() => typeof window.__pwned") == "undefined"
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.page_errors == []
 

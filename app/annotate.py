@@ -215,7 +215,7 @@ def page() -> None:
 
     # Seed the widget from the session-wide name every run: Explore may have changed it.
     st.session_state[NAME_KEY] = st.session_state.get(ANNOTATOR, "")
-    top = st.columns([2, 2, 1])
+    top = st.columns([2, 2, 1.4])
     top[0].text_input("Annotating as (your name)", key=NAME_KEY, on_change=_sync_name, max_chars=80)
     tags = all_tags(engine)
     keep(TAG_KEY, ALL_TAGS)

@@ -49,7 +49,7 @@ def partition_figure(parts: SharePartition, labels: Sequence[str], shares: Seque
         height=150,
         margin=dict(l=10, r=10, t=30, b=10),
         title=dict(text="Where the fused text comes from (adds up to 100%)", font=dict(size=14)),
-        legend=dict(orientation="h", yanchor="top", y=-0.25, x=0),
+        legend=dict(orientation="h", yanchor="top", y=-0.25, x=0, traceorder="normal"),
         showlegend=True,
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",

@@ -1,0 +1,195 @@
+"""The Results page in a real browser (Debian's Chromium through Playwright) on a big database: the page as
+it is now against a baseline commit of the page, both served at once from the same database copy, loads
+interleaved so both see the same machine load.
+
+Measured per load: seconds from the request to the moment the script run has ended and every visible chart
+is drawn. "first" is the first load after the server started (the statistics are computed); "warm" loads
+are reloads in the same browser tab (the HTTP cache holds the JavaScript; the statistics are cached), the
+case of someone coming back to the page. Also timed: flipping the blind toggle (the current page only).
+
+    .venv/bin/python bench/results_page.py [--db DB] [--runs 5000 --votes 15000] [--baseline 844602b]
+        [--repeats 5] [--out bench/results/results_page.md]
+
+Without ``--db`` a database is built first with bench/results_db.py (about 30 s). ``--baseline`` is any
+commit of this repository; its tree is unpacked with ``git archive`` into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+for extra in (ROOT, ROOT / "tests", ROOT / "bench"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+from browser_support import launch_chromium, start_app  # noqa: E402
+
+TIMEOUT_MS = 180_000
+READY_JS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+    if (!document.querySelector('[data-testid="stMain"] [data-testid="stMetric"]')) return false;
+    const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+        .filter(e => e.offsetParent !== null);
+    return charts.length > 0 && charts.every(e => e.querySelector('.main-svg'));
+}"""
+
+
+def _wait_ready(page: Any) -> None:
+    page.wait_for_function(READY_JS, timeout=TIMEOUT_MS, polling=20)
+
+
+def load_seconds(page: Any, url: str | None) -> float:
+    """Seconds until the page is ready: ``url`` given: navigate there; else reload the tab."""
+    t0 = time.perf_counter()
+    if url is None:
+        page.reload(wait_until="commit", timeout=TIMEOUT_MS)
+    else:
+        page.goto(url, wait_until="commit", timeout=TIMEOUT_MS)
+    _wait_ready(page)
+    return time.perf_counter() - t0
+
+
+def toggle_seconds(page: Any) -> float:
+    """Seconds from a click on the blind toggle until the rerun it starts has ended and charts are drawn;
+    nan when there is no toggle to click (a page without it, or no non-blind vote: it is disabled)."""
+    box = page.get_by_label("Include non-blind votes")
+    if box.count() == 0 or box.first.is_disabled():
+        return float("nan")
+    return _timed_rerun(page, lambda: page.get_by_text("Include non-blind votes", exact=True).first.click())
+
+
+def tag_seconds(page: Any, option: str) -> float:
+    """Seconds from choosing ``option`` in the Tag box until the whole page has rerun and drawn its charts."""
+    box = page.locator('[data-testid="stSelectbox"]').first
+    box.locator("input").first.click()
+    choice = page.get_by_role("listbox").get_by_role("option").filter(has_text=option).first
+    choice.wait_for(state="visible", timeout=TIMEOUT_MS)
+    return _timed_rerun(page, choice.click)
+
+
+def _timed_rerun(page: Any, action: Any) -> float:
+    before = page.evaluate("() => window.__fxRunWatch.runs")
+    t0 = time.perf_counter()
+    action()
+    page.wait_for_function("(n) => window.__fxRunWatch.runs > n", arg=before, timeout=TIMEOUT_MS)
+    _wait_ready(page)
+    return time.perf_counter() - t0
+
+
+def unpack(commit: str, into: Path) -> Path:
+    """The repository tree at ``commit``, extracted into ``into``."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--db", type=Path, help="a database made by bench/results_db.py (else one is built)")
+    p.add_argument("--runs", type=int, default=5000)
+    p.add_argument("--votes", type=int, default=15000)
+    p.add_argument("--baseline", default="844602b", help="commit of the baseline page")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", type=Path)
+    a = p.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    from browser_support import _WATCH_JS
+
+    work = Path(tempfile.mkdtemp(prefix="results-page-"))
+    servers: dict[str, Any] = {}
+    try:
+        db = a.db
+        if db is None:
+            from results_db import build
+
+            db = work / "bench.db"
+            print(f"building {db} ...", flush=True)
+            print(build(db, runs=a.runs, votes=a.votes), flush=True)
+        baseline_root = unpack(a.baseline, work / "baseline")
+        for name, entry in (("baseline", baseline_root / "app" / "main.py"), ("current", ROOT / "app" / "main.py")):
+            srv = start_app(work / f"srv-{name}", entry=str(entry))
+            shutil.copy(db, srv.db_path)
+            servers[name] = srv
+        times: dict[str, dict[str, list[float]]] = {n: {"first": [], "warm": [], "tag": [], "toggle": []} for n in servers}
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            tabs = {}
+            for name, srv in servers.items():
+                ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+                ctx.add_init_script(script=_WATCH_JS)
+                tabs[name] = ctx.new_page()
+                times[name]["first"].append(load_seconds(tabs[name], srv.url + "results"))
+                print(f"{name}: first load {times[name]['first'][0]:.2f} s", flush=True)
+            for r in range(a.repeats):
+                for name in servers:
+                    times[name]["warm"].append(load_seconds(tabs[name], None))
+                for name in servers:
+                    # A tag, then back to all runs: two whole-page reruns with new data each.
+                    times[name]["tag"].append(tag_seconds(tabs[name], "pilot"))
+                    times[name]["tag"].append(tag_seconds(tabs[name], "All runs"))
+                times["current"]["toggle"].append(toggle_seconds(tabs["current"]))
+                print(f"repeat {r + 1}: " + ", ".join(f"{n} {times[n]['warm'][-1]:.2f} s" for n in servers), flush=True)
+            browser.close()
+    finally:
+        for srv in servers.values():
+            srv.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    med = {n: statistics.median(t["warm"]) for n, t in times.items()}
+    toggles = [x for x in times["current"]["toggle"] if x == x]
+    lines = [
+        "# The Results page in a real browser, before and after",
+        "",
+        "Command: `.venv/bin/python bench/results_page.py " + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
+        "",
+        f"Database: {a.runs:,} runs and {a.votes:,} votes by 6 annotators (bench/results_db.py) unless `--db` "
+        f"says otherwise. Baseline: the page at commit `{a.baseline}`. Chromium {platform.machine()}, window "
+        f"1400 px wide, Python {platform.python_version()}. Both servers run at once on the same 2 shared cores and "
+        "their loads are interleaved, so the ratio is the figure to trust; absolute times move with the machine's "
+        "load.",
+        "",
+        "| page | first load (s, statistics computed) | warm reload, median (s) | warm reloads (s) | tag change, median (s) |",
+        "|---|---|---|---|---|",
+    ]
+    tag_med = {n: statistics.median(t["tag"]) for n, t in times.items()}
+    for n, t in times.items():
+        lines.append(
+            f"| {n} | {t['first'][0]:.2f} | {med[n]:.2f} | {', '.join(f'{x:.2f}' for x in t['warm'])} | "
+            f"{tag_med[n]:.2f} |"
+        )
+    lines += [
+        "",
+        f"Baseline / current: warm reload **{med['baseline'] / med['current']:.2f}x**, first load "
+        f"**{times['baseline']['first'][0] / times['current']['first'][0]:.2f}x**, tag change "
+        f"**{tag_med['baseline'] / tag_med['current']:.2f}x** (the first change to a tag computes its statistics).",
+    ]
+    if toggles:
+        lines.append(
+            f"Blind toggle on the current page (the fragment alone reruns), median of {len(toggles)}: "
+            f"{statistics.median(toggles):.2f} s."
+        )
+    else:
+        lines.append("Blind toggle: not timed (no non-blind vote in this database, so the toggle is disabled).")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        a.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

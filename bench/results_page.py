@@ -3,7 +3,8 @@ it is now against a baseline commit of the page, both served at once from the sa
 interleaved so both see the same machine load.
 
 Measured per load: seconds from the request to the moment the script run has ended and every visible chart
-is drawn. "first" is the first load after the server started (the statistics are computed); "warm" loads
+is drawn. A third server with an empty database shows what any page load costs on the machine at that moment
+(Streamlit's session start, the navigation, the page's "nothing yet" text): the floor under the other two. "first" is the first load after the server started (the statistics are computed); "warm" loads
 are reloads in the same browser tab (the HTTP cache holds the JavaScript; the statistics are cached), the
 case of someone coming back to the page. Also timed: flipping the blind toggle (the current page only).
 
@@ -49,14 +50,21 @@ def _wait_ready(page: Any) -> None:
     page.wait_for_function(READY_JS, timeout=TIMEOUT_MS, polling=20)
 
 
-def load_seconds(page: Any, url: str | None) -> float:
-    """Seconds until the page is ready: ``url`` given: navigate there; else reload the tab."""
+EMPTY_READY = '[data-testid="stApp"][data-test-script-state="notRunning"] [data-testid="stMain"] [data-testid="stAlert"]'
+
+
+def load_seconds(page: Any, url: str | None, *, empty: bool = False) -> float:
+    """Seconds until the page is ready: ``url`` given: navigate there; else reload the tab. ``empty``: the
+    page of an empty database, ready once its notice is shown."""
     t0 = time.perf_counter()
     if url is None:
         page.reload(wait_until="commit", timeout=TIMEOUT_MS)
     else:
         page.goto(url, wait_until="commit", timeout=TIMEOUT_MS)
-    _wait_ready(page)
+    if empty:
+        page.wait_for_selector(EMPTY_READY, timeout=TIMEOUT_MS)
+    else:
+        _wait_ready(page)
     return time.perf_counter() - t0
 
 
@@ -85,6 +93,40 @@ def _timed_rerun(page: Any, action: Any) -> float:
     page.wait_for_function("(n) => window.__fxRunWatch.runs > n", arg=before, timeout=TIMEOUT_MS)
     _wait_ready(page)
     return time.perf_counter() - t0
+
+
+def server_breakdown(db: Path, repeats: int) -> dict[str, float]:
+    """CPU seconds (median of ``repeats``) of the current page's warm script run, run through AppTest in
+    this process, and of its parts: the two storage reads and everything else."""
+    import os
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from storage.db import make_engine
+    from storage.queries import all_votes, attribution_rows
+
+    os.environ["FUSION_DB_PATH"] = str(db)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=300).run()
+    at.switch_page("results.py").run()  # the first run computes and caches the statistics
+    engine = make_engine(f"sqlite:///{db}")
+    parts: dict[str, list[float]] = {"page": [], "all_votes": [], "attribution_rows": []}
+    for _ in range(repeats):
+        t0 = time.process_time()
+        at.run()
+        parts["page"].append(time.process_time() - t0)
+        t0 = time.process_time()
+        all_votes(engine)
+        parts["all_votes"].append(time.process_time() - t0)
+        t0 = time.process_time()
+        attribution_rows(engine)
+        parts["attribution_rows"].append(time.process_time() - t0)
+    engine.dispose()
+    out = {k: statistics.median(v) for k, v in parts.items()}
+    out["rest"] = out["page"] - out["all_votes"] - out["attribution_rows"]
+    return out
 
 
 def unpack(commit: str, into: Path) -> Path:
@@ -124,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             srv = start_app(work / f"srv-{name}", entry=str(entry))
             shutil.copy(db, srv.db_path)
             servers[name] = srv
+        db_copy = work / "breakdown.db"
+        shutil.copy(db, db_copy)
+        servers["empty"] = start_app(work / "srv-empty")
         times: dict[str, dict[str, list[float]]] = {n: {"first": [], "warm": [], "tag": [], "toggle": []} for n in servers}
         with sync_playwright() as pw:
             browser = launch_chromium(pw)
@@ -132,18 +177,22 @@ def main(argv: list[str] | None = None) -> int:
                 ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
                 ctx.add_init_script(script=_WATCH_JS)
                 tabs[name] = ctx.new_page()
-                times[name]["first"].append(load_seconds(tabs[name], srv.url + "results"))
+                times[name]["first"].append(load_seconds(tabs[name], srv.url + "results", empty=name == "empty"))
                 print(f"{name}: first load {times[name]['first'][0]:.2f} s", flush=True)
             for r in range(a.repeats):
                 for name in servers:
-                    times[name]["warm"].append(load_seconds(tabs[name], None))
-                for name in servers:
+                    times[name]["warm"].append(load_seconds(tabs[name], None, empty=name == "empty"))
+                for name in ("baseline", "current"):
                     # A tag, then back to all runs: two whole-page reruns with new data each.
                     times[name]["tag"].append(tag_seconds(tabs[name], "pilot"))
                     times[name]["tag"].append(tag_seconds(tabs[name], "All runs"))
                 times["current"]["toggle"].append(toggle_seconds(tabs["current"]))
                 print(f"repeat {r + 1}: " + ", ".join(f"{n} {times[n]['warm'][-1]:.2f} s" for n in servers), flush=True)
             browser.close()
+        for srv in servers.values():
+            srv.stop()
+        # After the servers are gone, so that only this process uses the machine's share of the cores.
+        parts = server_breakdown(db_copy, a.repeats)
     finally:
         for srv in servers.values():
             srv.stop()
@@ -158,24 +207,27 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Database: {a.runs:,} runs and {a.votes:,} votes by 6 annotators (bench/results_db.py) unless `--db` "
         f"says otherwise. Baseline: the page at commit `{a.baseline}`. Chromium {platform.machine()}, window "
-        f"1400 px wide, Python {platform.python_version()}. Both servers run at once on the same 2 shared cores and "
+        f"1400 px wide, Python {platform.python_version()}. The servers run at once on the same 2 shared cores and "
         "their loads are interleaved, so the ratio is the figure to trust; absolute times move with the machine's "
         "load.",
         "",
         "| page | first load (s, statistics computed) | warm reload, median (s) | warm reloads (s) | tag change, median (s) |",
         "|---|---|---|---|---|",
     ]
-    tag_med = {n: statistics.median(t["tag"]) for n, t in times.items()}
+    tag_med = {n: statistics.median(t["tag"]) if t["tag"] else float("nan") for n, t in times.items()}
     for n, t in times.items():
         lines.append(
             f"| {n} | {t['first'][0]:.2f} | {med[n]:.2f} | {', '.join(f'{x:.2f}' for x in t['warm'])} | "
-            f"{tag_med[n]:.2f} |"
+            + ("-" if n == "empty" else f"{tag_med[n]:.2f}")
+            + " |"
         )
     lines += [
         "",
         f"Baseline / current: warm reload **{med['baseline'] / med['current']:.2f}x**, first load "
         f"**{times['baseline']['first'][0] / times['current']['first'][0]:.2f}x**, tag change "
         f"**{tag_med['baseline'] / tag_med['current']:.2f}x** (the first change to a tag computes its statistics).",
+        f"Above the empty page's floor ({med['empty']:.2f} s): baseline +{med['baseline'] - med['empty']:.2f} s, "
+        f"current +{med['current'] - med['empty']:.2f} s per warm reload.",
     ]
     if toggles:
         lines.append(
@@ -184,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         lines.append("Blind toggle: not timed (no non-blind vote in this database, so the toggle is disabled).")
+    lines += [
+        "",
+        f"Server side of a warm run of the current page (AppTest in one process, CPU seconds, median of {a.repeats}): "
+        f"{parts['page']:.2f} s, of which reading the votes (`storage.queries.all_votes`) {parts['all_votes']:.2f} s "
+        f"and the attribution rows (`attribution_rows`) {parts['attribution_rows']:.2f} s: everything else "
+        f"(cached statistics, figures, tables, AppTest's own polling) {parts['rest']:.2f} s.",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:

@@ -17,6 +17,8 @@ BENCHES = [
     ("attribution.py", ["--out", "bench/results/attribution.md"]),
     ("concurrency.py", ["--out", "bench/results/concurrency.md"]),
     ("extractive_quality.py", ["--out", "bench/results/extractive.md"]),
+    ("stats_speed.py", ["--out", "bench/results/stats_speed.md"]),
+    ("results_page.py", ["--out", "bench/results/results_page.md"]),
 ]
 
 

@@ -265,9 +265,11 @@ def bootstrap_ratio(
     counts = np.asarray(run_counts, dtype=float)
     sums = np.asarray(run_sums, dtype=float)
     doubled = 2.0 * sums
-    if np.array_equal(doubled, np.round(doubled)):
-        # Scores in halves (win rate, position bias): one integer key per pair, much faster than a 2-D unique.
-        key = counts * (2.0 * counts.max() + 1.0) + doubled
+    top = 2.0 * counts.max()
+    if np.array_equal(doubled, np.round(doubled)) and doubled.min() >= 0 and doubled.max() <= top:
+        # Scores in halves from 0 to 1 (win rate, position bias): one integer key per pair, unique because
+        # 0 <= 2 * sum <= top, and much faster than a 2-D unique.
+        key = counts * (top + 1.0) + doubled
         _, first, freq = np.unique(key, return_index=True, return_counts=True)
         pair_counts, pair_sums = counts[first], sums[first]
     else:

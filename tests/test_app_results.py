@@ -150,7 +150,7 @@ def test_model_split_groups_scenarios_and_shows_n_without_interval(populated: An
     bad = table.loc[f"scenario:{ALL_BOTH_BAD}"]
     assert bad["both bad"] == 3 and pd.isna(bad["win rate"])
     assert table.loc[f"scenario:{ALL_BON}", "win rate"] == 0.0
-    assert any('1 group with only "both bad" votes have no rate' in t for t in texts(at.caption))
+    assert any('1 group with only "both bad" votes has no rate' in t for t in texts(at.caption))
     # The one-vote annotator dee: rate and n, no interval.
     dee = frame(at, "annotator").loc["dee"]
     assert dee["votes"] == 1 and pd.isna(dee["CI low"])

@@ -107,6 +107,7 @@ def test_populated_results_page_at_two_widths(results_server: AppServer, tab: An
     labels = svg_texts(model_chart.locator(".scatterlayer .textpoint text"))
     assert len(labels) == len(ticks)
     assert "0% (n=2, no CI)" in labels and "100% (n=1, no CI)" in labels
+    screenshot(tab, "results-by-model-1400", full_page=False)
 
     # One vote by dee: a rate, n=1, no interval.
     panel = open_tab(tab, "By annotator")

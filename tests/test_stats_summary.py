@@ -277,3 +277,13 @@ def test_alpha_reports_the_runs_it_rests_on() -> None:
     s = summarize(votes)
     # r3 has one annotator: not pairable. r1 and r2 agree across two categories: alpha 1.
     assert s.alpha == pytest.approx(1.0) and s.alpha_runs == 2
+
+
+def test_bootstrap_ratio_takes_any_scores() -> None:
+    # Scores outside halves of 0..1 take the general path: the interval still brackets the ratio.
+    sums = np.array([-1.0, 2.5, 0.3, 4.0, -0.7, 1.1])
+    counts = np.array([1.0, 2.0, 1.0, 3.0, 1.0, 2.0])
+    low, high = bootstrap_ratio(sums, counts, n_boot=4000)
+    assert low < sums.sum() / counts.sum() < high
+    with pytest.raises(ValueError):
+        bootstrap_ratio(np.array([]), np.array([]))

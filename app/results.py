@@ -25,12 +25,17 @@ import pickle
 import re
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
 
 from app import deps
+
+if TYPE_CHECKING:  # fusion.stats is imported where it is used: the empty page never needs it
+    import pandas as pd
+
+    from fusion.stats import ResultsSummary, VoteTable
 
 KEY = "results"
 ALL_TAGS = "All runs"
@@ -92,7 +97,7 @@ def signature(votes: Sequence[Any], tag: str | None) -> str:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _vote_table(key: str, _votes: Sequence[Any]) -> Any:
+def _vote_table(key: str, _votes: Sequence[Any]) -> VoteTable:
     """The votes as arrays, shared by the blind-only and the all-votes summaries (never mutated)."""
     from fusion import stats
 
@@ -100,7 +105,7 @@ def _vote_table(key: str, _votes: Sequence[Any]) -> Any:
 
 
 @st.cache_data(show_spinner="Computing statistics ...", max_entries=16)
-def compute(key: str, include_non_blind: bool, _votes: Sequence[Any]) -> Any:
+def compute(key: str, include_non_blind: bool, _votes: Sequence[Any]) -> ResultsSummary:
     """Every vote statistic the page shows (a ``fusion.stats.ResultsSummary``). ``_votes`` is not hashed:
     ``key`` (their :func:`signature`) stands for it."""
     from fusion import stats
@@ -123,14 +128,14 @@ def fingerprint(engine: Any, tag: str | None) -> str | None:
 
 
 @st.cache_data(show_spinner="Computing statistics ...", max_entries=16)
-def _summary_for(key: str, include_non_blind: bool, tag: str | None, _engine: Any) -> Any:
+def _summary_for(key: str, include_non_blind: bool, tag: str | None, _engine: Any) -> ResultsSummary | None:
     from storage.queries import all_votes
 
     votes = all_votes(_engine, tag=tag)
     return compute(signature(votes, tag), include_non_blind, votes) if votes else None
 
 
-def vote_summary(engine: Any, tag: str | None, include_non_blind: bool) -> Any:
+def vote_summary(engine: Any, tag: str | None, include_non_blind: bool) -> ResultsSummary | None:
     """The ``ResultsSummary`` of the votes on runs with ``tag`` (all runs for ``None``), or ``None`` when
     there are no votes; cached per storage fingerprint when there is one, else per vote-set signature."""
     key = fingerprint(engine, tag)
@@ -167,7 +172,7 @@ def attribution_values(engine: Any, tag: str | None) -> dict[str, list[float | i
     return _attribution_values(engine, tag) if key is None else _attribution_for(key, tag, engine)
 
 
-def group_table(groups: dict[str, Any], column: str) -> Any:
+def group_table(groups: dict[str, Any], column: str) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(
@@ -232,7 +237,7 @@ def guarded(what: str, section: Callable[..., None], *args: Any) -> None:
 # ------------------------------------------------------------------------------------------ sections
 
 
-def blind_note(s: Any) -> None:
+def blind_note(s: ResultsSummary) -> None:
     if s.n_non_blind == 0:
         st.caption(
             ("The vote was" if s.n_blind == 1 else f"All {s.n_blind:,} votes were")
@@ -252,7 +257,7 @@ def blind_note(s: Any) -> None:
         )
 
 
-def section_win_rate(s: Any) -> None:
+def section_win_rate(s: ResultsSummary) -> None:
     from components.figures import win_rate_figure, win_rate_vs_n_figure
     from fusion.stats import MIN_RUNS_FOR_INTERVAL
 
@@ -334,7 +339,7 @@ def section_win_rate(s: Any) -> None:
         )
 
 
-def section_position(s: Any) -> None:
+def section_position(s: ResultsSummary) -> None:
     from components.figures import position_bias_figure
 
     p = s.position
@@ -376,7 +381,7 @@ def section_position(s: Any) -> None:
     )
 
 
-def section_agreement(s: Any) -> None:
+def section_agreement(s: ResultsSummary) -> None:
     import pandas as pd
 
     st.header("Agreement between annotators")

@@ -41,8 +41,9 @@ KEY = "results"
 ALL_TAGS = "All runs"
 MIN_SHARED_FOR_KAPPA = 5  # below this many shared runs a kappa is shown but flagged as too little overlap
 CONTRIBUTOR_MIN_SHARE = 0.05
-HISTOGRAM_WIDTH = 290  # px: three fit beside each other in the main column of a 1400 px window
 INCLUDE_NON_BLIND = f"{KEY}_include_non_blind"
+SPLIT_TAB = f"{KEY}_split"  # the open tab of the splits: its label ("By model" ...)
+DISTRIBUTION_TAB = f"{KEY}_distribution"  # the open tab of the attribution histograms
 SPLIT_NAMES = {"Model": "model", "N": "N", "Tag": "tag", "Annotator": "annotator"}
 
 log = logging.getLogger(__name__)
@@ -258,7 +259,7 @@ def blind_note(s: ResultsSummary) -> None:
 
 
 def section_win_rate(s: ResultsSummary) -> None:
-    from components.figures import win_rate_figure, win_rate_vs_n_figure
+    from components.figures import win_rate_vs_n_figure
     from fusion.stats import MIN_RUNS_FOR_INTERVAL
 
     w = s.overall
@@ -284,8 +285,44 @@ def section_win_rate(s: ResultsSummary) -> None:
         st.info("Every vote so far says both answers are bad, so there is no win rate yet.")
 
     st.subheader("Split by model, N, tag and annotator")
+    split_tabs(s)
+
+    by_n = s.by.get("N", {})
+    points = [
+        {
+            "n": int(label),
+            "win_rate": w.rate,
+            "ci_low": w.low,
+            "ci_high": w.high,
+            "count": w.n_votes,
+        }
+        for label, w in by_n.items()
+        if w.rate is not None and label.isdigit()
+    ]
+    if len(points) > 1:
+        st.subheader("Win rate against N")
+        st.plotly_chart(win_rate_vs_n_figure(points), key=f"{KEY}_vs_n")
+        st.caption(
+            "n is the number of votes at each N. The paper saw the largest gains for N below 10 and a plateau "
+            "past about 7."
+        )
+
+
+def split_label(name: str) -> str:
+    return f"By {SPLIT_NAMES.get(name, name.lower())}"
+
+
+@st.fragment
+def split_tabs(s: ResultsSummary) -> None:
+    """One tab per split; only the open tab is drawn (a chart and a table each: drawing all four on every
+    load cost the browser more than the rest of the page), and a tab change reruns this fragment alone."""
+    from components.figures import win_rate_figure
+
     names = list(s.by)
-    for name, tab in zip(names, st.tabs([f"By {SPLIT_NAMES.get(n, n.lower())}" for n in names])):
+    tabs = st.tabs([split_label(n) for n in names], key=SPLIT_TAB, on_change="rerun")
+    for name, tab in zip(names, tabs):
+        if not tab.open:
+            continue
         groups = s.by[name]
         column = SPLIT_NAMES.get(name, name.lower())
         with tab:
@@ -317,26 +354,6 @@ def section_win_rate(s: ResultsSummary) -> None:
                 )
             if name == "Tag":
                 st.caption("A vote counts for every tag of its run.")
-
-    by_n = s.by.get("N", {})
-    points = [
-        {
-            "n": int(label),
-            "win_rate": w.rate,
-            "ci_low": w.low,
-            "ci_high": w.high,
-            "count": w.n_votes,
-        }
-        for label, w in by_n.items()
-        if w.rate is not None and label.isdigit()
-    ]
-    if len(points) > 1:
-        st.subheader("Win rate against N")
-        st.plotly_chart(win_rate_vs_n_figure(points), key=f"{KEY}_vs_n")
-        st.caption(
-            "n is the number of votes at each N. The paper saw the largest gains for N below 10 and a plateau "
-            "past about 7."
-        )
 
 
 def section_position(s: ResultsSummary) -> None:
@@ -447,7 +464,6 @@ def section_agreement(s: ResultsSummary) -> None:
 
 
 def section_attribution(engine: Any, tag: str | None) -> None:
-    from components.figures import histogram_figure
     from fusion.stats import distribution
 
     st.header("Attribution")
@@ -477,42 +493,36 @@ def section_attribution(engine: Any, tag: str | None) -> None:
             ),
         ]
     )
-    figures = [
-        (
-            histogram_figure(
-                [100 * x for x in copied if x is not None],
-                f"Copied fraction (n={d_copied['n']:,})",
-                "copied from candidates (%)",
-                value_range=(0.0, 100.0),
-                nbins=20,
-            ),
-            "copied",
-        ),
-        (
-            histogram_figure(
-                contributors,
-                f"Candidates contributing (n={d_contrib['n']:,})",
-                "candidates in the fused text",
-                integer=True,
-            ),
-            "contributors",
-        ),
-        (
-            histogram_figure(
-                [100 * x for x in bon_share if x is not None],
-                f"Share of the Best-of-N pick (n={d_bon['n']:,})",
-                "fused text found in the pick (%)",
-                value_range=(0.0, 100.0),
-                nbins=20,
-            ),
-            "bon_share",
-        ),
-    ]
-    # Three abreast on a wide page, wrapping onto more rows when narrow (three columns at 800 px cut the
-    # titles and axis labels).
-    with st.container(horizontal=True, gap="medium"):
-        for fig, key in figures:
-            st.plotly_chart(fig, key=f"{KEY}_{key}", width=HISTOGRAM_WIDTH)
+    distribution_tabs(values)
+
+
+DISTRIBUTIONS = ("Copied fraction", "Candidates contributing", "Share of the Best-of-N pick")
+
+
+@st.fragment
+def distribution_tabs(values: dict[str, list[float | int | None]]) -> None:
+    """The three attribution histograms, one tab each; only the open tab is drawn, and a tab change reruns
+    this fragment alone, on the values the page read (no second read of the attribution rows)."""
+    from components.figures import histogram_figure
+
+    tabs = st.tabs(list(DISTRIBUTIONS), key=DISTRIBUTION_TAB, on_change="rerun")
+    copied = [100 * x for x in values["copied"] if x is not None]
+    bon_share = [100 * x for x in values["bon_share"] if x is not None]
+    contributors = [x for x in values["contributors"] if x is not None]
+    for name, tab in zip(DISTRIBUTIONS, tabs):
+        if not tab.open:
+            continue
+        with tab:
+            if name == "Copied fraction":
+                fig = histogram_figure(copied, f"{name} (n={len(copied):,})", "copied from candidates (%)",
+                                       value_range=(0.0, 100.0), nbins=20)  # fmt: skip
+            elif name == "Candidates contributing":
+                fig = histogram_figure(contributors, f"{name} (n={len(contributors):,})",
+                                       "candidates in the fused text", integer=True)  # fmt: skip
+            else:
+                fig = histogram_figure(bon_share, f"{name} (n={len(bon_share):,})", "fused text found in the pick (%)",
+                                       value_range=(0.0, 100.0), nbins=20)  # fmt: skip
+            st.plotly_chart(fig, key=f"{KEY}_hist_{DISTRIBUTIONS.index(name)}")
 
 
 def section_exports(engine: Any, tag: str | None) -> None:

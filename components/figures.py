@@ -346,17 +346,24 @@ def win_rate_vs_n_figure(points: list[dict], *, title: str = "Win rate by number
                 # n beside every point, so a point resting on a handful of votes reads as such.
                 text=[f"n={c}" if c is not None else "" for c in counts],
                 textposition="top right",  # above the line: clear of the dashed 50% line and the error bar
+                cliponaxis=False,  # the last point's label may reach into the right margin
                 textfont=dict(size=11, color=REFERENCE_COLOR),
                 customdata=[[c if c is not None else ""] for c in counts],
                 hovertemplate="N=%{x}: %{y:.1%} (votes: %{customdata[0]})<extra>" + _e(series) + "</extra>",
             )
         )
+    all_n = [int(_num(p.get("n"), "n")) for p in points]
     layout = _layout(
         title,
         height=380,
+        margin=dict(l=10, r=60, t=50 if title else 20, b=40),
         shapes=[_reference_line("y", 0.5)],
         yaxis=dict(range=[0, 1], tickformat=".0%", title=dict(text="win rate (95% CI)")),
-        xaxis=dict(title=dict(text="N (candidates)"), dtick=1),
+        xaxis=dict(
+            title=dict(text="N (candidates)"),
+            dtick=1,
+            range=[min(all_n) - 0.5, max(all_n) + 0.5] if all_n else None,
+        ),
         showlegend=len(by_series) > 1,
     )
     return go.Figure(data=traces, layout=layout)

@@ -69,6 +69,14 @@ def frame(at: Any, first_column: str) -> Any:
     return found[0].set_index(first_column)
 
 
+def open_split(at: Any, label: str) -> Any:
+    """Open the splits tab ``label`` ("By annotator" ...): only the open tab is drawn."""
+    at.session_state["results_split"] = label
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def texts(elements: Any) -> list[str]:
     return [e.value for e in elements]
 
@@ -104,7 +112,7 @@ def test_blind_votes_only_by_default_and_the_toggle_includes_the_others(
     assert metric(at, "Fusion-of-N win rate") == f"{blind.rate:.1%}"
     assert any(f"Blind votes only: {blind.n_votes} votes. 6 non-blind votes" in t for t in texts(at.info))
     # The splits and agreement follow: cy is nowhere.
-    assert "cy" not in frame(at, "annotator").index
+    assert "cy" not in frame(open_split(at, "By annotator"), "annotator").index
     assert "cy" not in set(frame(at, "annotator A").index) | set(frame(at, "annotator A")["annotator B"])
     toggle = at.toggle(key="results_include_non_blind")
     assert toggle.value is False and not toggle.disabled
@@ -152,7 +160,7 @@ def test_model_split_groups_scenarios_and_shows_n_without_interval(populated: An
     assert table.loc[f"scenario:{ALL_BON}", "win rate"] == 0.0
     assert any('1 group with only "both bad" votes has no rate' in t for t in texts(at.caption))
     # The one-vote annotator dee: rate and n, no interval.
-    dee = frame(at, "annotator").loc["dee"]
+    dee = frame(open_split(at, "By annotator"), "annotator").loc["dee"]
     assert dee["votes"] == 1 and pd.isna(dee["CI low"])
     # Overall there are 9 runs with scored votes except the all-both-bad one: an interval.
     assert "–" in [m.value for m in at.metric if m.label == "95% interval"][0]

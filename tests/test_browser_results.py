@@ -16,7 +16,17 @@ from typing import Any
 
 import pytest
 
-from browser_support import AppServer, browser, off_loop, open_app, open_tab, screenshot, start_app  # noqa: F401
+from browser_support import (  # noqa: F401  (browser is a pytest fixture)
+    AppServer,
+    browser,
+    off_loop,
+    open_app,
+    rerun_after,
+    screenshot,
+    start_app,
+    tab_panel,
+    watch_runs,
+)
 from results_population import ALL_BON, ALL_BOTH_BAD, PLAN, populate
 
 pytestmark = pytest.mark.browser
@@ -27,14 +37,21 @@ WIDTHS = (1400, 800)
 CUT_JS = """(selector) => [...document.querySelectorAll(selector)]
     .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
     .map(e => e.innerText)"""
-# A plotly title or axis title wider than the chart it belongs to is cut at the chart's edge.
-CHART_TITLES_CUT_JS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+# A plotly title, axis title, text label or annotation reaching past its chart is cut at the chart's edge.
+CHART_TEXT_CUT_JS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
     .filter(e => e.offsetParent !== null)
     .flatMap(e => {
-        const box = e.querySelector('.main-svg').getBoundingClientRect();
-        return [...e.querySelectorAll('.gtitle, .xtitle, .ytitle')]
-            .filter(t => { const r = t.getBoundingClientRect();
-                           return r.width > 0 && (r.left < box.left - 1 || r.right > box.right + 1); })
+        const svg = e.querySelector('.main-svg').getBoundingClientRect();
+        const plot = e.querySelector('.nsewdrag');
+        const area = plot ? plot.getBoundingClientRect() : svg;
+        return [...e.querySelectorAll('.gtitle, .xtitle, .ytitle, .textpoint text, .annotation-text')]
+            .filter(t => {
+                const r = t.getBoundingClientRect();
+                // Text under a clip path (a trace clipped to the axes) is cut at the plot area, other text
+                // at the edge of the chart.
+                const box = t.closest('[clip-path]') ? area : svg;
+                return r.width > 0 && (r.left < box.left - 1 || r.right > box.right + 1);
+            })
             .map(t => t.textContent);
     })"""
 PLOTS_DRAWN_JS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
@@ -86,6 +103,14 @@ def svg_texts(locator: Any) -> list[str]:
     )
 
 
+def open_lazy_tab(page: Any, name: str) -> Any:
+    """Select a tab whose content is drawn on demand (``on_change="rerun"``): wait for that rerun."""
+    watch_runs(page)
+    rerun_after(page, lambda: page.get_by_role("tab", name=name, exact=True).first.click())
+    page.wait_for_function(PLOTS_DRAWN_JS)
+    return tab_panel(page, name)
+
+
 def chart(page: Any, title: str) -> Any:
     return page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".gtitle", has_text=title)).first
 
@@ -110,11 +135,12 @@ def test_populated_results_page_at_two_widths(results_server: AppServer, tab: An
     screenshot(tab, "results-by-model-1400", full_page=False)
 
     # One vote by dee: a rate, n=1, no interval.
-    panel = open_tab(tab, "By annotator")
+    panel = open_lazy_tab(tab, "By annotator")
     annotator_labels = svg_texts(panel.locator(".scatterlayer .textpoint text"))
     assert "100% (n=1, no CI)" in annotator_labels
 
     # The contributors histogram counts candidates: integer ticks only.
+    open_lazy_tab(tab, "Candidates contributing")
     ticks = svg_texts(chart(tab, "Candidates contributing").locator(".xtick text"))
     assert ticks and all(re.fullmatch(r"\d+", t) for t in ticks), ticks
 
@@ -129,8 +155,8 @@ def test_populated_results_page_at_two_widths(results_server: AppServer, tab: An
         cut_buttons = tab.evaluate(CUT_JS, '[data-testid="stDownloadButton"] button, [data-testid="stDownloadButton"] button *')
         assert cut_buttons == [], f"export buttons cut at {width} px: {cut_buttons}"
         assert tab.locator('[data-testid="stDownloadButton"]').count() == 5
-        wide_titles = tab.evaluate(CHART_TITLES_CUT_JS)
-        assert wide_titles == [], f"chart titles wider than their chart at {width} px: {wide_titles}"
+        cut_texts = tab.evaluate(CHART_TEXT_CUT_JS)
+        assert cut_texts == [], f"chart texts cut at {width} px: {cut_texts}"
         screenshot(tab, f"results-populated-{width}")
     no_error_box(tab)
     assert tab.page_errors == []

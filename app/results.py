@@ -83,8 +83,8 @@ def signature(votes: Sequence[Any], tag: str | None) -> str:
     A vote's id and ``updated_at`` change whenever the vote does (storage moves ``updated_at`` on every
     write); the blind flag is hashed too. Run fields (N, models, source, tags) can change without touching
     a vote (a run saved again with the same pair keeps its votes), so they are hashed once per run. The
-    attribute reads go through ``attrgetter`` and ``np.fromiter`` (C loops): ~11 ms at 15,000 votes, near
-    the old per-vote SHA-256 of six fields (~8 ms), which missed the run fields.
+    attribute reads go through ``attrgetter`` and ``np.fromiter`` (C loops): 7.4 ms at 15,000 votes, the
+    cost of the old per-vote SHA-256 of six fields (7.8 ms, bench/stats_speed.py), which missed the run fields.
     """
     count = len(votes)
     h = hashlib.blake2b((tag or "").encode("utf-8", "surrogatepass"), digest_size=16)
@@ -357,8 +357,6 @@ def split_tabs(s: ResultsSummary) -> None:
 
 
 def section_position(s: ResultsSummary) -> None:
-    from components.figures import position_bias_figure
-
     p = s.position
     st.header("Position bias")
     st.caption(
@@ -375,26 +373,17 @@ def section_position(s: ResultsSummary) -> None:
     if p.rate is None:
         st.info("No vote has chosen A or B yet.")
         return
-    flipped = p.has_interval
-    rows = [
-        {"position": "Response A (left)", "value": p.rate, "ci_low": p.low, "ci_high": p.high, "n": p.wins},
-        {
-            "position": "Response B (right)",
-            "value": 1.0 - p.rate,
-            "ci_low": 1.0 - p.high if flipped else None,
-            "ci_high": 1.0 - p.low if flipped else None,
-            "n": p.losses,
-        },
-    ]
-    st.plotly_chart(
-        position_bias_figure(
-            rows,
-            title="Share of decisive votes won by each side",
-            xlabel="side",
-            ylabel="share of decisive votes",
-            reference=0.5,
-        ),
-        key=f"{KEY}_position",
+    # In words rather than a two-bar chart: the chart said no more than these numbers, and every plotly
+    # chart costs the browser about a quarter of a second to draw on these machines (bench/results_page.py).
+    both_bad = plural(p.both_bad, '"both bad" vote')
+    st.markdown(
+        f"Response A (left) won **{p.wins:,}** and Response B (right) **{p.losses:,}** of the {p.decisive:,} decisive "
+        f"votes; {plural(p.ties, 'tie')} and {both_bad} are not counted here. "
+        + (
+            f"The 95% interval {'contains' if p.low <= 0.5 <= p.high else 'excludes'} 50%."
+            if p.has_interval
+            else f"No interval: {p.no_interval}."
+        )
     )
 
 

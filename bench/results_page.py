@@ -8,10 +8,11 @@ is drawn. A third server with an empty database shows what any page load costs o
 are reloads in the same browser tab (the HTTP cache holds the JavaScript; the statistics are cached), the
 case of someone coming back to the page. Also timed: flipping the blind toggle (the current page only).
 
-    .venv/bin/python bench/results_page.py [--db DB] [--runs 5000 --votes 15000] [--baseline 844602b]
-        [--repeats 5] [--out bench/results/results_page.md]
+    .venv/bin/python bench/results_page.py [--db DB | --population] [--runs 5000 --votes 15000]
+        [--baseline 844602b] [--repeats 5] [--out bench/results/results_page.md]
 
-Without ``--db`` a database is built first with bench/results_db.py (about 30 s). ``--baseline`` is any
+Without ``--db`` a database is built first with bench/results_db.py (about 30 s); ``--population`` uses the
+tests' small project instead (a handful of votes, where the fixed costs of the page show). ``--baseline`` is any
 commit of this repository; its tree is unpacked with ``git archive`` into a temporary folder.
 """
 
@@ -77,11 +78,13 @@ def toggle_seconds(page: Any) -> float:
     return _timed_rerun(page, lambda: page.get_by_text("Include non-blind votes", exact=True).first.click())
 
 
-def tag_seconds(page: Any, option: str) -> float:
-    """Seconds from choosing ``option`` in the Tag box until the whole page has rerun and drawn its charts."""
+def tag_seconds(page: Any, option: str | None) -> float:
+    """Seconds from choosing ``option`` in the Tag box (``None``: the first tag after "All runs") until the
+    whole page has rerun and drawn its charts."""
     box = page.locator('[data-testid="stSelectbox"]').first
     box.locator("input").first.click()
-    choice = page.get_by_role("listbox").get_by_role("option").filter(has_text=option).first
+    options = page.get_by_role("listbox").get_by_role("option")
+    choice = options.nth(1) if option is None else options.filter(has_text=option).first
     choice.wait_for(state="visible", timeout=TIMEOUT_MS)
     return _timed_rerun(page, choice.click)
 
@@ -140,11 +143,16 @@ def unpack(commit: str, into: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--db", type=Path, help="a database made by bench/results_db.py (else one is built)")
+    p.add_argument(
+        "--population", action="store_true",
+        help="use the tests' small project instead (tests/results_population.py: 9 scenario runs, 23 votes)",
+    )  # fmt: skip
     p.add_argument("--runs", type=int, default=5000)
     p.add_argument("--votes", type=int, default=15000)
     p.add_argument("--baseline", default="844602b", help="commit of the baseline page")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", type=Path)
+    p.add_argument("--label", help="what the database holds, for the report (default: the --runs/--votes it was built with)")
     a = p.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -155,7 +163,18 @@ def main(argv: list[str] | None = None) -> int:
     servers: dict[str, Any] = {}
     try:
         db = a.db
-        if db is None:
+        if a.population:
+            from results_population import PLAN, populate
+            from storage.migrations import init_db
+
+            db = work / "population.db"
+            engine = init_db(f"sqlite:///{db}")
+            populate(engine)
+            engine.dispose()
+            a.label = a.label or (
+                f"the tests' population: 9 scenario runs, {sum(len(v) for v in PLAN.values())} votes by 4 annotators"
+            )
+        elif db is None:
             from results_db import build
 
             db = work / "bench.db"
@@ -184,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                     times[name]["warm"].append(load_seconds(tabs[name], None, empty=name == "empty"))
                 for name in ("baseline", "current"):
                     # A tag, then back to all runs: two whole-page reruns with new data each.
-                    times[name]["tag"].append(tag_seconds(tabs[name], "pilot"))
+                    times[name]["tag"].append(tag_seconds(tabs[name], None))
                     times[name]["tag"].append(tag_seconds(tabs[name], "All runs"))
                 times["current"]["toggle"].append(toggle_seconds(tabs["current"]))
                 print(f"repeat {r + 1}: " + ", ".join(f"{n} {times[n]['warm'][-1]:.2f} s" for n in servers), flush=True)
@@ -205,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Command: `.venv/bin/python bench/results_page.py " + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
         "",
-        f"Database: {a.runs:,} runs and {a.votes:,} votes by 6 annotators (bench/results_db.py) unless `--db` "
-        f"says otherwise. Baseline: the page at commit `{a.baseline}`. Chromium {platform.machine()}, window "
+        f"Database: {a.label or f'{a.runs:,} runs and {a.votes:,} votes by 6 annotators (bench/results_db.py)'}. Baseline: the page at commit `{a.baseline}`. Chromium {platform.machine()}, window "
         f"1400 px wide, Python {platform.python_version()}. The servers run at once on the same 2 shared cores and "
         "their loads are interleaved, so the ratio is the figure to trust; absolute times move with the machine's "
         "load.",

@@ -19,6 +19,7 @@ BENCHES = [
     ("extractive_quality.py", ["--out", "bench/results/extractive.md"]),
     ("stats_speed.py", ["--out", "bench/results/stats_speed.md"]),
     ("results_page.py", ["--out", "bench/results/results_page.md"]),
+    ("results_page.py", ["--population", "--out", "bench/results/results_page_small.md"]),
 ]
 
 

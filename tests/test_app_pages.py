@@ -520,8 +520,8 @@ def test_results_numbers_match_the_statistics(engine: Any) -> None:
     assert metric(at, "Krippendorff's alpha (all annotators)") == f"{alpha:.3f}"
     assert any("too little overlap" in w for w in texts_of(at.warning))
 
-    # Charts: the open split, win rate against N (two Ns exist), position bias, the open attribution histogram.
-    assert len(at.get("plotly_chart")) == 1 + 1 + 1 + 1
+    # Charts: the open split, win rate against N (two Ns exist), the open attribution histogram.
+    assert len(at.get("plotly_chart")) == 1 + 1 + 1
     labels = [d.label for d in at.get("download_button")]
     assert labels == [
         "Votes (CSV)",

@@ -126,6 +126,11 @@ def test_blind_votes_only_by_default_and_the_toggle_includes_the_others(
     assert "cy" in frame(at, "annotator").index
     position = stats.position_bias(served)
     assert metric(at, "Left response (A) wins") == f"{position.rate:.1%}"
+    assert any(
+        f"Response A (left) won **{position.wins}** and Response B (right) **{position.losses}** of the "
+        f"{position.decisive} decisive votes" in t
+        for t in texts(at.markdown)
+    )
 
 
 def test_only_non_blind_votes(populated: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -104,6 +104,26 @@ def _base_layout(fig: go.Figure, title: str | None, *, height: int) -> None:
     )
 
 
+def _layout(title: str | None, *, height: int, **extra: Any) -> dict[str, Any]:
+    """The common layout as a dict, for one ``go.Figure(data, layout)`` call: each ``update_*`` or
+    ``add_hline`` on a built figure re-validates it (tens of milliseconds per call on a results page)."""
+    return dict(
+        title=dict(text=_e(title)) if title else None,
+        height=height,
+        margin=dict(l=10, r=20, t=50 if title else 20, b=40),
+        font=FONT,
+        showlegend=False,
+    ) | extra
+
+
+def _reference_line(axis: str, value: float) -> dict[str, Any]:
+    """A dashed line across the plot at ``value`` on ``axis`` ("x" or "y"), as a layout shape."""
+    line = dict(color=REFERENCE_COLOR, dash="dash", width=1.5)
+    if axis == "x":
+        return dict(type="line", xref="x", yref="paper", x0=value, x1=value, y0=0, y1=1, line=line)
+    return dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=value, y1=value, line=line)
+
+
 def shares_figure(attribution: Attribution, labels: Sequence[str]) -> go.Figure:
     """Share of the fused text each candidate supplies, and how much of it is copied versus new.
 
@@ -243,26 +263,6 @@ def win_rate_figure(groups: list[dict], *, title: str = "Fusion-of-N win rate ag
         yaxis=dict(autorange="reversed"),
     )  # fmt: skip
     return go.Figure(data=[bars, column], layout=layout)
-
-
-def _layout(title: str | None, *, height: int, **extra: Any) -> dict[str, Any]:
-    """The common layout as a dict, for one ``go.Figure(data, layout)`` call: each ``update_*`` or
-    ``add_hline`` on a built figure re-validates it (tens of milliseconds per call on a results page)."""
-    return dict(
-        title=dict(text=_e(title)) if title else None,
-        height=height,
-        margin=dict(l=10, r=20, t=50 if title else 20, b=40),
-        font=FONT,
-        showlegend=False,
-    ) | extra
-
-
-def _reference_line(axis: str, value: float) -> dict[str, Any]:
-    """A dashed line across the plot at ``value`` on ``axis`` ("x" or "y"), as a layout shape."""
-    line = dict(color=REFERENCE_COLOR, dash="dash", width=1.5)
-    if axis == "x":
-        return dict(type="line", xref="x", yref="paper", x0=value, x1=value, y0=0, y1=1, line=line)
-    return dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=value, y1=value, line=line)
 
 
 def histogram_figure(

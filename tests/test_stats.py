@@ -79,10 +79,15 @@ def test_win_rate_edge_cases() -> None:
     assert (empty.rate, empty.low, empty.high, empty.n_votes, empty.n_runs) == (None, None, None, 0, 0)
     only_bad = win_rate([V("r0", "both_bad"), V("r1", "both_bad")])
     assert only_bad.rate is None and only_bad.both_bad == 2 and only_bad.n_runs == 2
-    # One run: every bootstrap resample is that run, so the interval collapses onto the rate (2/3 here).
+    # One run: every bootstrap resample is that run, so a "95% interval" would be the point 2/3: there is a
+    # rate but no interval, and the reason is given.
     one = win_rate([V("r0", "fused"), V("r0", "fused"), V("r0", "bon")])
     assert one.rate == pytest.approx(2 / 3)
-    assert one.low == one.rate == one.high
+    assert one.low is None and one.high is None and not one.has_interval
+    assert one.no_interval == "1 run; an interval needs at least 5"
+    assert (one.scored_runs, one.n_scored) == (1, 3)
+    # Even when asked for an interval from one run, the bootstrap shows no spread: still none.
+    assert win_rate([V("r0", "fused"), V("r0", "bon")], min_runs=1).low is None
     with pytest.raises(ValueError):
         win_rate([V("r0", "maybe")])
     with pytest.raises(ValueError):

@@ -17,12 +17,9 @@ BENCHES = [
     ("attribution.py", ["--out", "bench/results/attribution.md"]),
     ("concurrency.py", ["--out", "bench/results/concurrency.md"]),
     ("extractive_quality.py", ["--out", "bench/results/extractive.md"]),
-<<<<<<< HEAD
     ("kept_quality.py", ["--out", "bench/results/kept.md"]),
     ("markdown_render.py", ["--out", "bench/results/markdown_render.md"]),
     ("storage_queries.py", ["--pg", "--out", "bench/results/storage_queries.md"]),
->>>>>>> storage
-=======
     ("stats_speed.py", ["--out", "bench/results/stats_speed.md"]),
     ("results_page.py", ["--out", "bench/results/results_page.md"]),
     ("results_page.py", ["--population", "--out", "bench/results/results_page_small.md"]),

@@ -113,8 +113,14 @@ def before_all_votes(engine: Engine) -> list[q.VoteRecord]:
         .order_by(votes.c.created_at, votes.c.id)
     )
     with q._reading(engine) as conn:
-        # The primary-key lookup of the old schema, not the covering index 0003 added.
-        rows = conn.execute(stmt.with_hint(fusions, "INDEXED BY sqlite_autoindex_fusions_1", "sqlite")).mappings().all()
+        if engine.dialect.name == "sqlite":
+            # The primary-key lookup of the old schema, not the covering index 0003 added.
+            sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
+            sql = sql.replace("LEFT OUTER JOIN fusions ON", "LEFT OUTER JOIN fusions INDEXED BY sqlite_autoindex_fusions_1 ON")
+            assert "INDEXED BY" in sql
+            rows = conn.exec_driver_sql(sql).mappings().all()
+        else:
+            rows = conn.execute(stmt).mappings().all()
         tags = q._tags_by_run(conn, subquery=select(votes.c.run_id))
     return [
         q.VoteRecord(

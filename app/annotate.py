@@ -190,16 +190,30 @@ def _ranking_step(engine: Any, pending: dict[str, Any]) -> None:
         st.rerun()
 
 
-def _show_last() -> None:
+def _show_last(engine: Any, annotator: str, tag: str | None) -> None:
+    """The previous vote with an Undo button: the one just cast (with its reveal), or after a reload the
+    annotator's most recent vote as stored."""
+    from storage.queries import last_vote
+
     notice = st.session_state.pop(NOTICE, None)
     if notice:
         kind, text = notice
         {"success": st.success, "error": st.error}.get(kind, st.info)(text)
     last = st.session_state.get(LAST)
-    if last and last.get("annotator") == (st.session_state.get(ANNOTATOR) or "").strip():
-        cols = st.columns([5, 1], vertical_alignment="center")
-        cols[0].success(last["message"])
-        cols[1].button("Undo my last vote", key=f"{KEY}_undo", on_click=_undo, shortcut="U", width="stretch")
+    if not (last and last.get("annotator") == annotator):
+        stored = last_vote(engine, annotator, tag=tag)
+        if stored is None:
+            return
+        last = {
+            "run_id": stored.run_id,
+            "annotator": stored.annotator,
+            "message": f"Your last vote \\(run {md_escape(stored.run_id)}\\): {WINNER_TEXT.get(stored.winner, stored.winner)}.",
+            "quiet": True,
+        }
+        st.session_state[LAST] = last
+    cols = st.columns([5, 1], vertical_alignment="center")
+    (cols[0].caption if last.get("quiet") else cols[0].success)(last["message"])
+    cols[1].button("Undo my last vote", key=f"{KEY}_undo", on_click=_undo, shortcut="U", width="stretch")
 
 
 def page() -> None:
@@ -247,7 +261,7 @@ def page() -> None:
     counts = queue_counts(engine, annotator, tag)
     where = f" tagged {md_escape(tag)}" if tag else ""
     if counts.total == 0:
-        _show_last()
+        _show_last(engine, annotator, tag)
         if counts.identical:
             st.info(
                 f"There is nothing to vote on{where} yet: the {counts.identical} saved run(s) all have a fused "
@@ -264,7 +278,7 @@ def page() -> None:
             f"{counts.identical} run(s){where} are not in the queue: their fused answer is the Best-of-N pick "
             "word for word, so there is nothing to choose between."
         )
-    _show_last()
+    _show_last(engine, annotator, tag)
     queue = annotation_queue(engine, annotator, tag=tag, limit=None)
     run = _next_run(engine, queue)
     if run is None:

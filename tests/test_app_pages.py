@@ -650,3 +650,15 @@ def test_results_only_both_bad_votes(engine: Any) -> None:
     infos = texts_of(at.info)
     assert any("both answers are bad" in t for t in infos)
     assert any("No vote has chosen A or B" in t for t in infos)
+
+
+def test_annotate_undo_works_after_a_reload(engine: Any) -> None:
+    from storage.queries import all_votes
+
+    make_run(engine, "ur0", "Undo after reload 0", created_at=9_500)
+    make_run(engine, "ur1", "Undo after reload 1", created_at=9_501)
+    vote(start_annotating("ida"), "ur0", "tie")
+    fresh = start_annotating("ida")  # a reload: a new session with nothing remembered
+    assert any("Your last vote" in c and "a tie" in c for c in texts_of(fresh.caption))
+    fresh.button(key="annotate_undo").click().run()
+    assert all_votes(engine) == [] and shown_run_id(fresh) == "ur0"

@@ -45,6 +45,35 @@ Other helpers
     thread), :func:`launch_chromium`, and :func:`start_app` / :class:`AppServer` for a server of one's own
     (``extra_env``, e.g. ``FUSION_API_BASE`` pointing to ``tests/openai_server.py``; call ``stop()``).
     ``page.page_errors`` lists uncaught JavaScript errors seen by the page.
+
+Watching and waiting (also used by the crawler)
+    The ``page`` fixture also installs a watch on the app's websocket (``_WIRE_JS``: runs asked for, started
+    and finished), so :func:`rerun_after` also ends on a run too quick for the DOM to show as running.
+    :func:`settle_after` does an action that may or may not rerun the script (a tab, a download, a widget
+    in a form) and waits for whatever it started; :func:`wait_for_settled` waits for an app that is idle
+    and stays so, its elements loaded; :func:`open_url` loads an absolute URL. :class:`PageWatch` collects
+    uncaught JavaScript errors, dialogs (dismissed) and requests that would leave the machine
+    (:func:`is_local_url`); :func:`local_only_proxy` is the ``proxy`` setting of a context whose requests to
+    other hosts fail at once, on this machine. :func:`exception_boxes` reads the exceptions the page shows
+    (the redacted "This app has encountered an error" box too), :func:`server_tracebacks` the tracebacks in
+    a server log, one line each with the last frame in the project's code.
+
+The crawler
+    :func:`crawl_app` (browser, server, label=..., skip=..., last=..., budget=...) visits every page of the
+    app's navigation and acts on every control it finds, then on what each action reveals (one level
+    deeper; tabs and expanders do not count as a level), in a browser context of its own, and returns a
+    :class:`CrawlReport`: every problem found (an exception on the page, a traceback in the server log, an
+    uncaught JavaScript error, a dialog, a request off the machine, a failed download, an app that never
+    becomes idle), grouped by what went wrong, each with the page, the control, what was done before it
+    since the fresh load, and a screenshot; ``report.format()`` lists them, ``report.notes`` says what the
+    crawl could not do or left out. Controls are described so that a fresh load (a new session) finds the
+    same one again: kind, place (main, sidebar, dialog), widget label, text and ordinal (:class:`Control`).
+    What to find and how to act is the table :data:`CONTROL_KINDS` (a new type of control is a row, a new
+    way of acting a ``Crawler._act_<name>`` method); a :class:`ControlRule` in ``skip`` keeps a control
+    from being clicked, one in ``last`` has it clicked once every page is done (a destructive control).
+    Before a form is submitted its empty text fields that do not look optional are filled (names with
+    ``CRAWLER_NAME``); an empty name field outside a form is a control of its own. :class:`CrawlBudget`
+    bounds it in count and time.
 """
 
 from __future__ import annotations
@@ -691,24 +720,6 @@ _WIRE_JS = """
 _FLUSH_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 0))))"
 
 
-def wait_for_rendered(page: Any, timeout: float = 10_000) -> bool:
-    """Wait until the page shows no loading placeholder (``stSkeleton``) outside inactive tabs and closed
-    expanders; False if one is still there after ``timeout`` ms.
-
-    Streamlit loads the code of most element types on first use: for a moment after a run has ended
-    (``notRunning``), those elements are placeholders, and a control is not in the page yet.
-    """
-    try:
-        page.wait_for_function(
-            """() => ![...document.querySelectorAll('[data-testid="stSkeleton"]')]
-                .some(e => !e.closest('[inert], [data-stale="true"]'))""",
-            timeout=timeout,
-        )
-        return True
-    except Exception:  # noqa: BLE001 - a placeholder that stays (a chart that never loads) is not a hang
-        return False
-
-
 def _wire(page: Any) -> dict[str, int]:
     """The counts of :data:`_WIRE_JS` (all -1 when the page has no wire watch) and the DOM's state changes."""
     return dict(
@@ -761,8 +772,10 @@ _SETTLED_JS = """
 
 
 def wait_for_settled(page: Any, timeout: float = RUN_TIMEOUT_MS) -> None:
-    """Wait until the app is idle and stays so (see :data:`_SETTLED_JS`); cheaper than
-    :func:`wait_for_idle` followed by :func:`wait_for_rendered`, and it also sees a run still to come."""
+    """Wait until the app is idle and stays so (see :data:`_SETTLED_JS`). Stricter than
+    :func:`wait_for_idle`: Streamlit loads the code of most element types on first use, so for a moment
+    after a run has ended (``notRunning``) some elements are placeholders and not in the page yet; and two
+    runs that chain (``st.rerun``) show ``notRunning`` in between."""
     page.evaluate("() => { window.__fxQuiet = null; }")
     try:
         page.wait_for_function(_SETTLED_JS, timeout=timeout)
@@ -823,7 +836,7 @@ def settle_after(
 CRAWLER_NAME = "crawler-bot"  # typed into empty name fields (an annotator name for a vote)
 FILLER_WORD = "crawl"  # typed into other empty, not optional-looking text fields of a form before submitting
 NAME_LIKE = r"\b(name|annotator|user ?name)\b"
-OPTIONAL_LIKE = re.compile(r"\boptional\b", re.I)
+OPTIONAL_LIKE = r"\boptional\b"  # a label or placeholder saying so: left empty
 
 
 @dataclass(frozen=True)
@@ -952,8 +965,8 @@ _CONTROLS_JS = """
 # Marks the text fields to fill before a submit: in the submit's form, every empty one that does not look
 # optional; outside forms, only empty name fields (a page may ask for the name outside its vote form).
 _PREFILL_JS = """
-(el, nameLike) => {
-    const like = new RegExp(nameLike, 'i');
+(el, args) => {
+    const like = new RegExp(args.nameLike, 'i'), optional = new RegExp(args.optionalLike, 'i');
     const form = el.closest('[data-testid="stForm"]');
     const root = form || document.querySelector('[data-testid="stMain"]') || document;
     document.querySelectorAll('[data-fx-fill]').forEach(e => e.removeAttribute('data-fx-fill'));
@@ -966,7 +979,7 @@ _PREFILL_JS = """
         const label = ((labelEl && labelEl.textContent) || f.getAttribute('aria-label') || '').trim();
         const hint = label + ' ' + (f.getAttribute('placeholder') || '');
         const isName = like.test(label);
-        if (!isName && (!form || /\\boptional\\b/i.test(hint))) return;
+        if (!isName && (!form || optional.test(hint))) return;
         f.setAttribute('data-fx-fill', String(found.length));
         found.push({label, name: isName});
     });
@@ -1187,6 +1200,7 @@ class Crawler:
         self._boxes_now: list[str] = []
         self._deferred: list[tuple[CrawlPage, _Item]] = []
         self._trail: list[Control] = []  # what was done since the last fresh load
+        self.missed: str | None = None  # why the last action could not be done (a control not found)
         self._deadline = 0.0
         self._page_keys: set[tuple[str, tuple[str, ...]]] = set()
         self._kinds_arg = [
@@ -1271,7 +1285,10 @@ class Crawler:
             shown, at = [], set()  # the browser is elsewhere now: the next control starts from a fresh load
         queue, seen, tried = state.queue, state.seen, state.tried
         try:
-            while queue and time.monotonic() < deadline and state.acted < self.budget.max_actions_per_page:
+            # At least one action on every page, however late: a page is never only loaded.
+            while queue and (time.monotonic() < deadline or not state.acted) and (
+                state.acted < self.budget.max_actions_per_page
+            ):
                 if not self.server.alive():
                     return
                 item = queue.popleft()
@@ -1319,7 +1336,24 @@ class Crawler:
                 tried[_widget_key(live)] += 1
                 state.acted += 1
                 url_before = self.page.url
+                drifted = len(self._trail) > len(item.path)  # done more since the load than the path
                 problems = self._act(page, live)
+                if self.missed and drifted:  # what was done meanwhile may have hidden it: once more, afresh
+                    try:
+                        shown = self._reach(page, item.path)
+                    except _Unreachable as exc:
+                        self.report.notes.append(f"{page.name}: could not get back to {control.describe()}: {exc}")
+                        at = set()
+                        continue
+                    at = {item.path}
+                    live = _find(shown, control)
+                    if live is None:
+                        self.report.notes.append(f"{page.name}: {control.describe()} was not there again")
+                        continue
+                    url_before = self.page.url
+                    problems = self._act(page, live)
+                if self.missed:
+                    self.report.notes.append(self.missed)
                 after = self._discover() if self.server.alive() else []
                 moved = self.page.url != url_before
                 if moved:
@@ -1388,6 +1422,8 @@ class Crawler:
             self.report.notes.append(f"{page.name}: {item.control.describe()} (kept for last) was not there again")
             return
         self._act(page, live)
+        if self.missed:
+            self.report.notes.append(self.missed)
 
     def _reach(self, page: CrawlPage, path: tuple[Control, ...]) -> list[Control]:
         """A fresh load of the page (a new session), then the path's actions again; the controls shown."""
@@ -1399,6 +1435,8 @@ class Crawler:
             if live is None:
                 raise _Unreachable(f"{step.describe()} was not there again")
             self._act(page, live, replay=True)  # what goes wrong is recorded; the path goes on
+            if self.missed:
+                raise _Unreachable(self.missed)
             shown = self._discover()
         return shown
 
@@ -1472,10 +1510,11 @@ class Crawler:
         started = time.monotonic()
         problems: list[Problem] = []
         expect = kind.rerun and not (control.in_form and kind.act != "submit")
+        self.missed = None
         try:
             getattr(self, f"_act_{kind.act}")(control, expect, problems)
         except _Unreachable as exc:
-            self.report.notes.append(f"{page.name}: {exc}")
+            self.missed = f"{page.name}: {exc}"  # the caller notes it, or tries again from a fresh load
         except Exception as exc:  # noqa: BLE001 - the browser side of a failure; the checks say more
             state = self._app_state() if "Timeout" in type(exc).__name__ else None
             if state is not None and state != ("notRunning", "CONNECTED"):
@@ -1568,7 +1607,7 @@ class Crawler:
     def _prefill(self, target: Any) -> None:
         """Fill what a submit needs: empty name fields with a name, other empty non-optional fields of the
         same form with a word. Fields inside a form do not rerun; one outside reruns on Enter."""
-        plan = target.evaluate(_PREFILL_JS, NAME_LIKE)
+        plan = target.evaluate(_PREFILL_JS, {"nameLike": NAME_LIKE, "optionalLike": OPTIONAL_LIKE})
         for i, f in enumerate(plan["fields"]):
             box = self.page.locator(f'[data-fx-fill="{i}"]').first
             box.fill(CRAWLER_NAME if f["name"] else FILLER_WORD)

@@ -8,9 +8,11 @@ one level deeper too: the controls an action reveals. It fails on an exception o
 error, a dialog, a request to a host other than this machine, a failed download and an app that never
 becomes idle, and reports every finding of the run at once, each with a screenshot in test-artifacts/.
 
-Three tests: the crawler on a small app with planted defects (it must find exactly those, which proves
-each check can fail), then the real app on an empty database and on a populated one (offline runs of the
-built-in scenarios and more, votes from two annotators, a run whose fused text is the Best-of-N pick).
+The browser tests (marked ``browser``): the crawler on a small app with planted defects (it must find
+exactly those, which proves each check can fail), then the real app on an empty database and on a
+populated one (offline runs of the built-in scenarios and more, votes from two annotators, a run whose
+fused text is the Best-of-N pick). Before them, quick tests of the crawler's parts (traceback reading,
+which URLs stay on the machine, control identity, rules and order).
 
 Extending it: a new type of control is a row of ``browser_support.CONTROL_KINDS``; a control that must
 not be clicked is a ``ControlRule`` in ``SKIP`` below, one that destroys what later pages need (deleting a
@@ -23,6 +25,7 @@ test-artifacts/crawl-<database>.json, with every action and how long it took).
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 import time
 from pathlib import Path
@@ -32,26 +35,35 @@ import pytest
 
 from browser_support import (  # noqa: F401  (browser is a pytest fixture)
     ARTIFACTS,
+    REPO_ROOT,
     AppServer,
+    Control,
     ControlRule,
     CrawlBudget,
     CrawlReport,
     FailureGroup,
+    _interleave,
     browser,
     crawl_app,
+    is_local_url,
     off_loop,
+    server_tracebacks,
     start_app,
 )
-
-pytestmark = pytest.mark.browser
 
 # Clicked only once every page is done: it deletes the run the other pages (and the rest of the History
 # page's crawl) stand on. "Delete this run" only asks, so it is crawled as usual.
 LAST = (ControlRule(text=r"^\s*yes,? delete", why="deletes data the rest of the crawl needs"),)
 # Never clicked. Empty on purpose: everything a user can click is fair game.
 SKIP: tuple[ControlRule, ...] = ()
-# Both databases together in about three minutes on this 2-core machine, shared with others.
-BUDGET = CrawlBudget(seconds_per_page=30.0, seconds_total=65.0)
+# Both databases together in about three minutes on this 2-core machine, shared with others. The budget is
+# time: on a busy machine fewer controls are tried (the report's notes say which were left). For a deep
+# crawl, e.g. before a release: FUSION_CRAWL_SECONDS=600 (per database).
+CRAWL_SECONDS = float(os.environ.get("FUSION_CRAWL_SECONDS", "65"))
+BUDGET = CrawlBudget(
+    seconds_per_page=max(30.0, CRAWL_SECONDS / 2), seconds_total=CRAWL_SECONDS,
+    max_actions_per_page=max(80, int(CRAWL_SECONDS)),
+)  # fmt: skip
 
 ANNOTATORS = ("crawl-ann-a", "crawl-ann-b")
 EXTRA_RUNS = [
@@ -179,6 +191,65 @@ def find(report: CrawlReport, category: str, summary: str, page: str, control: s
     return None
 
 
+# ------------------------------------------------------------------------------------------ the crawler's parts
+
+
+def _log_of(exc_source: str, filename: Path) -> str:
+    """A server log holding the traceback Python prints for ``exc_source`` run as ``filename``."""
+    import traceback
+
+    try:
+        exec(compile(exc_source, str(filename), "exec"), {})  # noqa: S102 - our own test source
+    except Exception as exc:  # noqa: BLE001
+        lines = traceback.format_exception(exc)
+    return "2026-12-01 12:00:00.000 Uncaught app execution\n" + "".join(lines) + "  Stopping...\n"
+
+
+def test_server_tracebacks_name_the_exception_and_the_project_frame() -> None:
+    page = REPO_ROOT / "app" / "some_page.py"
+    log = _log_of("def scenario_mode():\n    raise KeyError('scenario_choice')\nscenario_mode()\n", page)
+    assert server_tracebacks(log) == ["KeyError: 'scenario_choice' (at app/some_page.py:2 in scenario_mode)"]
+    # Chained: one line per traceback. A library's frame (site-packages) is never the one named: the cause
+    # ran in the library alone; the last project frame of the second is this module's exec().
+    chained = server_tracebacks(
+        _log_of(
+            "try:\n    {}['k']\nexcept KeyError as e:\n    raise ValueError('bad state') from e\n",
+            REPO_ROOT / ".venv" / "lib" / "python3.11" / "site-packages" / "lib.py",
+        )
+    )
+    assert chained[0] == "KeyError: 'k'"
+    assert chained[1].startswith("ValueError: bad state (at tests/test_browser_crawl.py:"), chained
+    assert server_tracebacks("You can now view your Streamlit app in your browser.\n") == []
+
+
+def test_local_urls_are_loopback_or_no_network() -> None:
+    for url in [
+        "http://127.0.0.1:8501/", "ws://127.0.0.1:8501/_stcore/stream", "http://localhost/x", "http://[::1]:80/",
+        "http://127.8.9.1/", "data:image/png;base64,xx", "blob:http://127.0.0.1/abc", "about:blank",
+    ]:  # fmt: skip
+        assert is_local_url(url), url
+    for url in [
+        "https://fonts.gstatic.com/s/i/x.svg", "http://10.0.0.1/", "http://192.168.1.2:8501/", "wss://example.com/",
+        "http://8.8.8.8/", "http://localhost.example.com/",
+    ]:  # fmt: skip
+        assert not is_local_url(url), url
+
+
+def test_control_identity_rules_and_order() -> None:
+    a = Control("button", "main", "", "Open", 0, key="open_a")
+    assert a == Control("button", "main", "", "Open", 0, key="open_other")  # the key only helps a reader
+    assert a != Control("button", "main", "", "Open", 1)
+    assert a.describe() == "button 'Open' [key open_a]"
+    delete = Control("button", "main", "", "Yes, delete it")
+    assert LAST[0].matches("History", delete) and not LAST[0].matches("History", a)
+    assert ControlRule(text="open", page="^explore$").matches("Explore", a)
+    assert not ControlRule(text="open", page="^explore$").matches("History", a)
+    radio = [Control("radio", "sidebar", "Fusor", t) for t in ("x", "y")]
+    opens = [Control("button", "main", "", "Open", i) for i in range(3)]
+    # One of each widget before the second of any.
+    assert _interleave([*opens, *radio]) == [opens[0], radio[0], opens[1], radio[1], opens[2]]
+
+
 # ------------------------------------------------------------------------------------------ the crawler itself
 
 PLANTED_APP = '''
@@ -233,6 +304,7 @@ st.navigation([st.Page(home, title="Home", default=True), st.Page(second, title=
 '''
 
 
+@pytest.mark.browser
 def test_crawler_finds_every_planted_defect(browser: Any, tmp_path: Path) -> None:
     app = tmp_path / "planted_app.py"
     app.write_text(textwrap.dedent(PLANTED_APP), encoding="utf-8")
@@ -270,6 +342,7 @@ def test_crawler_finds_every_planted_defect(browser: Any, tmp_path: Path) -> Non
 # ------------------------------------------------------------------------------------------ the app
 
 
+@pytest.mark.browser
 def test_crawl_with_an_empty_database(browser: Any, empty_app: AppServer) -> None:
     started = time.monotonic()
     report = crawl_app(browser, empty_app, label="empty", skip=SKIP, last=LAST, budget=BUDGET)
@@ -279,6 +352,7 @@ def test_crawl_with_an_empty_database(browser: Any, empty_app: AppServer) -> Non
     assert not report.failures, report.format()
 
 
+@pytest.mark.browser
 def test_crawl_with_a_populated_database(browser: Any, populated_app: AppServer) -> None:
     from storage.queries import all_votes
 

@@ -917,7 +917,7 @@ _CONTROLS_JS = """
     const shown = (el) => {
         const r = el.getBoundingClientRect();
         return r.width > 0 && r.height > 0 && el.checkVisibility({checkVisibilityCSS: true})
-            && !el.closest('[inert], [data-stale="true"], [data-testid="stTooltipIcon"]');
+            && !el.closest('[inert], [data-stale="true"]');
     };
     const disabled = (el) => el.disabled || el.getAttribute('aria-disabled') === 'true'
         || el.hasAttribute('data-disabled') || !!el.closest('[aria-disabled="true"], fieldset:disabled');
@@ -927,7 +927,8 @@ _CONTROLS_JS = """
         const keep = new Function('el', 'label', 'nameLike', 'return (' + kind.keep + ');');
         document.querySelectorAll(kind.css).forEach((el) => {
             const scope = scopeOf(el);
-            if (!scope || !shown(el) || disabled(el)) return;
+            // A help "?" beside a widget's label is a button too, but not one of the widget's options.
+            if (!scope || el.closest('[data-testid="stWidgetLabel"]') || !shown(el) || disabled(el)) return;
             const box = kind.group ? el.closest(`[data-testid="${kind.group}"]`) : null;
             const label = box ? clean(box.querySelector('[data-testid="stWidgetLabel"]')) : '';
             if (!keep(el, label, nameLike)) return;

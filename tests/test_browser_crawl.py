@@ -265,7 +265,7 @@ st.set_page_config(page_title="Planted", page_icon=":material/bolt:")
 def home():
     st.title("Home")
     st.text_input("Word", key="word")
-    if st.button("Crash"):
+    if st.button("Crash", help="A button with help sits in a tooltip wrapper"):
         st.session_state["word"] = "changed"  # after the widget: StreamlitAPIException
     st.button("Reveal", on_click=lambda: st.session_state.update(revealed=True))
     if st.session_state.get("revealed"):
@@ -284,6 +284,7 @@ def home():
     if sent and note:
         raise RuntimeError("the crawler typed into an optional field")
     st.download_button("Get file", data="planted", file_name="planted.txt")
+    st.segmented_control("Size", ["S", "L"], help="Its help button is not an option")
 
 
 def second():
@@ -292,7 +293,7 @@ def second():
         st.html("<script>alert('planted alert')</script>", unsafe_allow_javascript=True)
     if st.button("Throw"):
         st.html("<script>throw new Error('planted js error')</script>", unsafe_allow_javascript=True)
-    if st.radio("Mode", ["calm", "noisy"]) == "noisy":
+    if st.radio("Mode", ["calm", "noisy"], help="Its help button is not an option") == "noisy":
         st.image("http://planted.invalid/picture.png")
     if st.button("Yes, delete it"):
         MARKER.unlink(missing_ok=True)
@@ -337,6 +338,9 @@ def test_crawler_finds_every_planted_defect(browser: Any, tmp_path: Path) -> Non
     deep = find(report, "exception", "planted deep crash", "Home", "button 'Deep crash'")
     assert deep is not None and "button 'Reveal'" in " ".join(deep.first.trail), deep
     assert all(f.screenshot is not None and f.screenshot.exists() for f in report.failures)
+    acted = {a["control"] for a in report.actions}
+    assert {"segment 'Size': 'S'", "segment 'Size': 'L'", "download 'Get file'"} <= acted, sorted(acted)
+    assert not [c for c in acted if "Help for" in c], sorted(acted)  # help buttons are not controls
 
 
 # ------------------------------------------------------------------------------------------ the app

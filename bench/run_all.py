@@ -18,6 +18,7 @@ BENCHES = [
     ("concurrency.py", ["--out", "bench/results/concurrency.md"]),
     ("extractive_quality.py", ["--out", "bench/results/extractive.md"]),
     ("kept_quality.py", ["--out", "bench/results/kept.md"]),
+    ("text_long_lines.py", ["--out", "bench/results/text_long_lines.md"]),
     ("markdown_render.py", ["--out", "bench/results/markdown_render.md"]),
     ("storage_queries.py", ["--pg", "--out", "bench/results/storage_queries.md"]),
     ("stats_speed.py", ["--out", "bench/results/stats_speed.md"]),

@@ -119,6 +119,7 @@ _ITEM = re.compile(
     r")(?=\S)"
 )
 # Latin sentence ends: terminal punctuation, optional closing quotes/brackets, then white space.
+_NEXT_VISIBLE = re.compile(r"\s*(\S)")
 _LATIN_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s)")
 # CJK sentence ends need no space after them.
 _CJK_END = re.compile(r"[。！？｡]+[」』）】〕\"”’]*|[!?！？．]+[」』）】〕\"”’]*(?=[^\x00-\x7f])")
@@ -129,13 +130,21 @@ _ABBREVIATIONS = frozenset(
 )
 
 
+_ABBREVIATION_SCAN = 48
+
+
 def _no_break_after(line: str, end_of_dot: int) -> bool:
     """True when the period before ``end_of_dot`` most likely ends an abbreviation, an initial or an
     ordinal ("Dr.", "z.B.", "J. R.", German "3. Oktober"), not a sentence."""
-    m = re.search(r"(\S+)$", line[:end_of_dot])
-    if not m:
-        return False
-    word = m.group(1).lstrip("([{\"'“‘«")
+    # The word before the period, found by walking back at most _ABBREVIATION_SCAN characters: a search
+    # anchored at the end of line[:end_of_dot] rescans the line for every period (quadratic on one long line).
+    start = end_of_dot
+    floor = max(0, end_of_dot - _ABBREVIATION_SCAN)
+    while start > floor and not line[start - 1].isspace():
+        start -= 1
+    if start == end_of_dot or (start == floor and start > 0 and not line[start - 1].isspace()):
+        return False  # no word, or one too long to be an abbreviation, an initial or an ordinal
+    word = line[start:end_of_dot].lstrip("([{\"'“‘«")
     if not word.endswith("."):
         return False  # ends with ! ? … or a closing quote: a real end
     core = word.rstrip(".")
@@ -156,17 +165,17 @@ def _sentence_bounds(line: str) -> list[tuple[int, int]]:
     cuts: set[int] = set()
     for m in _LATIN_END.finditer(line):
         e = m.end()
-        rest = line[e:].lstrip()
-        if not rest:
+        nxt = _NEXT_VISIBLE.match(line, e)  # the next non-space character, without copying the rest
+        if nxt is None:
             continue
-        if rest[0].islower():
+        if nxt.group(1).islower():
             continue
         plain_period = m.group().rstrip("\"'”’»)]") == "."
         if plain_period and _no_break_after(line, m.start() + 1):
             continue
         cuts.add(e)
     for m in _CJK_END.finditer(line):
-        if line[m.end() :].strip():
+        if _NEXT_VISIBLE.match(line, m.end()):
             cuts.add(m.end())
     bounds: list[tuple[int, int]] = []
     prev = 0

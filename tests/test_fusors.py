@@ -989,3 +989,15 @@ class _SlowClient:
 def test_llm_fusor_latency_from_completion() -> None:
     out = fuse(LLMFusor(_SlowClient(), "m", seed=0), PROMPT, cands("A"))
     assert out.latency_s == pytest.approx(0.25)
+
+
+def test_one_long_line_splits_like_the_same_text_over_many_lines() -> None:
+    """split_units walks back to the word before each period instead of rescanning the line (it was
+    quadratic on answers written as one paragraph); the sentences found must not change."""
+    from fusion.text import split_sentences
+
+    parts = [f"Point {i} stands. Dr. Who met J. R. R. Tolkien on 3. Oktober, e.g. at noon." for i in range(300)]
+    one_line = " ".join(parts)
+    assert split_sentences(one_line) == [s for p in parts for s in split_sentences(p)]
+    word = "x" * 100 + "."  # a period after a word too long to be an abbreviation ends the sentence
+    assert split_sentences(f"{word} Next one.") == [word, "Next one."]

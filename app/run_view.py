@@ -276,10 +276,10 @@ def show_blind_vote(
     bon_text, fused_text = pair
     a_is = ab_order(run.id)
     text_a, text_b = (bon_text, fused_text) if a_is == "bon" else (fused_text, bon_text)
-    show_flash(key)
     if ask_name and name_key(key) not in st.session_state:
         st.session_state[name_key(key)] = person()
     render_pair(text_a, text_b, markdown=markdown_on())
+    show_flash(key)  # next to the buttons that caused it (e.g. "type your name")
     render_vote_form(
         key=key,
         ask_name=ask_name,

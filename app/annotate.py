@@ -122,7 +122,7 @@ def _undo() -> None:
         st.session_state[NOTICE] = ("error", f"The vote could not be removed: {type(exc).__name__}.")
         return
     st.session_state.pop(PENDING_RANK, None)
-    mark_seen(last["run_id"])  # its reveal was shown: a new vote on it cannot be blind
+    mark_seen(last["run_id"], "reveal")  # its reveal was shown: a new vote on it cannot be blind
     st.session_state[CURRENT] = last["run_id"]
     st.session_state[NOTICE] = (
         "info",
@@ -229,7 +229,7 @@ def page() -> None:
 
     # Seed the widget from the session-wide name every run: Explore may have changed it.
     st.session_state[NAME_KEY] = st.session_state.get(ANNOTATOR, "")
-    top = st.columns([2, 2, 1.4])
+    top = st.columns(2)
     top[0].text_input("Annotating as (your name)", key=NAME_KEY, on_change=_sync_name, max_chars=80)
     tags = all_tags(engine)
     keep(TAG_KEY, ALL_TAGS)
@@ -243,7 +243,7 @@ def page() -> None:
         help="Annotate only the runs with this tag.",
     )
     tag = None if tag_choice in (None, ALL_TAGS) else tag_choice
-    top[2].toggle(
+    st.toggle(  # its own row: beside the two fields its label was cut at 800 px
         "Rank candidates too",
         key=keep(RANK_ON_KEY, False),
         help="After each vote, optionally order the individual candidates from best to worst.",

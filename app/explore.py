@@ -252,10 +252,19 @@ def show(run: Run, *, note: str | None = None, on_try_llm: Any = None) -> None:
     show_run(run, engine=deps.get_engine(), key="explore", note=note, on_try_llm=on_try_llm)
 
 
-def show_failure() -> None:
+NOTICE = "explore_notice"  # something to say once about the result just made (e.g. empty boxes left out)
+
+
+def show_failure(*, has_result: bool = False) -> None:
+    """The last failure (and, with an older result still below it, that it is the last one that worked)."""
     failed = st.session_state.get(FAILED)
     if failed:
         st.error(md_escape(failed[1]))
+        if has_result:
+            st.caption("Below: the last result that worked, not the attempt that failed.")
+    notice = st.session_state.pop(NOTICE, None)
+    if notice and not failed:
+        st.info(notice)
 
 
 # ------------------------------------------------------------------------------------------ computing
@@ -332,6 +341,17 @@ def finish(run: Run, config: MethodConfig, *, attempt: tuple[Any, ...], stream_f
                     )
                 )
         box.empty()
+        # The selector and fusor report their own failures on the run instead of raising; here, with the
+        # candidates already known, a run without a pick or a fusion is a failed attempt: say why and keep
+        # the last result that worked, rather than saving and showing a half-made run.
+        problems = []
+        if run.bon is None or run.bon.index is None:
+            problems.append(f"The Best-of-N selector failed: {run.bon.error if run.bon else 'it gave no pick'}")
+        if run.fused is None or run.fused.error:
+            problems.append(f"The fusor failed: {run.fused.error if run.fused else 'it gave no answer'}")
+        if problems:
+            st.session_state[FAILED] = (attempt, " ".join(problems))
+            return None
     except FusionError as exc:
         st.session_state[FAILED] = (attempt, str(exc))
         return None
@@ -372,6 +392,22 @@ def _close_scenario() -> None:
 
 def _use_llm_fusor() -> None:
     st.session_state["keep.m_fusor"] = "llm"
+
+
+def _use_offline_method() -> None:
+    st.session_state["keep.m_selector"] = "consensus"
+    st.session_state["keep.m_fusor"] = "extractive"
+    st.session_state.pop(FAILED, None)
+
+
+def llm_fusor_offer(config: MethodConfig) -> Any:
+    """The "Fuse with the LLM fusor instead" callback, only when the LLM fusor could run (a provider key
+    or a server URL): offered offline, it would switch to a method that can only fail."""
+    from dataclasses import replace
+
+    trial = replace(config, fusor="llm", fusor_model=config.fusor_model or str(
+        deps.fusion_defaults().get("default_fusor_model") or DEFAULT_MODEL))
+    return _use_llm_fusor if method_problem(trial) is None else None
 
 
 def gallery(config: MethodConfig) -> None:
@@ -445,15 +481,21 @@ def gallery(config: MethodConfig) -> None:
                 st.session_state[SHOWN_SIG] = sig
                 current = made
     run = current
-    show_failure()
+    show_failure(has_result=run is not None)
+    if st.session_state.get(FAILED) and not config.offline:
+        st.button(
+            "Use the offline method instead",
+            key="explore_use_offline",
+            on_click=_use_offline_method,
+            help="Consensus Best-of-N and the extractive fusor: no model needed.",
+        )
     if st.session_state.get(FAILED) and run is not None:
-        st.caption("Below: the last result that worked.")
         if st.button("Try again", key="explore_retry"):
             st.session_state.pop(FAILED, None)
             st.session_state[SHOWN_SIG] = None
             st.rerun()
     if run is not None:
-        show(run, note=scenario.note if scenario else None, on_try_llm=_use_llm_fusor)
+        show(run, note=scenario.note if scenario else None, on_try_llm=llm_fusor_offer(config))
 
 
 def scenario_run(scenario: Any, config: MethodConfig, attempt: tuple[Any, ...]) -> Run | None:
@@ -485,9 +527,13 @@ def _fuse_supplied(prompt: Prompt, texts: list[str], source: str, tags: list[str
     run = Run(prompt=prompt, candidates=supplied_candidates(texts), source=source, tags=tags)
     if config.offline:
         run.id = offline_run_id(source, prompt, texts)
-    made = finish(run, config, attempt=(source, run.id, config.signature()), stream_fusion=not config.offline)
+    # Streaming the fused text would show which response is the fusion: only for candidates the person
+    # typed in (already not blind), never for an upload, which opens blind.
+    stream = source == "supplied" and not config.offline
+    made = finish(run, config, attempt=(source, run.id, config.signature()), stream_fusion=stream)
     if made is not None:
-        mark_seen(made.id)  # the person typed the candidates in: a vote on them cannot be blind
+        if source == "supplied":
+            mark_seen(made.id, "supplied")  # they typed the candidates in; an upload may be someone else's
         set_view(MODES[1], {"run": made.id})
         _remember(("run", made.id), made)
         st.rerun()  # the page above was drawn without a result; draw it again with one
@@ -500,14 +546,14 @@ def own(config: MethodConfig) -> None:
     holder = st.expander("Your candidates (paste or upload)", expanded=False) if view else st.container()
     with holder:
         _own_inputs(config)
-    show_failure()
+    show_failure(has_result=bool(view and "run" in view))
     if view and "run" in view:
         run = _load(view["run"])
         if run is None:
             st.error(f"There is no saved run with the id {md_escape(view['run'][:64])}. It may have been deleted.")
         else:
             _remember(("run", run.id), run)
-            show(run, on_try_llm=_use_llm_fusor)
+            show(run, on_try_llm=llm_fusor_offer(config))
 
 
 def _own_inputs(config: MethodConfig) -> None:
@@ -530,6 +576,13 @@ def _own_inputs(config: MethodConfig) -> None:
             except InputError as exc:
                 st.error(md_escape(exc))
             else:
+                empty = [i + 1 for i, t in enumerate(texts) if not t.strip()]
+                if empty:
+                    boxes = ", ".join(map(str, empty))
+                    st.session_state[NOTICE] = (
+                        f"Box {boxes} {'was' if len(empty) == 1 else 'were'} empty and left out: the "
+                        f"{len(kept)} candidates are numbered 1 to {len(kept)} in the order of the boxes."
+                    )
                 _fuse_supplied(Prompt(prompt), kept, "supplied", [], config)
     with upload:
         st.caption(
@@ -612,19 +665,19 @@ def live(config: MethodConfig) -> None:
             regenerate=bool(regenerate), timeout=float(timeout), config=config,
         )  # fmt: skip
         if run is not None:
-            mark_seen(run.id)  # the person watched the candidates and the fusion arrive
+            mark_seen(run.id, "live")  # the person watched the candidates and the fusion arrive
             set_view(MODES[2], {"run": run.id})
             _remember(("run", run.id), run)
             st.rerun()
-    show_failure()
     view = _views().get(MODES[2])
+    show_failure(has_result=bool(view and "run" in view))
     if view and "run" in view:
         run = _load(view["run"])
         if run is None:
             st.error(f"There is no saved run with the id {md_escape(view['run'][:64])}. It may have been deleted.")
         else:
             _remember(("run", run.id), run)
-            show(run, on_try_llm=_use_llm_fusor)
+            show(run, on_try_llm=llm_fusor_offer(config))
 
 
 def generate_live(

@@ -28,8 +28,7 @@ from typing import Any
 import streamlit as st
 
 from app import deps
-from components.attribution_chart import partition_figure
-from components.attribution_view import attribution_html, legend_html
+from components.attribution_view import attribution_html, legend_html, partition_bar_html
 from components.candidate_cards import render_candidate_grid
 from components.diff_view import diff_html
 from components.markdown_view import attributed_markdown_html, markdown_html
@@ -139,14 +138,24 @@ def person() -> str:
     return str(st.session_state.get(ANNOTATOR) or "").strip()
 
 
-def seen_runs() -> set[str]:
+# Why a session knows which response is which, said on the vote box of a run it has not voted on.
+SEEN_REASONS = {
+    "labels": "You asked to see the labels before voting",
+    "supplied": "You typed these candidates in, so you can tell the Best-of-N pick (one of them) from the fusion",
+    "live": "You watched these candidates and the fusion being generated",
+    "reveal": "You saw which response was which after an earlier vote",
+}
+
+
+def seen_runs() -> dict[str, str]:
+    """Run id -> why this session knows its labels (a key of SEEN_REASONS)."""
     if SEEN not in st.session_state:
-        st.session_state[SEEN] = set()
+        st.session_state[SEEN] = {}
     return st.session_state[SEEN]
 
 
-def mark_seen(run_id: str) -> None:
-    seen_runs().add(run_id)
+def mark_seen(run_id: str, reason: str = "labels") -> None:
+    seen_runs().setdefault(run_id, reason)
 
 
 # ------------------------------------------------------------------------------------------ the pair
@@ -195,6 +204,10 @@ def show_flash(key: str) -> None:
         {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)(message)
 
 
+def _previous_name(key: str) -> str:
+    return str(st.session_state.get(f"{key}__voted_as") or "")
+
+
 def _name_for_vote(key: str, ask_name: bool) -> str:
     raw = st.session_state.get(name_key(key)) if ask_name else st.session_state.get(ANNOTATOR)
     return str(raw or "").strip()
@@ -217,6 +230,7 @@ def cast_vote(
     if not name:
         _flash(key, "warning", "Type your name before voting, so your vote can be told apart from other annotators'.")
         return
+    st.session_state[f"{key}__voted_as"] = person()  # who the box showed before this click
     st.session_state[ANNOTATOR] = name
     comment = str(st.session_state.get(comment_key(key)) or "").strip()
     engine = deps.get_engine()
@@ -246,7 +260,7 @@ def cast_vote(
     # A fresh token for the next vote on this run, so a changed mind is recorded, not taken for a replay.
     st.session_state[f"vote_token_{run_id}"] = uuid.uuid4().hex
     st.session_state[comment_key(key)] = ""
-    mark_seen(run_id)
+    mark_seen(run_id, "reveal")
     verdict = WINNER_TEXT.get(vote.winner, vote.winner)
     if before is not None and before.winner != vote.winner:
         message = f"Vote changed from {WINNER_TEXT.get(before.winner, before.winner)} to {verdict}."
@@ -254,6 +268,10 @@ def cast_vote(
         message = f"Vote saved again: {verdict}."
     else:
         message = f"Vote saved: {verdict}. {reveal_text(vote.a_is, vote.choice)}"
+    earlier = _previous_name(key)
+    if earlier and earlier != name and get_vote(engine, run_id, earlier) is not None:
+        # The name field was changed: this is another person's vote, not a change of the shown one.
+        message += f" It is {md_escape(name)}'s vote; {md_escape(earlier)}'s vote is unchanged."
     if on_saved is not None:
         on_saved(vote)  # the page says what happened, in its own place
     else:
@@ -314,9 +332,10 @@ def _vote_box(run: Run, *, engine: Any, key: str, ask_name: bool) -> None:
                 "is stored as not blind."
             )
         else:
+            reason = SEEN_REASONS.get(seen_runs().get(run.id, "labels"), SEEN_REASONS["labels"])
             st.caption(
-                "You have not voted on this run. You know which response is which, so a vote now is stored as "
-                f"not blind. Response A is {SIDE_SHORT[a_is]}."
+                f"You have not voted on this run. {reason}, so a vote now is stored as not blind; for a blind "
+                f"vote, share this page's link with someone else or use Annotate. Response A is {SIDE_SHORT[a_is]}."
             )
         if ask_name and name_key(key) not in st.session_state:
             st.session_state[name_key(key)] = name
@@ -348,12 +367,19 @@ def summary_figures(run: Run) -> list[Figure]:
     else:
         out.append(Figure("Best-of-N pick", "none", run.bon.error if run.bon else None, "pick"))
     if run.fused is not None and not run.fused.error and run.attribution is not None:
+        a = run.attribution
         verbatim = verbatim_source(run.fused.text, [c.text if c.ok else None for c in run.candidates])
         if verbatim is not None:
-            out.append(Figure("Fused text", f"Candidate {verbatim + 1} verbatim", "The fusor copied one candidate whole.", "fused"))
-            out.append(Figure("Draws on", "1 candidate", "The fused text is one candidate word for word.", "draws"))
+            out.append(
+                Figure(
+                    "Fused text",
+                    f"Candidate {verbatim + 1} verbatim",
+                    "The fusor copied one candidate whole (other candidates may hold the same passages: see "
+                    "the legend's shared part).",
+                    "fused",
+                )
+            )
         else:
-            a = run.attribution
             out.append(
                 Figure(
                     "Fused text",
@@ -363,16 +389,18 @@ def summary_figures(run: Run) -> list[Figure]:
                     "fused",
                 )
             )
-            k = sum(1 for s in a.shares if s >= CONTRIBUTOR_MIN_SHARE)
-            out.append(
-                Figure(
-                    "Draws on",
-                    f"{k} candidate{'s' if k != 1 else ''}",
-                    f"Candidates supplying at least {CONTRIBUTOR_MIN_SHARE:.0%} of the fused text (a passage "
-                    "several candidates share counts for each).",
-                    "draws",
-                )
+        # The same count for both cases, so the tile never contradicts the legend: a verbatim copy of a
+        # passage every candidate holds is found in all of them.
+        k = sum(1 for s in a.shares if s >= CONTRIBUTOR_MIN_SHARE)
+        out.append(
+            Figure(
+                "Found in",
+                f"{k} candidate{'s' if k != 1 else ''}",
+                f"Candidates holding at least {CONTRIBUTOR_MIN_SHARE:.0%} of the fused text (a passage several "
+                "candidates share counts for each).",
+                "draws",
             )
+        )
     return out
 
 
@@ -435,7 +463,7 @@ def show_compare(run: Run, key: str) -> None:
         st.html(render(run.fused.text, run.attribution, labels, highlight=highlight))
         parts = derived(run).parts or partition(run.fused.text, run.attribution, len(labels))
         st.html(legend_html(labels, parts, shares=run.attribution.shares, highlight=highlight))
-    st.plotly_chart(partition_figure(parts, labels, run.attribution.shares), key=f"{key}_shares")
+        st.html(partition_bar_html(labels, parts))
 
 
 def show_candidates(run: Run, *, kept: bool = True) -> None:
@@ -523,12 +551,24 @@ def show_run(
     if note:
         st.info(f"What to look for: {md_escape(note)}")
     st.html(summary_html(summary_figures(run)))
-    names = ["Fusion vs Best-of-N", "What changed", "Candidates: kept and dropped"]
+    show_tabs(run, key)
+
+
+TABS = ("Fusion vs Best-of-N", "What changed", "Candidates: kept and dropped")
+
+
+@st.fragment
+def show_tabs(run: Run, key: str) -> None:
+    """The labelled views, one tab each. Only the open tab is drawn (a tab click reruns this fragment
+    alone): drawing all three on every vote made the browser do three times the work."""
     # Keyed, so the open tab survives a rerun that shifts the page above it.
-    tabs = dict(zip(names, st.tabs(names, key=f"{key}_tabs")))
-    with tabs["Fusion vs Best-of-N"]:
-        show_compare(run, key)
-    with tabs["What changed"]:
-        show_diff(run)
-    with tabs["Candidates: kept and dropped"]:
-        show_candidates(run)
+    tabs = dict(zip(TABS, st.tabs(list(TABS), key=f"{key}_tabs", on_change="rerun")))
+    if tabs[TABS[0]].open:
+        with tabs[TABS[0]]:
+            show_compare(run, key)
+    if tabs[TABS[1]].open:
+        with tabs[TABS[1]]:
+            show_diff(run)
+    if tabs[TABS[2]].open:
+        with tabs[TABS[2]]:
+            show_candidates(run)

@@ -194,6 +194,37 @@ def legend_html(
     )
 
 
+def partition_bar_html(labels: Sequence[str], parts: SharePartition) -> str:
+    """The fused text as one bar cut into where its characters came from (one candidate only, shared, new),
+    segments sized by their part, so the parts visibly add up to the whole.
+
+    Plain HTML rather than a plotly chart: it is drawn with the run view on every vote and highlight click,
+    and a plotly chart costs the browser about 0.25 s to draw here (see bench/results/browser_speed.md).
+    """
+    segments: list[tuple[str, float, str, str]] = []
+    for i in range(len(labels)):
+        only = float(parts.only[i]) if i < len(parts.only) else 0.0
+        segments.append((label_for(labels, i), only, f"background:{palette.candidate_color(i)};", f"{i}"))
+    shared_bg = palette.shared_background([0, 1, 2] if len(labels) >= 3 else list(range(max(2, len(labels)))))
+    segments.append(("shared by several", float(parts.shared), f"background:{shared_bg};", "shared"))
+    segments.append(("new text", float(parts.novel), f"background:#ffffff;border:1px dotted {palette.NOVEL_BORDER};", "novel"))
+    cells = []
+    for name, value, style, tag in segments:
+        if value <= 0:
+            continue
+        text = f"{value:.0%}" if value >= 0.06 else ""
+        cells.append(
+            f'<div class="fx-bar-part" data-part="{tag}" data-share="{value:.4f}" title="{esc(name)}: {value:.1%}" '
+            f'style="flex:{value:.6f} 1 0;min-width:2px;{style}color:{palette.TEXT_ON_COLOR};font-size:0.75rem;'
+            f'text-align:center;line-height:1.6rem;overflow:hidden;white-space:nowrap;">{text}</div>'
+        )
+    return (
+        '<div class="fx-bar" role="img" aria-label="Where the fused text comes from" style="display:flex;'
+        'width:100%;height:1.6rem;border-radius:4px;overflow:hidden;border:1px solid rgba(128,128,128,0.4);'
+        'margin:0.2em 0 0.8em 0;">' + "".join(cells) + "</div>"
+    )
+
+
 def render_attribution(
     fused: str,
     attribution: Attribution,

@@ -6,7 +6,8 @@ follows a click already reads the stored vote: the caption, the highlighted butt
 describe the vote just cast, never the one before it.
 
 A form batches the annotator name and comment with the click, so typing does not rerun the script; Enter in
-the name field does not submit, because that would silently cast a vote. Each button has a keyboard
+the name field does not submit, because that would silently cast a vote. The responses are rendered as
+Markdown (safely) unless the page asks for them as typed. Each button has a keyboard
 shortcut (1 to 4), shown on the button; Streamlit does not fire shortcuts while focus is in a text field.
 """
 
@@ -115,6 +116,7 @@ def render_vote_form(
                     type="primary" if choice == current_choice else "secondary",
                     width="stretch",
                     shortcut=SHORTCUTS[choice],
+                    wrap=True,  # at 800 px "A is better (Fusion-of-N)" would be cut to "A is bet..."
                     on_click=on_vote,
                     args=(choice,),
                 )

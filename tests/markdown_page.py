@@ -18,7 +18,7 @@ import streamlit as st  # noqa: E402
 
 from components.attribution_view import legend_html  # noqa: E402
 from components.markdown_view import attributed_markdown_html, markdown_html  # noqa: E402
-from fusion.attribution import attribute  # noqa: E402
+from fusion.attribution import attribute, partition  # noqa: E402
 from fusion.scenarios import get_scenario  # noqa: E402
 
 st.set_page_config(page_title="Markdown view check", page_icon="🧪", layout="wide")
@@ -43,7 +43,7 @@ bug_attribution = attribute(bug_fused, bug_cands)
 left, right = st.columns(2)
 with left:
     st.subheader("Fused answer, attributed")
-    st.html(legend_html(labels, attribution.shares, copied_fraction=attribution.copied_fraction))
+    st.html(legend_html(labels, partition(fused, attribution, len(labels)), shares=attribution.shares))
     st.html(f'<div id="md-attributed">{attributed_markdown_html(fused, attribution, labels)}</div>')
     st.subheader("With code")
     st.html(f'<div id="md-code">{attributed_markdown_html(bug_fused, bug_attribution, labels)}</div>')

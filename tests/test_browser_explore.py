@@ -204,7 +204,8 @@ def test_card_opens_blind_then_vote_reveals_attribution_and_change_is_reported(
     parts = [float(x) for x in legend.locator(".fx-legend-item").evaluate_all("els => els.map(e => e.dataset.share)")]
     assert abs(sum(parts) - 1.0) < 0.01  # every character once: the legend adds up
     assert legend.locator(".fx-legend-item[data-candidate]").count() == expected.n
-    compare.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for(state="visible")
+    bar = compare.locator(".fx-bar .fx-bar-part")
+    assert abs(sum(float(x) for x in bar.evaluate_all("els => els.map(e => e.dataset.share)")) - 1.0) < 0.01
     assert compare.get_by_text(f"Candidate {expected.bon_index + 1} (", exact=False).first.is_visible()
 
     # Change the vote: the page says so, the new button is the highlighted one, the database agrees.

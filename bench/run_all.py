@@ -17,12 +17,11 @@ BENCHES = [
     ("attribution.py", ["--out", "bench/results/attribution.md"]),
     ("concurrency.py", ["--out", "bench/results/concurrency.md"]),
     ("extractive_quality.py", ["--out", "bench/results/extractive.md"]),
-<<<<<<< HEAD
     ("kept_quality.py", ["--out", "bench/results/kept.md"]),
     ("markdown_render.py", ["--out", "bench/results/markdown_render.md"]),
-=======
     ("storage_queries.py", ["--pg", "--out", "bench/results/storage_queries.md"]),
->>>>>>> storage
+    # Last: it takes 20-30 minutes (two app servers, Chromium, the Results page computed afresh 10 times).
+    ("browser_speed.py", ["--out", "bench/results/browser_speed.md"]),
 ]
 
 

@@ -24,6 +24,8 @@ BENCHES = [
     ("stats_speed.py", ["--out", "bench/results/stats_speed.md"]),
     ("results_page.py", ["--out", "bench/results/results_page.md"]),
     ("results_page.py", ["--population", "--out", "bench/results/results_page_small.md"]),
+    # Last: it takes 20-30 minutes (two app servers, Chromium, the Results page computed afresh 10 times).
+    ("browser_speed.py", ["--out", "bench/results/browser_speed.md"]),
 ]
 
 

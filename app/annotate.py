@@ -61,6 +61,12 @@ def _ordered_queue(queue: list[str]) -> list[str]:
     return [r for r in queue if r not in skipped_set] + skipped
 
 
+def _voted(engine: Any, run_id: str, annotator: str) -> bool:
+    from storage.queries import get_vote
+
+    return get_vote(engine, run_id, annotator) is not None
+
+
 def _next_run(engine: Any, queue: list[str]) -> Run | None:
     """The run to show: the current one while it is still to do, else the first one in the queue."""
     from storage.queries import load_run
@@ -279,7 +285,13 @@ def page() -> None:
             "word for word, so there is nothing to choose between."
         )
     _show_last(engine, annotator, tag)
-    queue = annotation_queue(engine, annotator, tag=tag, limit=None)
+    # The next few are enough to pick one from (skipped runs go last, the current one first); reading every
+    # id of a 5,000-run queue on each rerun was half of this page's server time.
+    skipped_now = len(_session_list(SKIPPED))
+    queue = annotation_queue(engine, annotator, tag=tag, limit=skipped_now + 25)
+    current = st.session_state.get(CURRENT)
+    if current and current not in queue and not _voted(engine, current, annotator):
+        queue.append(current)  # further down the queue, but still to do (e.g. brought back by Undo)
     run = _next_run(engine, queue)
     if run is None:
         st.success(f"Nothing left to annotate{where}: you have voted on every run there is. Thank you!")
@@ -287,7 +299,7 @@ def page() -> None:
         return
 
     skipped = [r for r in _session_list(SKIPPED) if r in set(queue)]
-    caption = f"Run {md_escape(run.id)} · {len(queue)} left in your queue"
+    caption = f"Run {md_escape(run.id)} · {counts.remaining} left in your queue"
     if skipped:
         caption += f" \\({len(skipped)} skipped for later\\)"
     if run.tags:

@@ -635,6 +635,32 @@ def live(config: MethodConfig) -> None:
     _init("keep.live_cache", True)
     _init("keep.live_regen", False)
     _init("keep.live_timeout", 120)
+    view = _views().get(MODES[2])
+    # With a result on screen the form folds away (a link to a generated run opens on the run); what was
+    # typed is kept either way.
+    holder = st.expander("Prompt, models and sampling", expanded=False) if view else st.container()
+    with holder:
+        go = _live_inputs(config)
+    if go is not None:
+        run = generate_live(config=config, **go)
+        if run is not None:
+            mark_seen(run.id, "live")  # the person watched the candidates and the fusion arrive
+            set_view(MODES[2], {"run": run.id})
+            _remember(("run", run.id), run)
+            st.rerun()
+    view = _views().get(MODES[2])
+    show_failure(has_result=bool(view and "run" in view))
+    if view and "run" in view:
+        run = _load(view["run"])
+        if run is None:
+            st.error(f"There is no saved run with the id {md_escape(view['run'][:64])}. It may have been deleted.")
+        else:
+            _remember(("run", run.id), run)
+            show(run, on_try_llm=llm_fusor_offer(config))
+
+
+def _live_inputs(config: MethodConfig) -> dict[str, Any] | None:
+    """The live form; the arguments of :func:`generate_live` on the rerun its button was clicked."""
     prompt = st.text_area("Prompt", key=keep("keep.live_prompt", ""), height=120)
     c1, c2 = st.columns([3, 1])
     models_txt = c1.text_input(
@@ -657,27 +683,14 @@ def live(config: MethodConfig) -> None:
             "No provider key found: set one (e.g. OPENAI_API_KEY) in the environment or .streamlit/secrets.toml, "
             "or give an OpenAI-compatible server URL in the sidebar."
         )
-    if st.button("Generate and fuse", type="primary", key="explore_live_go"):
-        st.session_state.pop(FAILED, None)
-        run = generate_live(
-            prompt=prompt or "", models_txt=models_txt or "", n=int(n), temperature=float(temperature),
-            max_tokens=int(max_tokens), seed_txt=seed_txt or "", use_cache=bool(use_cache),
-            regenerate=bool(regenerate), timeout=float(timeout), config=config,
-        )  # fmt: skip
-        if run is not None:
-            mark_seen(run.id, "live")  # the person watched the candidates and the fusion arrive
-            set_view(MODES[2], {"run": run.id})
-            _remember(("run", run.id), run)
-            st.rerun()
-    view = _views().get(MODES[2])
-    show_failure(has_result=bool(view and "run" in view))
-    if view and "run" in view:
-        run = _load(view["run"])
-        if run is None:
-            st.error(f"There is no saved run with the id {md_escape(view['run'][:64])}. It may have been deleted.")
-        else:
-            _remember(("run", run.id), run)
-            show(run, on_try_llm=llm_fusor_offer(config))
+    if not st.button("Generate and fuse", type="primary", key="explore_live_go"):
+        return None
+    st.session_state.pop(FAILED, None)
+    return dict(
+        prompt=prompt or "", models_txt=models_txt or "", n=int(n), temperature=float(temperature),
+        max_tokens=int(max_tokens), seed_txt=seed_txt or "", use_cache=bool(use_cache),
+        regenerate=bool(regenerate), timeout=float(timeout),
+    )  # fmt: skip
 
 
 def generate_live(

@@ -17,6 +17,7 @@ import streamlit as st
 from app import deps
 from app.run_view import markdown_on, show_run
 from app.state import keep
+from components.attribution_view import esc
 from components.text import md_escape, md_list
 
 KEY = "history"
@@ -101,8 +102,14 @@ def show_one(engine: Any, raw_id: str) -> None:
         meta.append("tags: " + md_list(run.tags))
     st.caption(" · ".join(meta))
 
-    st.markdown("**Permalink** (reopens exactly this view, for sharing)")
-    st.code(permalink(run.id), language=None, wrap_lines=True)
+    link = permalink(run.id)
+    # A plain link, not st.code: the code box's syntax highlighter cost the browser 0.6-0.8 s per permalink
+    # (bench/results/browser_speed.md), for a one-line URL.
+    st.html(
+        '<div class="fx-permalink" style="font-size:0.9rem;margin:0.2em 0 0.6em 0;"><b>Permalink</b> (reopens '
+        f'exactly this view, for sharing): <a href="{esc(link)}" style="font-family:monospace;'
+        f'overflow-wrap:anywhere;">{esc(link)}</a></div>'
+    )
 
     actions = st.container(horizontal=True)
     with actions:

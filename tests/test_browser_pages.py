@@ -134,9 +134,10 @@ def test_permalink_in_a_fresh_browser_context(app_server: AppServer, page: Any, 
     )
 
     open_app(page, app_server, f"history?run={run.id}")
-    code = page.locator('[data-testid="stCode"]').first
-    code.wait_for(state="visible")
-    link = code.inner_text().strip()
+    anchor = page.locator(".fx-permalink a").first
+    anchor.wait_for(state="visible")
+    link = anchor.inner_text().strip()
+    assert anchor.get_attribute("href") == link
     assert re.fullmatch(rf"http://127\.0\.0\.1:{app_server.port}/history\?run={re.escape(run.id)}", link), (
         link
     )

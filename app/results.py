@@ -565,8 +565,9 @@ def section_exports(engine: Any, tag: str | None) -> None:
                 width="content",
             )
     st.caption(
-        "DPO pairs come from decisive votes only (the winner is chosen, the loser rejected); SFT data holds every "
-        "fused answer."
+        "DPO pairs: one per run, the answer most of its blind decisive votes preferred is chosen (runs whose "
+        "annotators split evenly are left out; `python -m fusion export --format dpo --per-vote` gives a pair per "
+        "vote). SFT data holds every fused answer."
     )
 
 

@@ -197,6 +197,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = args.format
     if args.only_winning and not fmt.startswith("sft"):
         raise InputError("--only-winning applies to the sft and sft-messages formats only.")
+    if (args.per_vote or args.include_non_blind) and fmt != "dpo":
+        raise InputError("--per-vote and --include-non-blind apply to the dpo format only.")
     engine = init_db()
     target: Any = sys.stdout if args.output in (None, "-") else args.output
     if fmt == "votes-csv":
@@ -204,7 +206,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif fmt == "votes-jsonl":
         count, what = export.export_votes_jsonl(engine, target, tag=args.tag), "votes"
     elif fmt == "dpo":
-        count, what = export.export_dpo_jsonl(engine, target, tag=args.tag), "preference pairs"
+        count = export.export_dpo_jsonl(
+            engine, target, tag=args.tag, per_vote=args.per_vote, include_non_blind=args.include_non_blind
+        )
+        what = "preference pairs"
     else:
         style = "messages" if fmt == "sft-messages" else "completion"
         count = export.export_sft_jsonl(
@@ -279,6 +284,17 @@ def register(sub: Any) -> None:
         "--only-winning",
         action="store_true",
         help="sft formats: only runs whose fusion won or tied at least one vote",
+    )
+    p.add_argument(
+        "--per-vote",
+        action="store_true",
+        help="dpo: a pair per decisive vote (annotators may contradict each other) instead of one per run "
+        "by the majority of its blind votes",
+    )
+    p.add_argument(
+        "--include-non-blind",
+        action="store_true",
+        help="dpo: count votes cast after the voter saw which answer was which",
     )
     p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
     p.set_defaults(func=cmd_export)

@@ -160,36 +160,80 @@ def export_votes_csv(
         return count
 
 
-def export_dpo_jsonl(engine: Engine, path_or_file: PathOrFile, tag: str | None = None) -> int:
-    """Preference pairs ``{"prompt", "chosen", "rejected", "run_id", "annotator"}``, one per decisive vote.
+def export_dpo_jsonl(
+    engine: Engine,
+    path_or_file: PathOrFile,
+    tag: str | None = None,
+    *,
+    per_vote: bool = False,
+    include_non_blind: bool = False,
+) -> int:
+    """Preference pairs ``{"prompt", "chosen", "rejected", "run_id", ...}`` from decisive votes.
 
-    The fused answer is chosen when it won and the Best-of-N pick when that won; ties and "both bad" are
-    left out, and so are pairs whose two texts are the same (they teach nothing).
+    By default one pair per run, by the majority of its decisive blind votes: ``"votes": {"chosen": k,
+    "rejected": m}`` and the ``"annotators"`` behind them. A run whose decisive votes are split evenly is
+    left out (its annotators disagree, so it cannot say which answer is better), and so are votes cast after
+    the voter saw the labels unless ``include_non_blind``. With ``per_vote`` every decisive vote gives its
+    own pair (``"annotator"``, ``"blind"``), contradictions included, for those who weigh them themselves.
+    Ties and "both bad" never make a pair, nor do runs whose two texts are the same (they teach nothing).
     """
     bon_text = candidates.c.text
     stmt = (
-        select(votes.c.run_id, votes.c.annotator, votes.c.winner, runs.c.prompt, bon_text, fusions.c.text.label("fused"))
+        select(
+            votes.c.run_id, votes.c.annotator, votes.c.winner, votes.c.blind, runs.c.prompt, bon_text,
+            fusions.c.text.label("fused"),
+        )
         .select_from(votes.join(runs, runs.c.id == votes.c.run_id))
         .join(picks, picks.c.run_id == votes.c.run_id)
         .join(candidates, and_(candidates.c.run_id == votes.c.run_id, candidates.c.idx == picks.c.idx))
         .join(fusions, fusions.c.run_id == votes.c.run_id)
         .where(votes.c.winner.in_(("fused", "bon")), fusions.c.error.is_(None))
         .order_by(votes.c.created_at, votes.c.id)
-    )
+    )  # fmt: skip
     if tag:
         stmt = stmt.where(_has_tag(tag))
+    if not include_non_blind and not per_vote:
+        stmt = stmt.where(votes.c.blind.is_(True))
 
-    def records(rows: Iterable[Any]) -> Iterator[dict[str, Any]]:
-        for run_id, annotator, winner, prompt, bon, fused in rows:
+    def pair(winner: str, bon: str, fused: str) -> tuple[str, str]:
+        return (fused, bon) if winner == "fused" else (bon, fused)
+
+    def per_vote_records(rows: Iterable[Any]) -> Iterator[dict[str, Any]]:
+        for run_id, annotator, winner, blind, prompt, bon, fused in rows:
             if bon.strip() == fused.strip():
                 continue
-            chosen, rejected = (fused, bon) if winner == "fused" else (bon, fused)
-            yield {"prompt": prompt, "chosen": chosen, "rejected": rejected, "run_id": run_id, "annotator": annotator}
+            chosen, rejected = pair(winner, bon, fused)
+            yield {
+                "prompt": prompt, "chosen": chosen, "rejected": rejected, "run_id": run_id,
+                "annotator": annotator, "blind": bool(blind),
+            }  # fmt: skip
+
+    def majority_records(rows: Iterable[Any]) -> Iterator[dict[str, Any]]:
+        by_run: dict[str, dict[str, Any]] = {}
+        for run_id, annotator, winner, _blind, prompt, bon, fused in rows:
+            if bon.strip() == fused.strip():
+                continue
+            entry = by_run.setdefault(
+                run_id, {"prompt": prompt, "bon": bon, "fused": fused, "fused_won": [], "bon_won": []}
+            )
+            entry["fused_won" if winner == "fused" else "bon_won"].append(annotator)
+        for run_id, e in by_run.items():  # in the order of each run's first vote
+            n_fused, n_bon = len(e["fused_won"]), len(e["bon_won"])
+            if n_fused == n_bon:
+                continue
+            winner = "fused" if n_fused > n_bon else "bon"
+            chosen, rejected = pair(winner, e["bon"], e["fused"])
+            majority = e["fused_won"] if winner == "fused" else e["bon_won"]
+            yield {
+                "prompt": e["prompt"], "chosen": chosen, "rejected": rejected, "run_id": run_id,
+                "votes": {"chosen": len(majority), "rejected": min(n_fused, n_bon)},
+                "annotators": sorted(set(majority)),
+            }  # fmt: skip
 
     with _reading(engine) as conn:
         rows = conn.execute(stmt).all()
     with _target(path_or_file) as handle:
-        return _write_jsonl(handle, records(rows))
+        return _write_jsonl(handle, per_vote_records(rows) if per_vote else majority_records(rows))
 
 
 def export_sft_jsonl(

@@ -124,7 +124,7 @@ def test_votes_jsonl_and_csv(voted_db: dict, tmp_path: Path, capsys) -> None:
 def test_dpo_pairs_from_decisive_votes(voted_db: dict, tmp_path: Path, capsys) -> None:
     path = tmp_path / "dpo.jsonl"
     assert export("--format", "dpo", "-o", str(path)) == 0
-    assert "Exported 3 preference pairs" in capsys.readouterr().err
+    assert "Exported 2 preference pairs" in capsys.readouterr().err  # one per run, by majority
     pairs = read_jsonl_like_datasets(path)
     runs = voted_db["runs"]
 
@@ -133,8 +133,12 @@ def test_dpo_pairs_from_decisive_votes(voted_db: dict, tmp_path: Path, capsys) -
         return run["fused"]["text"], run["candidates"][run["bon"]["index"]]["text"]
 
     fused, bon = texts("geo1")
-    geo = [p for p in pairs if p["prompt"] == LINES[0]["prompt"]]
-    assert len(geo) == 2 and all((p["chosen"], p["rejected"]) == (fused, bon) for p in geo)
+    (geo,) = [p for p in pairs if p["prompt"] == LINES[0]["prompt"]]
+    assert (geo["chosen"], geo["rejected"], geo["votes"]) == (fused, bon, {"chosen": 2, "rejected": 0})
+    assert export("--format", "dpo", "--per-vote", "-o", str(path)) == 0
+    assert "Exported 3 preference pairs" in capsys.readouterr().err
+    per_vote = [p for p in read_jsonl_like_datasets(path) if p["prompt"] == LINES[0]["prompt"]]
+    assert len(per_vote) == 2 and all((p["chosen"], p["rejected"]) == (fused, bon) for p in per_vote)
     fused, bon = texts("art1")
     (art,) = [p for p in pairs if p["prompt"] == LINES[1]["prompt"]]
     assert (art["chosen"], art["rejected"]) == (bon, fused)  # Best-of-N won this one; the tie is left out
@@ -164,6 +168,8 @@ def test_sft_completion_messages_and_only_winning(voted_db: dict, tmp_path: Path
 def test_export_usage_errors(voted_db: dict, tmp_path: Path, capsys) -> None:
     assert export("--format", "dpo", "--only-winning", "-o", str(tmp_path / "x.jsonl")) == 2
     assert "--only-winning applies to the sft" in capsys.readouterr().err
+    assert export("--format", "sft", "--per-vote", "-o", str(tmp_path / "x.jsonl")) == 2
+    assert "apply to the dpo format only" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()
     with pytest.raises(SystemExit):
         export("--format", "parquet")

@@ -150,18 +150,36 @@ def test_votes_csv_raw_cells_on_request(engine):
     assert {r["prompt"] for r in rows} == {"Capital of France?", "=HYPERLINK(\"http://evil\")"}
 
 
-def test_dpo_pairs_from_decisive_votes_only(engine, tmp_path):
+def test_dpo_pairs_per_vote_on_request(engine, tmp_path):
     path = tmp_path / "dpo.jsonl"
-    assert ex.export_dpo_jsonl(engine, path) == 2
+    assert ex.export_dpo_jsonl(engine, path, per_vote=True) == 2
     records = read_jsonl_like_datasets(path)
     assert records == [
         {"prompt": "Capital of France?", "chosen": "Paris, on the Seine.", "rejected": "Paris.",
-         "run_id": "r1", "annotator": "ann"},
+         "run_id": "r1", "annotator": "ann", "blind": True},
         {"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Paris, on the Seine.",
-         "run_id": "r1", "annotator": "bob"},
+         "run_id": "r1", "annotator": "bob", "blind": True},
     ]  # r2: tie and both_bad are excluded; r3: identical texts teach nothing
     assert ex.export_dpo_jsonl(engine, tmp_path / "none.jsonl", tag="poem") == 0
     assert (tmp_path / "none.jsonl").read_bytes() == b""
+
+
+def test_dpo_pairs_by_default_one_per_run_by_blind_majority(engine, tmp_path):
+    from storage.queries import record_vote
+
+    path = tmp_path / "dpo.jsonl"
+    # r1: ann prefers the fusion, bob the pick: split evenly, so no pair (contradicting pairs mislead training)
+    assert ex.export_dpo_jsonl(engine, path) == 0
+    record_vote(engine, run_id="r1", annotator="cy", choice="A", a_is="fused")  # the fusion, 2 to 1
+    record_vote(engine, run_id="r1", annotator="dee", choice="A", a_is="bon", blind=False)  # not counted
+    assert ex.export_dpo_jsonl(engine, path) == 1
+    (record,) = read_jsonl_like_datasets(path)
+    assert record == {
+        "prompt": "Capital of France?", "chosen": "Paris, on the Seine.", "rejected": "Paris.", "run_id": "r1",
+        "votes": {"chosen": 2, "rejected": 1}, "annotators": ["ann", "cy"],
+    }
+    # with the vote cast after the reveal counted too, it is 2 to 2 again
+    assert ex.export_dpo_jsonl(engine, path, include_non_blind=True) == 0
 
 
 def test_sft_completion_style(engine, tmp_path):

@@ -223,7 +223,7 @@ def _show_last(engine: Any, annotator: str, tag: str | None) -> None:
 
 
 def page() -> None:
-    from storage.queries import all_tags, annotation_queue, queue_counts
+    from storage.queries import all_tags, annotation_queue, count_unpaired, queue_counts
 
     engine = deps.get_engine()
     st.title("Annotate")
@@ -279,11 +279,20 @@ def page() -> None:
         return
 
     st.progress(counts.done / counts.total, text=f"{counts.done} of {counts.total} done")
+    left_out = []
     if counts.identical:
-        st.caption(
+        left_out.append(
             f"{counts.identical} run(s){where} are not in the queue: their fused answer is the Best-of-N pick "
             "word for word, so there is nothing to choose between."
         )
+    unpaired = count_unpaired(engine, tag)
+    if unpaired:
+        left_out.append(
+            f"{unpaired} run(s) have no Best-of-N pick or no fused answer (the judge or the fusor failed) and "
+            "cannot be voted on; History shows them."
+        )
+    if left_out:
+        st.caption(" ".join(left_out))
     _show_last(engine, annotator, tag)
     # The next few are enough to pick one from (skipped runs go last, the current one first); reading every
     # id of a 5,000-run queue on each rerun was half of this page's server time.

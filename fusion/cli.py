@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Sequence, TextIO
@@ -437,6 +438,10 @@ def _add_later_commands(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Without it litellm fetches a model cost map from GitHub at import (warnings, seconds of retries, or
+    # a hang on a machine without internet); its bundled copy is enough here. LITELLM_OFFLINE_MODE=false
+    # in the environment still wins.
+    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1083,6 +1083,17 @@ class QueueCounts:
         return self.total - self.done
 
 
+def count_unpaired(engine: Engine, tag: str | None = None) -> int:
+    """Runs (with ``tag``) that cannot be voted on at all: no Best-of-N pick or no usable fused answer (a
+    failed judge or fusor, a run stopped half way). Annotate says how many, so none vanish unexplained."""
+    has_pair = exists(select(fusions.c.run_id).where(fusions.c.run_id == runs.c.id, _has_pair()))
+    stmt = select(func.count()).select_from(runs).where(~has_pair)
+    if tag:
+        stmt = stmt.where(_has_tag(tag))
+    with _reading(engine) as conn:
+        return int(conn.execute(stmt).scalar_one())
+
+
 def queue_counts(engine: Engine, annotator: str, tag: str | None = None) -> QueueCounts:
     """The annotator's :class:`QueueCounts`, in one query that reads two indexes: the covering index of
     fusions and the unique (run_id, annotator) index of votes (plus run_tags' with a tag)."""

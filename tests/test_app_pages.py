@@ -662,3 +662,17 @@ def test_annotate_undo_works_after_a_reload(engine: Any) -> None:
     assert any("Your last vote" in c and "a tie" in c for c in texts_of(fresh.caption))
     fresh.button(key="annotate_undo").click().run()
     assert all_votes(engine) == [] and shown_run_id(fresh) == "ur0"
+
+
+def test_annotate_says_how_many_runs_cannot_be_voted_on(engine: Any) -> None:
+    from fusion.types import BestOfN
+    from storage.queries import count_unpaired, save_run
+
+    make_run(engine, "ok-run", "A votable run", created_at=9_700)
+    broken = make_run(engine, "no-pick", "The judge failed here", created_at=9_701)
+    broken.bon = BestOfN(index=None, scores=[None] * len(broken.candidates), method="judge:m", error="no score")
+    save_run(engine, broken)
+    assert count_unpaired(engine) == 1
+    at = start_annotating("jo")
+    assert progress_text(at) == "0 of 1 done"
+    assert any("1 run(s) have no Best-of-N pick or no fused answer" in c for c in texts_of(at.caption))

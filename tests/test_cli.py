@@ -225,3 +225,17 @@ def test_scenarios_command_lists_the_gallery() -> None:
     records = [json.loads(x) for x in out.splitlines()]
     assert len(records) >= 8
     assert all(4 <= len(r["candidates"]) <= 6 and r["prompt"] for r in records)
+
+
+def test_the_cli_keeps_litellm_offline_unless_told_otherwise(monkeypatch) -> None:
+    """The README's commands do not set LITELLM_OFFLINE_MODE; litellm must not reach for GitHub anyway."""
+    import os
+
+    from fusion.cli import main
+
+    monkeypatch.delenv("LITELLM_OFFLINE_MODE", raising=False)
+    assert main(["scenarios"]) == 0
+    assert os.environ["LITELLM_OFFLINE_MODE"] == "true"
+    monkeypatch.setenv("LITELLM_OFFLINE_MODE", "false")
+    assert main(["scenarios"]) == 0
+    assert os.environ["LITELLM_OFFLINE_MODE"] == "false"

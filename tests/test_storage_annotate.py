@@ -471,3 +471,12 @@ def test_sqlite_statistics_are_refreshed_when_the_database_grows(engine, monkeyp
     for i in range(4, 9):
         q.save_run(engine, make_run(run_id=f"a{i}"))
     assert migrations.refresh_statistics(engine) is True  # grown more than twofold
+
+
+def test_count_unpaired_counts_runs_without_a_pick_or_a_fusion(engine):
+    q.save_run(engine, make_run(run_id="paired", tags=["t"]))
+    q.save_run(engine, make_run(run_id="no-pick", bon_index=None, tags=["t"]))
+    q.save_run(engine, make_run(run_id="no-fusion", fused_text=None))
+    assert q.count_unpaired(engine) == 2
+    assert q.count_unpaired(engine, tag="t") == 1
+    assert q.queue_counts(engine, "ann").total == 1

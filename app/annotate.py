@@ -88,8 +88,8 @@ def _next_run(engine: Any, queue: list[str]) -> Run | None:
 def _how_to_make_runs() -> None:
     st.markdown(
         "Make runs on the **Explore** page (a built-in scenario works offline), or many at once from the "
-        "command line: `python -m fusion batch prompts.jsonl --output runs.jsonl` "
-        "(add `--offline` for lines that already carry their candidates)."
+        "command line: `python -m fusion batch prompts.jsonl --output runs.jsonl --model <model>` "
+        "(or `--offline` for lines that already carry their candidates)."
     )
     try:
         st.page_link("explore.py", label="Open Explore", icon="🔬")

@@ -63,11 +63,12 @@ def method_settings() -> MethodConfig:
         "generation; model names are then `openai/<name>`.",
     )
     keys = deps.provider_key_names()
-    sb.caption(
-        ("Provider keys found: " + md_escape(", ".join(keys)) + ".")
-        if keys
-        else "No provider key found (set one in the environment or .streamlit/secrets.toml)."
-    )
+    if keys:
+        sb.caption("Provider keys found: " + md_escape(", ".join(keys)) + ".")
+    elif (st.session_state.get("keep.api_base") or "").strip():
+        sb.caption("No provider key found; a local server needs none. Name its models `openai/<name>`.")
+    else:
+        sb.caption("No provider key found (set one in the environment or .streamlit/secrets.toml).")
     sb.header("Method")
     _init("keep.m_selector", "consensus")
     selector = sb.radio(

@@ -240,7 +240,10 @@ def show_list(engine: Any) -> None:
                     min_value=0.0,
                     max_value=1.0,
                 ),
-                "prompt": st.column_config.TextColumn("prompt", width="large"),
+                "prompt": st.column_config.TextColumn("prompt", width="medium"),
+                "models": st.column_config.TextColumn("models", width="small"),
+                "tags": st.column_config.TextColumn("tags", width="small"),
+                "created": st.column_config.TextColumn("created", width="small"),
             },
         )
     selected = list(getattr(getattr(event, "selection", None), "rows", []) or [])

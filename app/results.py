@@ -577,7 +577,8 @@ def empty_database() -> None:
     )
     st.markdown(
         "1. Make runs on **Explore** (a scenario works offline), or many at once with "
-        "`python -m fusion batch prompts.jsonl --output runs.jsonl`.\n"
+        "`python -m fusion batch prompts.jsonl --output runs.jsonl --model <model>` (or `--offline` for lines "
+        "that carry their candidates).\n"
         "2. Vote on them on **Annotate**: the blind A/B vote, Best-of-N against Fusion-of-N.\n"
         "3. Come back here for win rates with confidence intervals, agreement and exports."
     )

@@ -85,10 +85,11 @@ def _votes_section(votes: Sequence[Any]) -> str:
         tally[w] = tally.get(w, 0) + 1
         a_is = v.get("a_is")
         shown = f"A = {WINNER_NAMES.get(str(a_is), a_is)}" if a_is else ""
+        blind = "" if v.get("blind") is None else ("yes" if v.get("blind") else "no (after the reveal)")
         rows.append(
             "<tr>"
             f"<td>{esc(v.get('annotator', ''))}</td><td>{esc(v.get('choice', ''))}</td><td>{esc(shown)}</td>"
-            f"<td><b>{esc(w)}</b></td><td class=\"pre\">{esc(v.get('comment') or '')}</td>"
+            f"<td><b>{esc(w)}</b></td><td>{esc(blind)}</td><td class=\"pre\">{esc(v.get('comment') or '')}</td>"
             f"<td>{esc(_when(v.get('updated_at') or v.get('created_at')))}</td>"
             "</tr>"
         )
@@ -96,7 +97,7 @@ def _votes_section(votes: Sequence[Any]) -> str:
     return (
         f'<p class="fx-vote-summary">{len(votes)} vote(s). Preferred: {summary}.</p>'
         "<table class=\"fx-votes\"><thead><tr><th>annotator</th><th>choice</th><th>shown as</th><th>winner</th>"
-        "<th>comment</th><th>when</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        "<th>blind</th><th>comment</th><th>when</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
 
@@ -146,9 +147,10 @@ def run_report_html(
     parts.append("<section><h2>Settings</h2><table>")
     pool = "; ".join(f"{m.model} × {m.samples}" for m in run.pool) or "(candidates supplied, not generated)"
     parts.append(_row("candidate pool", pool))
-    for name in ("temperature", "top_p", "max_tokens", "seed"):
-        value = getattr(s, name)
-        parts.append(_row(name, "default" if value is None else value))
+    if run.pool:  # sampling settings mean something only for candidates this app generated
+        for name in ("temperature", "top_p", "max_tokens", "seed"):
+            value = getattr(s, name)
+            parts.append(_row(name, "default" if value is None else value))
     if run.bon is not None:
         parts.append(_row("Best-of-N selector", run.bon.method))
     if run.fused is not None:

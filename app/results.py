@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # fusion.stats is imported where it is used: the empty page n
 
 KEY = "results"
 ALL_TAGS = "All runs"
-MIN_SHARED_FOR_KAPPA = 5  # below this many shared runs a kappa is shown but flagged as too little overlap
+MIN_SHARED_FOR_KAPPA = 5  # below this many shared runs no kappa is shown: too little overlap
 CONTRIBUTOR_MIN_SHARE = 0.05
 INCLUDE_NON_BLIND = f"{KEY}_include_non_blind"
 SPLIT_TAB = f"{KEY}_split"  # the open tab of the splits: its label ("By model" ...)
@@ -180,8 +180,8 @@ def group_table(groups: dict[str, Any], column: str) -> pd.DataFrame:
             {
                 column: label,
                 "win rate": w.rate,
-                "CI low": w.low,
-                "CI high": w.high,
+                # One text cell: an empty numeric cell shows as a literal "None".
+                "95% CI": interval(w.low, w.high) if w.has_interval else "—",
                 "votes": w.n_votes,
                 "runs": w.n_runs,
                 "fusion wins": w.wins,
@@ -196,7 +196,8 @@ def group_table(groups: dict[str, Any], column: str) -> pd.DataFrame:
 
 
 RATE_COLUMNS = {
-    name: st.column_config.NumberColumn(name, format="percent") for name in ("win rate", "CI low", "CI high")
+    "win rate": st.column_config.NumberColumn("win rate", format="percent"),
+    "note": st.column_config.TextColumn("note", width="large"),
 }
 
 
@@ -424,15 +425,14 @@ def section_agreement(s: ResultsSummary) -> None:
                 "annotator A": r.annotator_a,
                 "annotator B": r.annotator_b,
                 "shared runs": r.n_shared,
-                "Cohen's kappa": r.kappa,
+                # Below the minimum overlap no kappa is shown at all, like no interval below 5 runs.
+                "Cohen's kappa": (
+                    "—" if r.kappa is None or r.n_shared < MIN_SHARED_FOR_KAPPA else f"{r.kappa:.3f}"
+                ),
                 "note": (
-                    "undefined: one category only"
-                    if r.kappa is None
-                    else (
-                        f"too little overlap (< {MIN_SHARED_FOR_KAPPA} runs)"
-                        if r.n_shared < MIN_SHARED_FOR_KAPPA
-                        else ""
-                    )
+                    f"too little overlap (< {MIN_SHARED_FOR_KAPPA} runs)"
+                    if r.n_shared < MIN_SHARED_FOR_KAPPA
+                    else ("undefined: one category only" if r.kappa is None else "")
                 ),
             }
             for r in rows
@@ -442,7 +442,7 @@ def section_agreement(s: ResultsSummary) -> None:
         table,
         hide_index=True,
         key=f"{KEY}_kappa",
-        column_config={"Cohen's kappa": st.column_config.NumberColumn("Cohen's kappa", format="%.3f")},
+        column_config={"note": st.column_config.TextColumn("note", width="large")},
     )
     if all(r.n_shared < MIN_SHARED_FOR_KAPPA for r in rows):
         st.warning(

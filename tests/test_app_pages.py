@@ -537,8 +537,8 @@ def test_results_numbers_match_the_statistics(engine: Any) -> None:
     table = frames["annotator"].set_index("annotator")
     for name, w in by_annotator.items():
         assert table.loc[name, "win rate"] == pytest.approx(w.rate)
-        assert table.loc[name, "CI low"] == pytest.approx(w.low)
-        assert table.loc[name, "CI high"] == pytest.approx(w.high)
+        shown = table.loc[name, "95% CI"]
+        assert shown == (f"{w.low:.1%}–{w.high:.1%}" if w.has_interval else "—"), shown
         assert table.loc[name, "votes"] == w.n_votes
     by_n = stats.win_rate_by(votes, key=lambda v: str(v.n))
     n_table = frames["N"].set_index("N")
@@ -556,10 +556,11 @@ def test_results_numbers_match_the_statistics(engine: Any) -> None:
         (k.annotator_a, k.annotator_b, k.n_shared) for k in kappa_rows
     ]
     for (_, row), k in zip(kt.iterrows(), kappa_rows):
-        if k.kappa is None:
-            assert pd.isna(row["Cohen's kappa"])
+        # no kappa below the minimum overlap (as no interval below 5 runs), three decimals otherwise
+        if k.kappa is None or k.n_shared < 5:
+            assert row["Cohen's kappa"] == "—" and row["note"]
         else:
-            assert row["Cohen's kappa"] == pytest.approx(k.kappa)
+            assert row["Cohen's kappa"] == f"{k.kappa:.3f}"
     alpha = stats.krippendorff_alpha(stats.annotator_units(votes))
     assert metric(at, "Krippendorff's alpha (all annotators)") == f"{alpha:.3f}"
     assert any("too little overlap" in w for w in texts_of(at.warning))

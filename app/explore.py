@@ -256,6 +256,20 @@ def show(run: Run, *, note: str | None = None, on_try_llm: Any = None) -> None:
 NOTICE = "explore_notice"  # something to say once about the result just made (e.g. empty boxes left out)
 
 
+def show_view_run(view: dict[str, str] | None, config: MethodConfig) -> None:
+    """The last failure, then the saved run the mode's view names (own candidates and live runs)."""
+    has_run = bool(view and "run" in view)
+    show_failure(has_result=has_run)
+    if not has_run:
+        return
+    run = _load(view["run"])  # type: ignore[index]
+    if run is None:
+        st.error(f"There is no saved run with the id {md_escape(view['run'][:64])}. It may have been deleted.")  # type: ignore[index]
+        return
+    _remember(("run", run.id), run)
+    show(run, on_try_llm=llm_fusor_offer(config))
+
+
 def show_failure(*, has_result: bool = False) -> None:
     """The last failure (and, with an older result still below it, that it is the last one that worked)."""
     failed = st.session_state.get(FAILED)
@@ -547,14 +561,7 @@ def own(config: MethodConfig) -> None:
     holder = st.expander("Your candidates (paste or upload)", expanded=False) if view else st.container()
     with holder:
         _own_inputs(config)
-    show_failure(has_result=bool(view and "run" in view))
-    if view and "run" in view:
-        run = _load(view["run"])
-        if run is None:
-            st.error(f"There is no saved run with the id {md_escape(view['run'][:64])}. It may have been deleted.")
-        else:
-            _remember(("run", run.id), run)
-            show(run, on_try_llm=llm_fusor_offer(config))
+    show_view_run(view, config)
 
 
 def _own_inputs(config: MethodConfig) -> None:
@@ -650,14 +657,7 @@ def live(config: MethodConfig) -> None:
             _remember(("run", run.id), run)
             st.rerun()
     view = _views().get(MODES[2])
-    show_failure(has_result=bool(view and "run" in view))
-    if view and "run" in view:
-        run = _load(view["run"])
-        if run is None:
-            st.error(f"There is no saved run with the id {md_escape(view['run'][:64])}. It may have been deleted.")
-        else:
-            _remember(("run", run.id), run)
-            show(run, on_try_llm=llm_fusor_offer(config))
+    show_view_run(view, config)
 
 
 def _live_inputs(config: MethodConfig) -> dict[str, Any] | None:

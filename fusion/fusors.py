@@ -1636,7 +1636,7 @@ def _by_kind(prev: _P, cur: _P, brk: int) -> str:
         return "\n\n"
     if brk == 1:
         return "\n"
-    left, right = prev.text.rstrip()[-1:], cur.text.lstrip()[:1]
+    left = prev.text.rstrip()[-1:]
     # No space after CJK text; after a Latin sentence a space, even before CJK, so the end stays visible.
     if left and (is_cjk(left) or left in "。！？」』）"):
         return ""

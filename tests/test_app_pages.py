@@ -8,7 +8,6 @@ and saved with ``save_run``, votes stored with ``record_vote``, and every check 
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -506,7 +505,6 @@ def test_results_empty_database(engine: Any) -> None:
 
 
 def test_results_numbers_match_the_statistics(engine: Any) -> None:
-    import pandas as pd
 
     from fusion import stats
     from storage.queries import all_votes

@@ -263,6 +263,9 @@ def _covered(text: str, a: int, b: int, ranges: Sequence[tuple[int, int]], ends:
     return n
 
 
+SHORT_UNIT_WORDS = 4  # the attribution's min_match: shorter units are checked against the fused text directly
+
+
 def unit_statuses(
     candidate: str,
     ranges: Sequence[tuple[int, int]],
@@ -285,8 +288,14 @@ def unit_statuses(
         if total == 0:
             continue  # punctuation, symbols or white space only: not a unit
         coverage = _covered(candidate, a, b, ranges, ends) / total
+        words = normalised_words(candidate[a:b])
         if coverage >= reused_min:
-            status = "kept" if fused_words.contains(normalised_words(candidate[a:b])) else "edited"
+            status = "kept" if fused_words.contains(words) else "edited"
+        elif len(words) >= 2 and len(words) < SHORT_UNIT_WORDS and fused_words.contains(words):
+            # The attribution ignores copies shorter than its min_match (4 words) as chance overlap, so a
+            # short sentence the fusion repeats word for word ("Nice day.") has no coverage; a whole unit
+            # found in the fused text is no chance overlap, and it was kept.
+            status = "kept"
         else:
             status = "dropped"
         out.append(UnitStatus(unit.start, unit.end, status, unit.kind, coverage))

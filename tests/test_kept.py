@@ -270,3 +270,17 @@ def test_every_scenario_candidate_copied_verbatim_is_kept_whole() -> None:
             assert statuses(mine) == ["kept"] * len(mine.units), (scenario.id, i)
             checked += 1
     assert checked >= 20
+
+
+def test_a_short_sentence_repeated_word_for_word_is_kept_though_the_attribution_ignores_it() -> None:
+    """Copies under four words are chance overlap to the attribution; a whole short sentence is not."""
+    from fusion.kept import kept_reports
+
+    candidates = ["Hello there. Nice day. Goodbye now.", "Nice day. Hello there. See you."]
+    fused = "Nice day. Hello there."
+    first, second = kept_reports(fused, candidates)
+    assert [u.status for u in first.units] == ["kept", "kept", "dropped"]
+    assert [u.status for u in second.units] == ["kept", "kept", "dropped"]
+    # a one-word unit is too weak to tell a copy from a coincidence
+    (one,) = kept_reports("Yes. Water is wet and cold.", ["Yes. The sky is green today, surely."])
+    assert [u.status for u in one.units] == ["dropped", "dropped"]

@@ -259,7 +259,6 @@ def blind_note(s: ResultsSummary) -> None:
 
 
 def section_win_rate(s: ResultsSummary) -> None:
-    from components.figures import win_rate_vs_n_figure
     from fusion.stats import MIN_RUNS_FOR_INTERVAL
 
     w = s.overall
@@ -287,25 +286,6 @@ def section_win_rate(s: ResultsSummary) -> None:
     st.subheader("Split by model, N, tag and annotator")
     split_tabs(s)
 
-    by_n = s.by.get("N", {})
-    points = [
-        {
-            "n": int(label),
-            "win_rate": w.rate,
-            "ci_low": w.low,
-            "ci_high": w.high,
-            "count": w.n_votes,
-        }
-        for label, w in by_n.items()
-        if w.rate is not None and label.isdigit()
-    ]
-    if len(points) > 1:
-        st.subheader("Win rate against N")
-        st.plotly_chart(win_rate_vs_n_figure(points), key=f"{KEY}_vs_n")
-        st.caption(
-            "n is the number of votes at each N. The paper saw the largest gains for N below 10 and a plateau "
-            "past about 7."
-        )
 
 
 def split_label(name: str) -> str:
@@ -316,7 +296,7 @@ def split_label(name: str) -> str:
 def split_tabs(s: ResultsSummary) -> None:
     """One tab per split; only the open tab is drawn (a chart and a table each: drawing all four on every
     load cost the browser more than the rest of the page), and a tab change reruns this fragment alone."""
-    from components.figures import win_rate_figure
+    from components.html_charts import win_rate_bars_html
 
     names = list(s.by)
     tabs = st.tabs([split_label(n) for n in names], key=SPLIT_TAB, on_change="rerun")
@@ -331,10 +311,7 @@ def split_tabs(s: ResultsSummary) -> None:
                 continue
             rows = figure_rows(groups, prefix="N = " if name == "N" else "")
             if rows:
-                st.plotly_chart(
-                    win_rate_figure(rows, title=f"Fusion-of-N win rate by {column}"),
-                    key=f"{KEY}_by_{name}",
-                )
+                st.html(win_rate_bars_html(rows, title=f"Fusion-of-N win rate by {column}"))
             without = len(groups) - len(rows)
             if without:
                 st.caption(
@@ -354,6 +331,27 @@ def split_tabs(s: ResultsSummary) -> None:
                 )
             if name == "Tag":
                 st.caption("A vote counts for every tag of its run.")
+            if name == "N":
+                win_rate_against_n(groups)
+
+
+def win_rate_against_n(by_n: dict[str, Any]) -> None:
+    """The one interactive plotly figure of the page, drawn only when its tab is opened: plotly.js costs a
+    new tab about 1.3 s to load (the bars above are plain HTML for that reason)."""
+    from components.figures import win_rate_vs_n_figure
+
+    points = [
+        {"n": int(label), "win_rate": w.rate, "ci_low": w.low, "ci_high": w.high, "count": w.n_votes}
+        for label, w in by_n.items()
+        if w.rate is not None and label.isdigit()
+    ]
+    if len(points) > 1:
+        st.subheader("Win rate against N")
+        st.plotly_chart(win_rate_vs_n_figure(points), key=f"{KEY}_vs_n")
+        st.caption(
+            "n is the number of votes at each N. The paper saw the largest gains for N below 10 and a plateau "
+            "past about 7."
+        )
 
 
 def section_position(s: ResultsSummary) -> None:
@@ -491,7 +489,7 @@ DISTRIBUTIONS = ("Copied fraction", "Candidates contributing", "Share of the Bes
 def distribution_tabs(values: dict[str, list[float | int | None]]) -> None:
     """The three attribution histograms, one tab each; only the open tab is drawn, and a tab change reruns
     this fragment alone, on the values the page read (no second read of the attribution rows)."""
-    from components.figures import histogram_figure
+    from components.html_charts import histogram_bins, histogram_html
 
     tabs = st.tabs(list(DISTRIBUTIONS), key=DISTRIBUTION_TAB, on_change="rerun")
     copied = [100 * x for x in values["copied"] if x is not None]
@@ -502,15 +500,12 @@ def distribution_tabs(values: dict[str, list[float | int | None]]) -> None:
             continue
         with tab:
             if name == "Copied fraction":
-                fig = histogram_figure(copied, f"{name} (n={len(copied):,})", "copied from candidates (%)",
-                                       value_range=(0.0, 100.0), nbins=20)  # fmt: skip
+                bins, xlabel, integer = histogram_bins(copied, value_range=(0.0, 100.0)), "copied from candidates (%)", False
             elif name == "Candidates contributing":
-                fig = histogram_figure(contributors, f"{name} (n={len(contributors):,})",
-                                       "candidates in the fused text", integer=True)  # fmt: skip
+                bins, xlabel, integer = histogram_bins(contributors, integer=True), "candidates in the fused text", True
             else:
-                fig = histogram_figure(bon_share, f"{name} (n={len(bon_share):,})", "fused text found in the pick (%)",
-                                       value_range=(0.0, 100.0), nbins=20)  # fmt: skip
-            st.plotly_chart(fig, key=f"{KEY}_hist_{DISTRIBUTIONS.index(name)}")
+                bins, xlabel, integer = histogram_bins(bon_share, value_range=(0.0, 100.0)), "fused text found in the pick (%)", False
+            st.html(histogram_html(bins, title=f"{name} (n={sum(bins.counts):,})", xlabel=xlabel, integer=integer))
 
 
 def section_exports(engine: Any, tag: str | None) -> None:

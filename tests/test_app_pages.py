@@ -563,8 +563,14 @@ def test_results_numbers_match_the_statistics(engine: Any) -> None:
     assert metric(at, "Krippendorff's alpha (all annotators)") == f"{alpha:.3f}"
     assert any("too little overlap" in w for w in texts_of(at.warning))
 
-    # Charts: the open split, win rate against N (two Ns exist), the open attribution histogram.
-    assert len(at.get("plotly_chart")) == 1 + 1 + 1
+    # Charts: the open split and the open attribution histogram as plain HTML (no plotly on first paint);
+    # the plotly chart of the win rate against N (two Ns exist) in the "By N" tab.
+    body = html_text(at)
+    assert body.count('class="fx-rate-chart"') == 1 and body.count('class="fx-hist"') == 1
+    assert not at.get("plotly_chart")
+    at.session_state["results_split"] = "By N"
+    at.run()
+    assert len(at.get("plotly_chart")) == 1
     labels = [d.label for d in at.get("download_button")]
     assert labels == [
         "Votes (CSV)",

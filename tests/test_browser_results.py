@@ -20,11 +20,10 @@ from browser_support import (  # noqa: F401  (browser is a pytest fixture)
     browser,
     off_loop,
     open_app,
-    rerun_after,
     screenshot,
     start_app,
     tab_panel,
-    watch_runs,
+    wait_for_idle,
 )
 from results_population import ALL_BON, ALL_BOTH_BAD, PLAN, populate
 
@@ -103,15 +102,22 @@ def svg_texts(locator: Any) -> list[str]:
 
 
 def open_lazy_tab(page: Any, name: str) -> Any:
-    """Select a tab whose content is drawn on demand (``on_change="rerun"``): wait for that rerun."""
-    watch_runs(page)
-    rerun_after(page, lambda: page.get_by_role("tab", name=name, exact=True).first.click())
+    """Select a tab whose content is drawn on demand (``on_change="rerun"``) and wait for that content: a
+    fragment rerun this quick can start and end between two looks at the page's run state, so the wait is
+    for what the tab shows, not for the run."""
+    page.get_by_role("tab", name=name, exact=True).first.click()
+    panel = tab_panel(page, name)
+    panel.locator('[role="img"], [data-testid="stDataFrame"], [data-testid="stCaptionContainer"]').first.wait_for(
+        state="visible"
+    )
+    wait_for_idle(page)
     page.wait_for_function(PLOTS_DRAWN_JS)
-    return tab_panel(page, name)
+    return panel
 
 
-def chart(page: Any, title: str) -> Any:
-    return page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".gtitle", has_text=title)).first
+def html_chart(page: Any, title: str) -> Any:
+    """A chart of components.html_charts by its title (its aria-label)."""
+    return page.locator(f'[role="img"][aria-label^="{title}"]').first
 
 
 def test_populated_results_page_at_two_widths(results_server: AppServer, tab: Any) -> None:
@@ -124,24 +130,30 @@ def test_populated_results_page_at_two_widths(results_server: AppServer, tab: An
     assert f"All {n_votes} votes were cast blind" in main.inner_text()
 
     # By model: the scenarios, never their personas; every bar labelled, the 0% bar included.
-    model_chart = chart(tab, "Fusion-of-N win rate by model")
-    ticks = svg_texts(model_chart.locator(".ytick text"))
-    assert f"scenario:{ALL_BON}" in ticks and not any(t in ticks for t in ("scenario:coach", "scenario:literal"))
-    assert f"scenario:{ALL_BOTH_BAD}" not in ticks  # no rate: in the table only
-    labels = svg_texts(model_chart.locator(".scatterlayer .textpoint text"))
-    assert len(labels) == len(ticks)
+    model_chart = html_chart(tab, "Fusion-of-N win rate by model")
+    rows = model_chart.locator(".fx-rate-row")
+    names = rows.evaluate_all("els => els.map(e => e.dataset.label)")
+    assert f"scenario:{ALL_BON}" in names and not any(t in names for t in ("scenario:coach", "scenario:literal"))
+    assert f"scenario:{ALL_BOTH_BAD}" not in names  # no rate: in the table only
+    labels = [t.strip() for t in model_chart.locator(".fx-rate-text").all_inner_texts()]
+    assert len(labels) == len(names)
     assert "0% (n=2, no CI)" in labels and "100% (n=1, no CI)" in labels
     screenshot(tab, "results-by-model-1400", full_page=False)
 
     # One vote by dee: a rate, n=1, no interval.
     panel = open_lazy_tab(tab, "By annotator")
-    annotator_labels = svg_texts(panel.locator(".scatterlayer .textpoint text"))
-    assert "100% (n=1, no CI)" in annotator_labels
+    assert "100% (n=1, no CI)" in [t.strip() for t in panel.locator(".fx-rate-text").all_inner_texts()]
 
-    # The contributors histogram counts candidates: integer ticks only.
+    # The contributors histogram counts candidates: one bin per whole number, integer ticks only.
     open_lazy_tab(tab, "Candidates contributing")
-    ticks = svg_texts(chart(tab, "Candidates contributing").locator(".xtick text"))
+    bins = html_chart(tab, "Candidates contributing").locator(".fx-hist-bin")
+    ticks = bins.evaluate_all("els => els.map(e => e.dataset.bin)")
     assert ticks and all(re.fullmatch(r"\d+", t) for t in ticks), ticks
+
+    # The plotly chart of the win rate against N is drawn in its tab only.
+    assert tab.locator('[data-testid="stPlotlyChart"]').count() == 0
+    open_lazy_tab(tab, "By N")
+    tab.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(state="visible")
 
     for width in WIDTHS:
         tab.set_viewport_size({"width": width, "height": 1000})
@@ -156,6 +168,8 @@ def test_populated_results_page_at_two_widths(results_server: AppServer, tab: An
         assert tab.locator('[data-testid="stDownloadButton"]').count() == 5
         cut_texts = tab.evaluate(CHART_TEXT_CUT_JS)
         assert cut_texts == [], f"chart texts cut at {width} px: {cut_texts}"
+        cut_labels = tab.evaluate(CUT_JS, ".fx-rate-text, .fx-rate-row > div:first-child")
+        assert cut_labels == [], f"bar labels cut at {width} px: {cut_labels}"
         screenshot(tab, f"results-populated-{width}")
     no_error_box(tab)
     assert tab.page_errors == []

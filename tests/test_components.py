@@ -15,13 +15,7 @@ import pytest
 from components import palette
 from components.attribution_view import attribution_html, legend_html, span_tooltip, tile
 from components.candidate_cards import candidate_card_html, per_row_for
-from components.figures import (
-    histogram_figure,
-    position_bias_figure,
-    shares_figure,
-    win_rate_figure,
-    win_rate_vs_n_figure,
-)
+from components.figures import win_rate_vs_n_figure
 from components.report import run_report_html
 from components.vote_panel import reveal_text
 from fusion.types import (
@@ -297,42 +291,7 @@ def test_per_row_is_two_to_four() -> None:
 # --- figures -------------------------------------------------------------------------------------------------
 
 
-def test_shares_figure_traces_and_values() -> None:
-    _, attribution, _ = make_case()
-    labels = ["Candidate 1", "<b>Candidate 2</b>", "Candidate 1"]
-    fig = shares_figure(attribution, labels)
-    assert isinstance(fig, go.Figure) and len(fig.data) == 3
-    bars = fig.data[0]
-    assert list(bars.x) == [0.41, 0.3, 0.2]
-    assert list(bars.y) == ["Candidate 1", "&lt;b&gt;Candidate 2&lt;/b&gt;", "Candidate 1 (#3)"]
-    assert list(bars.marker.color) == [palette.candidate_color(i) for i in range(3)]
-    assert fig.data[1].x[0] == pytest.approx(0.8) and fig.data[2].x[0] == pytest.approx(0.2)
-    assert fig.layout.barmode == "stack"
-    assert "<b>" not in fig.to_json()
-
-
-def test_win_rate_figure_has_ci_and_reference_line() -> None:
-    groups = [
-        {"label": "all", "win_rate": 0.62, "ci_low": 0.55, "ci_high": 0.69, "n": 120},
-        {"label": "<script>x</script>", "win_rate": 0.4, "n": 10},
-    ]
-    fig = win_rate_figure(groups)
-    bar = fig.data[0]
-    assert list(bar.x) == [0.62, 0.4]
-    assert list(bar.error_x.array) == pytest.approx([0.07, 0.0])
-    assert list(bar.error_x.arrayminus) == pytest.approx([0.07, 0.0])
-    assert bar.y[1] == "&lt;script&gt;x&lt;/script&gt;"
-    assert any(s.x0 == 0.5 and s.x1 == 0.5 for s in fig.layout.shapes)
-    assert "(n=120)" in bar.text[0]
-    with pytest.raises(ValueError):
-        win_rate_figure([{"label": "x", "win_rate": None}])
-
-
-def test_histogram_and_win_rate_vs_n_and_position_bias() -> None:
-    h = histogram_figure([0.1, 0.5, None, float("nan"), 0.9], "Copied <fraction>", "copied")
-    assert list(h.data[0].x) == [0.1, 0.5, 0.9]
-    assert h.layout.title.text == "Copied &lt;fraction&gt;"
-
+def test_win_rate_against_n_figure() -> None:
     pts = [
         {"n": 5, "win_rate": 0.6, "ci_low": 0.5, "ci_high": 0.7, "series": "judge"},
         {"n": 2, "win_rate": 0.52, "series": "judge"},
@@ -344,11 +303,16 @@ def test_histogram_and_win_rate_vs_n_and_position_bias() -> None:
     assert list(f.data[0].error_y.array) == pytest.approx([0.0, 0.1])
     assert any(s.y0 == 0.5 for s in f.layout.shapes)
 
-    rows = [{"position": 0, "value": 0.3, "n": 40}, {"position": 1, "value": 0.2}, {"position": "Response A", "value": 0.55}]
-    p = position_bias_figure(rows, reference=0.25)
-    assert list(p.data[0].x) == ["position 1", "position 2", "Response A"]
-    assert list(p.data[0].y) == [0.3, 0.2, 0.55]
-    assert any(s.y0 == 0.25 for s in p.layout.shapes)
+
+def test_partition_bar_segments_add_up_and_labels_are_escaped() -> None:
+    from components.attribution_view import partition_bar_html
+    from fusion.attribution import SharePartition
+
+    doc = partition_bar_html(["Candidate 1", "<b>two</b>"], SharePartition(only=[0.5, 0.0], shared=0.3, novel=0.2))
+    c = assert_no_markup_from(doc)
+    parts = [a for _, a in c.tags if "fx-bar-part" in (a.get("class") or "")]
+    assert [p["data-part"] for p in parts] == ["0", "shared", "novel"]  # an empty part draws nothing
+    assert sum(float(p["data-share"]) for p in parts) == pytest.approx(1.0)
 
 
 # --- report ----------------------------------------------------------------------------------------------------

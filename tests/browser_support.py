@@ -81,6 +81,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import ipaddress
 import os
 import re
@@ -333,13 +334,20 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh context and page (a new Streamlit session); a screenshot is kept if the test fails."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def watched_context(browser: Any, width: int = 1400, height: int = 1000) -> Any:
+    """A new browser context (a new Streamlit session per page) whose pages carry the run watches from their
+    first load on, so :func:`rerun_after` and :func:`settle_after` see every run, a quick fragment run too."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     context.set_default_timeout(RUN_TIMEOUT_MS)
     context.add_init_script(script=_WATCH_JS)
     context.add_init_script(script=_WIRE_JS)
+    return context
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh context and page (a new Streamlit session); a screenshot is kept if the test fails."""
+    context = watched_context(browser)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -461,6 +469,18 @@ def rerun_after(page: Any, action: Callable[[], Any], timeout: float = RUN_TIMEO
     return result
 
 
+# How long a test holds the mouse button down. Playwright's own click presses for a few milliseconds, and
+# for about 200 ms after a run has ended Streamlit may still re-render a widget: a press that short can then
+# go down on the old button and up on its replacement, and the browser sends the click to their common
+# parent (measured: 2 clicks in 8 lost at 0 ms, none in 16 at 100 ms). A person's press lasts 60-150 ms.
+PRESS_MS = 80
+
+
+def press(locator: Any) -> Callable[[], Any]:
+    """A click on ``locator`` held as long as a person holds it (:data:`PRESS_MS`), for :func:`rerun_after`."""
+    return functools.partial(locator.click, delay=PRESS_MS)
+
+
 def open_app(page: Any, server: AppServer, path: str = "", timeout: float = RUN_TIMEOUT_MS) -> None:
     """Load a page of the app (``path`` as in the URL, e.g. ``"annotate?run=..."``) and wait for its run."""
     page.goto(server.url + path.lstrip("/"), wait_until="domcontentloaded", timeout=timeout)
@@ -492,7 +512,7 @@ def choose_option(page: Any, label: str, option: str | re.Pattern[str]) -> None:
     listbox = page.get_by_role("listbox")
     listbox.wait_for(state="visible")
     choice = listbox.get_by_role("option").filter(has_text=option).first
-    rerun_after(page, choice.click)
+    rerun_after(page, press(choice))
 
 
 def segment(page: Any, option: str, *, label: str | None = None) -> None:
@@ -507,7 +527,7 @@ def segment(page: Any, option: str, *, label: str | None = None) -> None:
     button.wait_for(state="visible")
     if button.get_attribute("aria-checked") == "true":
         return  # already chosen: a click would change nothing and start no rerun
-    rerun_after(page, button.click)
+    rerun_after(page, press(button))
 
 
 def tab_panel(page: Any, name: str) -> Any:
@@ -524,11 +544,23 @@ def tab_panel(page: Any, name: str) -> Any:
     return page.locator(f'xpath=//*[@role="tabpanel"][@aria-labelledby = {tab}/@id]').first
 
 
-def open_tab(page: Any, name: str) -> Any:
-    """Select the ``st.tabs`` tab called ``name`` (client-side, no rerun) and return :func:`tab_panel`."""
-    page.get_by_role("tab", name=name, exact=True).first.click()
+def open_tab(page: Any, name: str, timeout: float = RUN_TIMEOUT_MS) -> Any:
+    """Select the ``st.tabs`` tab called ``name``, wait until its panel shows content, and return
+    :func:`tab_panel`.
+
+    Most of the app's tabs draw only the open one (``on_change="rerun"``), so a fresh panel is empty until a
+    fragment rerun fills it; that rerun can start and end between two looks at the run state, so the wait is
+    for the panel's content, then for the app to be idle. A client-side tab already holds its content.
+    """
+    wait_for_idle(page, timeout)
+    tab = page.get_by_role("tab", name=name, exact=True).first
+    if tab.get_attribute("aria-selected") != "true":
+        # settle_after: a lazy tab asks for a fragment run, a client-side one asks for none.
+        settle_after(page, tab.click, timeout=timeout)
     panel = tab_panel(page, name)
-    panel.wait_for(state="visible")
+    panel.wait_for(state="visible", timeout=timeout)
+    panel.locator('[data-testid="stElementContainer"]').first.wait_for(state="visible", timeout=timeout)
+    wait_for_idle(page, timeout)
     return panel
 
 

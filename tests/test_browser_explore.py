@@ -25,11 +25,13 @@ from browser_support import (  # noqa: F401  (app_server, browser and page are p
     open_app,
     open_tab,
     page,
+    press,
     rerun_after,
     screenshot,
     segment,
     show_as_typed,
     wait_for_idle,
+    watched_context,
 )
 
 pytestmark = pytest.mark.browser
@@ -108,7 +110,7 @@ def open_scenario_card(page: Any, app_server: AppServer, title: str) -> None:
     card = page.locator('[data-testid="stVerticalBlockBorderWrapper"], [data-testid="stVerticalBlock"]').filter(
         has=page.get_by_text(title, exact=True)
     ).filter(has=page.get_by_role("button", name="Open", exact=True)).last
-    rerun_after(page, card.get_by_role("button", name="Open", exact=True).click)
+    rerun_after(page, press(card.get_by_role("button", name="Open", exact=True)))
     page.locator(".fx-response, .fx-attr").first.wait_for(state="visible")
 
 
@@ -141,7 +143,7 @@ def cast_vote(page: Any, annotator: str | None, button: str, *, double: bool = F
     if annotator is not None:
         fill_text(page, "Your name (annotator)", annotator, scope=form)
     target = form.get_by_role("button", name=re.compile(rf"^{re.escape(button)}"))
-    rerun_after(page, target.dblclick if double else target.click)
+    rerun_after(page, target.dblclick if double else press(target))
 
 
 def response_texts(page: Any) -> tuple[str, str]:
@@ -287,7 +289,7 @@ def test_hostile_candidate_text_is_shown_as_text(app_server: AppServer, page: An
     segment(page, "Your own candidates")
     for label, value in [("Prompt", prompt)] + [(f"Candidate {i + 1}", t) for i, t in enumerate(texts)]:
         fill_text(page, label, value)
-    rerun_after(page, page.get_by_role("button", name="Fuse these candidates").click)
+    rerun_after(page, press(page.get_by_role("button", name="Fuse these candidates")))
     page.locator(".fx-attr .fx-span").first.wait_for(state="visible")  # own candidates: labelled at once
 
     compare = open_tab(page, "Fusion vs Best-of-N")
@@ -299,6 +301,7 @@ def test_hostile_candidate_text_is_shown_as_text(app_server: AppServer, page: An
     assert bon_box.count() >= 1
     cards_panel = open_tab(page, "Candidates: kept and dropped")
     cards = cards_panel.locator(".fx-card")
+    cards.first.wait_for(state="visible")
     assert cards.count() == len(texts)
     for i in range(len(texts)):
         card_text = cards.nth(i).locator(".fx-card-text").inner_text()
@@ -376,7 +379,7 @@ def test_narrow_window_wraps_figures_and_highlight_options(app_server: AppServer
         save_run(engine, run)
     finally:
         engine.dispose()
-    context = browser.new_context(viewport={"width": 800, "height": 1000})
+    context = watched_context(browser, 800)
     try:
         pg = context.new_page()
         pg.goto(app_server.url + f"?run={run.id}", wait_until="domcontentloaded")
@@ -401,7 +404,7 @@ def test_narrow_window_wraps_figures_and_highlight_options(app_server: AppServer
         for i in range(buttons.count()):
             box = buttons.nth(i).bounding_box()
             assert box is not None and 0 <= box["x"] and box["x"] + box["width"] <= width + 1
-        rerun_after(pg, buttons.nth(16).click)
+        rerun_after(pg, press(buttons.nth(16)))
         assert pg.locator('.fx-span[data-hl="1"]').count() >= 1
         screenshot(pg, "explore-800px")
     finally:

@@ -25,11 +25,13 @@ from browser_support import (  # noqa: F401  (app_server, browser and page are p
     off_loop,
     open_app,
     page,
+    press,
     rerun_after,
     screenshot,
     show_as_typed,
     wait_for_idle,
     widget,
+    watched_context,
 )
 
 pytestmark = pytest.mark.browser
@@ -105,7 +107,7 @@ def test_annotate_queue_two_votes_in_a_row(app_server: AppServer, page: Any) -> 
         shown_b = response_text(page, 1)
         assert {shown_a, shown_b} == {run.bon_text, run.fused.text}
         form = page.locator('[data-testid="stForm"]').first
-        rerun_after(page, form.get_by_role("button", name=re.compile(rf"^{button}")).click)
+        rerun_after(page, press(form.get_by_role("button", name=re.compile(rf"^{button}"))))
         # The page reruns once more to bring the next run in; wait for it rather than for time.
         page.get_by_text(runs[i + 1].prompt.text, exact=True).first.wait_for(state="visible")
         wait_for_idle(page)
@@ -151,7 +153,7 @@ def test_permalink_in_a_fresh_browser_context(app_server: AppServer, page: Any, 
     assert html.escape(run.prompt.text) in report
     assert "<script" not in report.lower()
 
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = watched_context(browser)
     try:
         fresh = context.new_page()
         fresh.goto(link, wait_until="domcontentloaded")
@@ -161,7 +163,7 @@ def test_permalink_in_a_fresh_browser_context(app_server: AppServer, page: Any, 
         # A person who has not voted sees the pair blind first; the labels are one click away.
         assert fresh.locator(".fx-response").count() == 2 and fresh.locator(".fx-attr").count() == 0
         reveal = fresh.get_by_role("button", name="Show the labels without voting")
-        rerun_after(fresh, reveal.click)
+        rerun_after(fresh, press(reveal))
         fused = fresh.locator(".fx-attr .fx-attr-text").first
         fused.wait_for(state="visible")
         assert fused.text_content() == run.fused.text

@@ -17,7 +17,7 @@ if _ROOT not in sys.path:
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from typing import Iterator  # noqa: E402
+from typing import Any, Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -133,3 +133,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     as long as its (session-wide) browser is open, and engine code under test calls asyncio.run(), which
     refuses to start inside a running loop."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@pytest.fixture
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """For the AppTest pages: a fresh SQLite database the app will also open (its engine is cached per process, so the cache is cleared)."""
+    import streamlit as st
+
+    from storage.migrations import init_db
+
+    db = tmp_path / "fusion.db"
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("FUSION_DB_PATH", str(db))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    eng = init_db(f"sqlite:///{db}")
+    yield eng
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    eng.dispose()

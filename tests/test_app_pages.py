@@ -8,7 +8,6 @@ and saved with ``save_run``, votes stored with ``record_vote``, and every check 
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +29,6 @@ SAME = [
 
 
 # ------------------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture
-def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A fresh database the app will also open (its engine is cached per process, so the cache is cleared)."""
-    import streamlit as st
-
-    from storage.migrations import init_db
-
-    db = tmp_path / "fusion.db"
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.setenv("FUSION_DB_PATH", str(db))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    eng = init_db(f"sqlite:///{db}")
-    yield eng
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    eng.dispose()
 
 
 def make_run(

@@ -11,7 +11,6 @@ them, by replacing ``storage.queries.all_votes`` (the page reads votes only thro
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +21,6 @@ from results_population import ALL_BON, ALL_BOTH_BAD, ONE_VOTE, PLAN, populate
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "app" / "main.py")
-
-
-@pytest.fixture
-def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    import streamlit as st
-
-    from storage.migrations import init_db
-
-    db = tmp_path / "fusion.db"
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.setenv("FUSION_DB_PATH", str(db))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    eng = init_db(f"sqlite:///{db}")
-    yield eng
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    eng.dispose()
 
 
 @pytest.fixture

@@ -126,8 +126,10 @@ def wrap_module(module: Any, names: list[str] | None = None, *, prefix: str | No
         ]  # fmt: skip
     for n in names:
         fn = getattr(module, n, None)
-        if callable(fn):
-            setattr(module, n, timed(f"{prefix}.{n}", fn))
+        if not callable(fn):
+            # Loudly: a renamed function would otherwise drop out of the profile without a word.
+            raise AttributeError(f"{module.__name__}.{n} is not a function to time (renamed or removed?)")
+        setattr(module, n, timed(f"{prefix}.{n}", fn))
 
 
 _real_import = builtins.__import__
@@ -207,22 +209,22 @@ def install() -> None:
     wrap_module(fusion.attribution, ["partition", "verbatim_source"])
     wrap_module(fusion.stats, ["win_rate", "win_rate_by", "position_bias", "pairwise_kappa",
                                "krippendorff_alpha", "annotator_units", "distribution"])
-    import components.attribution_chart
     import components.attribution_view
     import components.candidate_cards
     import components.diff_view
     import components.figures
+    import components.html_charts
     import components.markdown_view
     import components.report
     import components.summary
     import components.vote_panel
 
     wrap_module(components.markdown_view, ["markdown_html", "attributed_markdown_html"])
-    wrap_module(components.attribution_view, ["attribution_html", "legend_html"])
+    wrap_module(components.attribution_view, ["attribution_html", "legend_html", "partition_bar_html"])
     wrap_module(components.candidate_cards, ["render_candidate_grid", "candidate_card_html"])
     wrap_module(components.diff_view, ["diff_html"])
     wrap_module(components.figures)
-    wrap_module(components.attribution_chart, ["partition_figure"])
+    wrap_module(components.html_charts, ["win_rate_bars_html", "histogram_html"])
     wrap_module(components.summary, ["summary_html"])
     wrap_module(components.vote_panel, ["render_pair", "render_vote_form", "response_html"])
     # app.run_view binds its component and engine imports at import time: it must be imported after the

@@ -40,6 +40,7 @@ The budget figures come from the first, unwrapped server only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -286,7 +287,15 @@ class Probe:
             wall0 = time.time()
             t0 = time.perf_counter()
             action()
-        handle = page.wait_for_function(READY_JS, arg={"mark": mark, "kind": kind, "arg": arg}, timeout=TIMEOUT_MS)
+        try:
+            handle = page.wait_for_function(READY_JS, arg={"mark": mark, "kind": kind, "arg": arg}, timeout=TIMEOUT_MS)
+        except Exception as exc:
+            shot = self.server.workdir / f"not-ready-{kind}.png"
+            with contextlib.suppress(Exception):
+                page.screenshot(path=str(shot), full_page=True)
+            raise RuntimeError(
+                f"the page never showed {kind!r} (screenshot {shot}); the server's log ends:\n{self.server.log()[-3000:]}"
+            ) from exc
         t1 = time.perf_counter()
         ready_at = float(handle.json_value())
         wall1 = time.time()
@@ -821,7 +830,7 @@ def category(name: str) -> str:
         return "database"
     if name.startswith("fusion.") or name == "app.run_view.derived":
         return "engine"
-    if name.startswith(("components.figures.", "components.attribution_chart.")):
+    if name.startswith("components.figures."):
         return "plotly figures"
     if name.startswith("components."):
         return "HTML and Markdown"

@@ -162,3 +162,28 @@ def test_browser_profile_self_times_by_file_and_function() -> None:
     assert got["functions"] == pytest.approx(
         {"draw PlotlyChart.js": 3.0, "(anonymous) index.js": 0.5, "(program)": 0.7, "getBoundingClientRect": 0.3}
     )
+
+
+def test_wrapping_a_name_that_is_gone_fails_loudly() -> None:
+    import types
+
+    module = types.ModuleType("fake_page")
+    module.shown = lambda: "shown"  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="fake_page.renamed"):
+        app_timing.wrap_module(module, ["shown", "renamed"])
+
+
+def test_the_profiled_server_wraps_only_functions_that_exist(tmp_path: Path) -> None:
+    """bench/timed_entry.py's set-up, in a process of its own (it rewires the app's modules for good): when a
+    page function is renamed, this fails here instead of the profiled benchmark server failing on its
+    first page."""
+    import os
+    import subprocess
+
+    root = BENCH.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "FUSION_BENCH_TIMINGS": str(tmp_path / "t.jsonl")}
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); import app_timing; app_timing.install()"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

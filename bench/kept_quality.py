@@ -414,21 +414,27 @@ BY_EYE = """\
 ## Read by eye (the samples above, seed 7)
 
 - **kept** (20): every unit is in the fused text. 19 are there character for character; the 20th
-  (alpaca_eval_620, a quotation) differs from the fused copy only by a `;` where the fused text, taken from
-  another candidate, has `,`: "as is" ignores punctuation by design, as the attribution does. The kept
-  units include a table, a regular expression, a line of code and an emoji line: Markdown and code are
-  matched like prose.
-- **edited** (20): 14 are light edits of the unit: a word or clause changed ("several potential USPs" ->
-  "a few potential USPs", "Can you tell me a little more" -> "Would you mind sharing a little more"), a
-  number changed ("1/2 cup grated Parmesan" -> "1/4 cup of grated Parmesan"), a prefix cut ("scene IV:
-  Store the second number" -> "Store the second number"). 6 are sentences whose longest phrase the fused
-  text reuses inside a sentence of its own ("... as soon as possible to prevent further ..."; "the
-  rational root theorem"; a template question "How do you ... in R?"): partly reused rather than edited.
-  The extractive fusor copies whole units, so most edited units come from other candidates sharing a
-  phrase with a copied unit (an LLM fusor's light rewrites are exercised in tests/test_cli_kept.py).
-- **dropped** (20): 19 share no run of 6 words with the fused text; alpaca_eval_558 ("Ultimately, the
-  best time to visit Sydney is whenever ...", coverage 0.35) shares the phrase "the best time to visit
-  Sydney" but not its point: dropped is right.
+  (alpaca_eval_272, "/ (n-r)!", the tail of a formula the sentence splitter cut at "n! ") is in the fused
+  text as "n! / [(n-r)!": the same words, a bracket apart; "as is" ignores punctuation by design, as the
+  attribution does. The kept units include list items of a recipe, a placeholder line ("Phone: [Your
+  Phone Number]"), one-word items ("Bold"), a line of arithmetic and dialogue: Markdown, code and short
+  items are matched like prose. A short unit (2 or 3 words, under the attribution's four) counts as kept
+  only when a unit of the fused text reads the same, symbols included: an earlier rule that looked for
+  its words anywhere kept "Savings: $1000" for the code line "savings += 1000" and "Add the vanilla."
+  for "... add the vanilla extract ...".
+- **edited** (20): 12 are light edits of the unit: a word or clause changed ("several potential USPs" ->
+  "a few potential USPs", "Sure, here's a recipe for making frosting with Crisco" -> "Here is a simple
+  recipe for making frosting with Crisco shortening"), a number changed ("1/2 cup grated Parmesan" ->
+  "1/4 cup of grated Parmesan"), a parenthesis cut ("4 cups powdered sugar (confectioners' sugar),
+  sifted"). 8 are units whose longest phrase the fused text reuses inside a sentence of its own ("...
+  as soon as possible ..."; "the rational root theorem"; "scene IV: Store the second number"; a
+  template question "How do you ... in R?"): partly reused rather than edited. The extractive fusor
+  copies whole units, so most edited units come from other candidates sharing a phrase with a copied
+  unit (an LLM fusor's light rewrites are exercised in tests/test_cli_kept.py).
+- **dropped** (20): 17 share no run of 6 words with the fused text; the other 3 share a phrase but not
+  the point: "the Gulf of Mannar" in a different list of seas (alpaca_eval_98, coverage 0.25), "allows
+  quantum computers to perform certain" in another explanation (alpaca_eval_729, 0.20), "getting a job in
+  the government" (alpaca_eval_456, 0.48). Dropped is right for all 20.
 - **near 0.5**: on both sides the fused text shares a clause or a phrase with the unit. Below it the
   longest shared run is 4 to 16 words of 9 to 37 and the unit's point is mostly gone; above it 4 to 20
   words of 7 to 32, some in scattered pieces (alpaca_eval_410, 0.63, longest run 5 of 21 words). There is

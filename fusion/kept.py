@@ -240,13 +240,36 @@ def normalised_words(text: str) -> list[str]:
 
 
 class _FusedWords:
-    """The fused text's words joined by single spaces, for "copied as is" tests."""
+    """The fused text's words joined by single spaces, for "copied as is" tests, and the words of each of
+    its units, for short units."""
 
     def __init__(self, fused: str) -> None:
         self.joined = " " + " ".join(normalised_words(fused)) + " "
+        self._units: set[str] | None = None
+        self._fused = fused
 
     def contains(self, words: Sequence[str]) -> bool:
         return bool(words) and (" " + " ".join(words) + " ") in self.joined
+
+    def has_unit(self, text: str) -> bool:
+        """Whether a unit of the fused text reads as ``text`` (a unit's measured region), up to case, white
+        space, emphasis and final punctuation (:func:`short_unit_key`). Built on first use: few runs need it."""
+        if self._units is None:
+            self._units = {short_unit_key(self._fused[a:b]) for a, b in map(measured_region, split_units(self._fused))}
+        return short_unit_key(text) in self._units
+
+
+_EMPHASIS = re.compile(r"[*_`]+")
+_FINAL_PUNCTUATION = re.compile(r"[\s.!?;:,。！？]+$")
+
+
+def short_unit_key(text: str) -> str:
+    """A short unit as compared with the fused text's units: NFKC, case-folded, emphasis marks and final
+    punctuation taken off, white space collapsed. Unlike :func:`normalised_words` it keeps inner symbols, so
+    "Savings: $1000" is not "savings += 1000"."""
+    text = unicodedata.normalize("NFKC", text).casefold().replace("\u2019", "'")
+    text = _FINAL_PUNCTUATION.sub("", _EMPHASIS.sub("", text))
+    return " ".join(text.split())
 
 
 def _word_count(text: str, a: int, b: int) -> int:
@@ -291,10 +314,12 @@ def unit_statuses(
         words = normalised_words(candidate[a:b])
         if coverage >= reused_min:
             status = "kept" if fused_words.contains(words) else "edited"
-        elif len(words) >= 2 and len(words) < SHORT_UNIT_WORDS and fused_words.contains(words):
+        elif len(words) >= 2 and len(words) < SHORT_UNIT_WORDS and fused_words.has_unit(candidate[a:b]):
             # The attribution ignores copies shorter than its min_match (4 words) as chance overlap, so a
-            # short sentence the fusion repeats word for word ("Nice day.") has no coverage; a whole unit
-            # found in the fused text is no chance overlap, and it was kept.
+            # short sentence the fusion repeats word for word ("Nice day.") has no coverage. A sentence of
+            # the fused text that reads the same is no chance overlap, and it was kept; the same words
+            # inside a longer fused sentence ("Add the vanilla." in "Add the vanilla and stir.") or with
+            # other symbols ("Savings: $1000" and the code line "savings += 1000") may be.
             status = "kept"
         else:
             status = "dropped"

@@ -284,3 +284,30 @@ def test_a_short_sentence_repeated_word_for_word_is_kept_though_the_attribution_
     # a one-word unit is too weak to tell a copy from a coincidence
     (one,) = kept_reports("Yes. Water is wet and cold.", ["Yes. The sky is green today, surely."])
     assert [u.status for u in one.units] == ["dropped", "dropped"]
+
+
+def test_a_short_sentence_whose_words_sit_inside_a_longer_fused_sentence_is_not_kept() -> None:
+    """Seen on AlpacaEval: "Add the vanilla." counted as kept because "... add the vanilla extract ..." is in
+    the fused text. Three words inside another sentence can be a coincidence; a sentence of their own is not."""
+    from fusion.kept import kept_reports
+
+    fused = "Beat the butter until smooth. Then add the vanilla extract and stir well. Bake for 20 minutes."
+    (report,) = kept_reports(fused, ["Add the vanilla. Bake for 20 minutes."])
+    assert [u.status for u in report.units] == ["dropped", "kept"]
+    (again,) = kept_reports("Add the vanilla! " + fused, ["Add the vanilla."])
+    assert [u.status for u in again.units] == ["kept"]  # a fused sentence of the same words, up to punctuation
+
+
+def test_a_short_unit_is_compared_with_its_symbols() -> None:
+    """Seen on AlpacaEval: the line "Savings: $1000" counted as kept because a code line of the fusion,
+    "savings += 1000", has the same two words."""
+    from fusion.kept import kept_reports
+
+    fused = (
+        "The loop adds the monthly amount, month after month, until the car is paid:\n\n"
+        "```python\nsavings += 1000\n```\n\n**Nice day.**\n\nDrive safely and keep the receipts for the dealer."
+    )
+    candidate = "Savings: $1000\n\nThe old car loses value every month, which this plan ignores.\n\nNice day!"
+    (report,) = kept_reports(fused, [candidate])
+    assert [u.coverage for u in report.units] == [0.0, 0.0, 0.0]  # all under the attribution's four words
+    assert [u.status for u in report.units] == ["dropped", "dropped", "kept"]

@@ -145,6 +145,11 @@ def _skip(run_id: str) -> None:
         skipped_list.remove(run_id)
     skipped_list.append(run_id)
     st.session_state.pop(CURRENT, None)
+    # The green "Saved: ..." of the vote before would otherwise read as news about the run skipped now.
+    last = st.session_state.get(LAST)
+    if last:
+        last["quiet"] = True
+    st.session_state[NOTICE] = ("info", "Skipped: that run comes back after the others.")
 
 
 def _ranking_step(engine: Any, pending: dict[str, Any]) -> None:

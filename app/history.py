@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 
 from app import deps
-from app.run_view import markdown_on, show_run
+from app.run_view import markdown_on, show_run, shown_blind
 from app.state import keep
 from components.attribution_view import esc
 from components.text import md_escape, md_list
@@ -111,19 +111,28 @@ def show_one(engine: Any, raw_id: str) -> None:
         f'overflow-wrap:anywhere;">{esc(link)}</a></div>'
     )
 
+    blind = shown_blind(run, engine)
     actions = st.container(horizontal=True)
     with actions:
         st.download_button(
             "Download HTML report",
+            # The report names the pick and the fusion and lists the others' votes: not before a blind vote.
+            disabled=blind,
             data=lambda: run_report_html(run, votes_for_run(engine, run.id), markdown=markdown_on()),
             file_name=f"fusion-run-{run.id}.html",
             mime="text/html",
             key=f"{KEY}_report",
             on_click="ignore",
-            help="One self-contained file: prompt, candidates, pick, fused output with attribution colours, votes.",
+            help=(
+                "The report names which response is which: vote below, or show the labels, first."
+                if blind
+                else "One self-contained file: prompt, candidates, pick, fused output with attribution colours, votes."
+            ),
         )
         if st.button("Delete this run", key=f"{KEY}_delete"):
             st.session_state[CONFIRM] = run.id
+    if blind:
+        st.caption("The HTML report can be downloaded after your vote: it names which response is which.")
     if st.session_state.get(CONFIRM) == run.id:
         n_votes = len(votes_for_run(engine, run.id))
         with st.container(border=True):

@@ -179,8 +179,8 @@ def group_table(groups: dict[str, Any], column: str) -> pd.DataFrame:
         [
             {
                 column: label,
-                "win rate": w.rate,
-                # One text cell: an empty numeric cell shows as a literal "None".
+                # Text cells: an empty numeric cell shows as a literal "None" (a group of "both bad" only).
+                "win rate": "—" if w.rate is None else f"{w.rate:.1%}",
                 "95% CI": interval(w.low, w.high) if w.has_interval else "—",
                 "votes": w.n_votes,
                 "runs": w.n_runs,
@@ -196,7 +196,7 @@ def group_table(groups: dict[str, Any], column: str) -> pd.DataFrame:
 
 
 RATE_COLUMNS = {
-    "win rate": st.column_config.NumberColumn("win rate", format="percent"),
+    "win rate": st.column_config.TextColumn("win rate", help="(fusion wins + ties / 2) / (wins + losses + ties); both bad left out"),
     "note": st.column_config.TextColumn("note", width="large"),
 }
 
@@ -208,8 +208,9 @@ def figure_rows(groups: dict[str, Any], prefix: str = "") -> list[dict[str, Any]
             "win_rate": w.rate,
             "ci_low": w.low,
             "ci_high": w.high,
-            "n": w.n_votes,
-            "runs": w.n_runs,
+            # The votes the rate rests on: "both bad" votes are left out of it, so they are not in its n.
+            "n": w.n_scored,
+            "runs": w.scored_runs,
         }
         for label, w in groups.items()
         if w.rate is not None  # a group of "both bad" votes only has no rate to draw

@@ -520,6 +520,18 @@ def show_identical_notice(run: Run, on_try_llm: Callable[[], None] | None) -> No
         )
 
 
+def shown_blind(run: Run, engine: Any) -> bool:
+    """Whether this person sees ``run`` blind: it is votable, they have not voted on it, and it has not been
+    revealed to them (labels shown, their own candidates, a live run) in this session. Whatever names the
+    sides (the labelled view, the HTML report) waits until this is False."""
+    if not is_votable(run) or run.id in seen_runs():
+        return False
+    from storage.queries import get_vote
+
+    name = person()
+    return not (name and get_vote(engine, run.id, name) is not None)
+
+
 def show_run(
     run: Run,
     *,
@@ -531,19 +543,15 @@ def show_run(
     """The whole view of a run: blind until this person votes or asks to see the labels."""
     show_prompt(run)
     votable = is_votable(run)
-    name = person()
-    if votable and run.id not in seen_runs():
-        from storage.queries import get_vote
-
-        if not (name and get_vote(engine, run.id, name) is not None):
-            st.subheader("Which answer is better?")
-            st.caption(
-                "Response A and Response B are the Best-of-N pick and the Fusion-of-N answer, in a random order. "
-                "Vote first: which is which, the scores, the attribution and the candidates are shown after "
-                "your vote. Keys 1 to 4 vote when no text field has the focus."
-            )
-            show_blind_vote(run, key=f"{key}_vote")
-            return
+    if shown_blind(run, engine):
+        st.subheader("Which answer is better?")
+        st.caption(
+            "Response A and Response B are the Best-of-N pick and the Fusion-of-N answer, in a random order. "
+            "Vote first: which is which, the scores, the attribution and the candidates are shown after "
+            "your vote. Keys 1 to 4 vote when no text field has the focus."
+        )
+        show_blind_vote(run, key=f"{key}_vote")
+        return
     if votable:
         _vote_box(run, engine=engine, key=f"{key}_vote", ask_name=True)
     elif vote_pair(run) is not None:

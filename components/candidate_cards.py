@@ -107,7 +107,8 @@ def candidate_card_html(
     i = candidate.index
     border = palette.candidate_border(i)
     label, sbg, sfg = _STATUS_LOOK[status]
-    badges = [_badge(label, sbg, sfg, cls=f"fx-status fx-status-{status}")]
+    # "done" is what every finished card would say: no badge (data-status still says it); the others are news.
+    badges = [] if status == "done" else [_badge(label, sbg, sfg, cls=f"fx-status fx-status-{status}")]
     if is_pick:
         badges.insert(0, _badge("★ " + PICK_BADGE, "#fef3c7", "#78350f", cls="fx-pick"))
     shown_score = format_score(score)
@@ -130,6 +131,15 @@ def candidate_card_html(
         "white-space:pre-wrap;overflow-wrap:anywhere;padding:0.4em 0.6em 0.6em 0.6em;max-height:26em;"
         "overflow-y:auto;font-size:0.9rem;line-height:1.5;"
     )
+    # A long card scrolls inside, and overlay scrollbars (headless Chromium, macOS, phones) give no cue that
+    # it does: a shadow at the bottom edge while more text is below, and at the top once scrolled (the
+    # "local" covers move with the text and hide each shadow at its end). CSS only; no script is allowed.
+    scroll_cue = (
+        "background:linear-gradient(Canvas 30%,transparent) top/100% 2.5em no-repeat local,"
+        "linear-gradient(transparent,Canvas 70%) bottom/100% 2.5em no-repeat local,"
+        "radial-gradient(farthest-side at 50% 0,rgba(0,0,0,0.22),transparent) top/100% 0.8em no-repeat scroll,"
+        "radial-gradient(farthest-side at 50% 100%,rgba(0,0,0,0.22),transparent) bottom/100% 0.8em no-repeat scroll;"
+    )
     if status == "failed":
         message = candidate.error or note or "This candidate failed without an error message."
         body = (
@@ -141,6 +151,7 @@ def candidate_card_html(
         body = f'<div class="fx-card-text" style="{body_style}opacity:0.6;font-style:italic;">waiting for the model…</div>'
     else:
         shown = candidate.text if text is None else text
+        body_style += scroll_cue
         if shown.strip() and markdown and status != "streaming":
             from components.markdown_view import markdown_html
 

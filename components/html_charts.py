@@ -58,7 +58,7 @@ def win_rate_bars_html(groups: Sequence[Mapping[str, Any]], *, title: str) -> st
         text = win_rate_label(rate, n, has_ci)
         tip = f"{label}: {rate:.1%}" + (f", 95% CI {low:.0%} to {high:.0%}" if has_ci else ", no interval")
         if n is not None:
-            tip += f"; {n} votes" + (f" on {runs} runs" if runs is not None else "")
+            tip += f"; {n} votes in the rate" + (f" on {runs} runs" if runs is not None else "")
         whisker = (
             f'<div class="fx-ci" style="position:absolute;left:{100 * low:.2f}%;width:{100 * (high - low):.2f}%;'
             f"top:45%;height:0;border-top:2px solid #111827;\"></div>"

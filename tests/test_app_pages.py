@@ -173,7 +173,12 @@ def test_annotate_skip_keeps_the_run_for_later(engine: Any) -> None:
     vote(at, "s1", "B")
     assert shown_run_id(at) == "s2"
     vote(at, "s2", "A")
-    # Only the skipped run is left, so it comes back.
+    assert any(t.startswith("Saved: ") for t in texts_of(at.success))
+    # Only the skipped run is left, so it comes back. A skip says so; the vote before is no longer news.
+    at.button(key="annotate_skip").click().run()
+    assert not any(t.startswith("Saved: ") for t in texts_of(at.success))
+    assert any(t.startswith("Skipped: ") for t in texts_of(at.info))
+    assert any(t.startswith("Saved: ") for t in texts_of(at.caption))  # still there, with its Undo
     assert shown_run_id(at) == "s0"
     vote(at, "s0", "tie")
     assert [v.run_id for v in all_votes(engine)] == ["s1", "s2", "s0"]
@@ -393,7 +398,14 @@ def test_history_permalink_opens_the_run(engine: Any) -> None:
     assert 'href="?run=perma-1"' in html_text(at)
     assert "Permalink prompt about basil" in html_text(at)
     assert run.fused.text.split(".")[0] in html_text(at)
-    assert [b.label for b in at.get("download_button")] == ["Download HTML report"]
+    # Blind: the report would name the sides and list the others' votes, so it waits for the vote.
+    (report,) = at.get("download_button")
+    assert report.label == "Download HTML report" and report.proto.disabled
+    assert any("can be downloaded after your vote" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Show the labels without voting").click().run()
+    (report,) = at.get("download_button")
+    assert not report.proto.disabled
+    assert not any("can be downloaded after your vote" in c.value for c in at.caption)
 
     # A new session given only the URL's query string lands on the same view.
     fresh = AppTest.from_file(MAIN, default_timeout=60)

@@ -138,12 +138,12 @@ def test_model_split_groups_scenarios_and_shows_n_without_interval(populated: An
     # Every scenario with votes is a group; no persona (scenario:coach ...) is.
     assert set(table.index) == {f"scenario:{s}" for s in PLAN}
     one = table.loc[f"scenario:{ONE_VOTE}"]
-    assert one["votes"] == 1 and one["win rate"] == 1.0
+    assert one["votes"] == 1 and one["win rate"] == "100.0%"
     assert one["95% CI"] == "—"
     assert one["note"] == "no interval: 1 run; an interval needs at least 5"
     bad = table.loc[f"scenario:{ALL_BOTH_BAD}"]
-    assert bad["both bad"] == 3 and pd.isna(bad["win rate"])
-    assert table.loc[f"scenario:{ALL_BON}", "win rate"] == 0.0
+    assert bad["both bad"] == 3 and bad["win rate"] == "—"  # not a literal "None"
+    assert table.loc[f"scenario:{ALL_BON}", "win rate"] == "0.0%"
     assert any('1 group with only "both bad" votes has no rate' in t for t in texts(at.caption))
     # The one-vote annotator dee: rate and n, no interval.
     dee = frame(open_split(at, "By annotator"), "annotator").loc["dee"]
@@ -268,3 +268,19 @@ def test_a_lone_annotator_name_is_escaped(engine: Any) -> None:
     record_vote(engine, run_id="solo", annotator="**eve** :red[x]", choice="A", a_is="fused")
     at = open_results()
     assert any(r"only \*\*eve\*\* \:red\[x\] has voted." in t for t in texts(at.info))
+
+
+def test_the_n_beside_a_bar_counts_the_votes_in_the_rate() -> None:
+    """A new user saw "0% (n=2, no CI)" for one Best-of-N win and one "both bad": the rate rests on 1 vote."""
+    import importlib
+
+    from fusion.stats import win_rate
+
+    results = importlib.import_module("app.results")
+    from types import SimpleNamespace as Vote
+
+    votes = [Vote(run_id="r1", annotator="a", winner="bon"), Vote(run_id="r2", annotator="a", winner="both_bad")]
+    groups = {"m": win_rate(votes)}
+    (row,) = results.figure_rows(groups)
+    assert (row["win_rate"], row["n"], row["runs"]) == (0.0, 1, 1)
+    assert results.group_table(groups, "model").loc[0, "votes"] == 2  # the table still shows every vote

@@ -144,7 +144,10 @@ def test_permalink_in_a_fresh_browser_context(app_server: AppServer, page: Any, 
         link
     )
 
-    # The HTML report downloads as one file holding the prompt and the fused text.
+    # The HTML report names the sides: offered once the labels are shown, then one file with the prompt.
+    download = page.get_by_role("button", name=re.compile("Download HTML report"))
+    assert download.is_disabled()
+    rerun_after(page, press(page.get_by_role("button", name="Show the labels without voting")))
     with page.expect_download() as info:
         page.get_by_role("button", name=re.compile("Download HTML report")).click()
     report = Path(info.value.path()).read_text(encoding="utf-8")

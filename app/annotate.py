@@ -22,6 +22,7 @@ from app.state import keep
 from app.run_view import ANNOTATOR, WINNER_TEXT, mark_seen, show_blind_vote, show_candidates, text_block
 from components.text import md_escape, md_list
 from components.vote_panel import reveal_text
+from fusion.text import plural
 from fusion.types import Run
 
 KEY = "annotate"
@@ -275,7 +276,7 @@ def page() -> None:
         _show_last(engine, annotator, tag)
         if counts.identical:
             st.info(
-                f"There is nothing to vote on{where} yet: the {counts.identical} saved run(s) all have a fused "
+                f"There is nothing to vote on{where} yet: {plural(counts.identical, 'the saved run has', 'the saved runs all have')} a fused "
                 "answer that is the Best-of-N pick word for word."
             )
         else:
@@ -287,13 +288,13 @@ def page() -> None:
     left_out = []
     if counts.identical:
         left_out.append(
-            f"{counts.identical} run(s){where} are not in the queue: their fused answer is the Best-of-N pick "
+            f"{plural(counts.identical, 'run')}{where} {'is' if counts.identical == 1 else 'are'} not in the queue: their fused answer is the Best-of-N pick "
             "word for word, so there is nothing to choose between."
         )
     unpaired = count_unpaired(engine, tag)
     if unpaired:
         left_out.append(
-            f"{unpaired} run(s) have no Best-of-N pick or no fused answer (the judge or the fusor failed) and "
+            f"{plural(unpaired, 'run has', 'runs have')} no Best-of-N pick or no fused answer (the judge or the fusor failed) and "
             "cannot be voted on; History shows them."
         )
     if left_out:

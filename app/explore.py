@@ -24,6 +24,7 @@ from components.candidate_cards import render_candidate_card
 from components.text import md_escape
 from fusion.errors import FusionError, InputError, NotEnoughCandidates
 from fusion.pipeline import MethodConfig
+from fusion.text import plural
 from fusion.types import Candidate, ModelSpec, Prompt, Run, SamplingSettings
 
 log = logging.getLogger("fusion.app")
@@ -614,11 +615,11 @@ def upload_records(file: Any, config: MethodConfig) -> None:
     if errors:
         shown = "\n".join(f"- {md_escape(e)}" for e in errors[:20])
         more = f"\n- ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        st.warning(f"{len(errors)} line(s) could not be used:\n{shown}{more}")
+        st.warning(f"{plural(len(errors), 'line')} could not be used:\n{shown}{more}")
     if not records:
         st.error("No usable line in this file.")
         return
-    st.success(f"{len(records)} usable record(s).")
+    st.success(f"{plural(len(records), 'usable record')}.")
     pick = st.selectbox(
         "Record",
         range(len(records)),

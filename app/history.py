@@ -19,6 +19,7 @@ from app.run_view import markdown_on, show_run, shown_blind
 from app.state import keep
 from components.attribution_view import esc
 from components.text import md_escape, md_list
+from fusion.text import plural
 
 KEY = "history"
 PAGE_SIZE = 20
@@ -137,7 +138,7 @@ def show_one(engine: Any, raw_id: str) -> None:
         n_votes = len(votes_for_run(engine, run.id))
         with st.container(border=True):
             st.warning(
-                f"Delete run {md_escape(run.id)} with its candidates, fusion and {n_votes} vote(s)? This cannot be undone."
+                f"Delete run {md_escape(run.id)} with its candidates, fusion and {plural(n_votes, 'vote')}? This cannot be undone."
             )
             c1, c2 = st.columns(2)
             if c1.button("Yes, delete it", key=f"{KEY}_delete_yes", type="primary"):
@@ -220,7 +221,7 @@ def show_list(engine: Any) -> None:
     rows = list_runs(engine, **f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     first = (page - 1) * PAGE_SIZE + 1
     with table_box:
-        st.caption(f"{total} run(s) match · showing {first} to {first + len(rows) - 1}")
+        st.caption(f"{plural(total, 'run matches', 'runs match')} · showing {first} to {first + len(rows) - 1}")
         table = pd.DataFrame(
             {
                 "created": [when(r.created_at) for r in rows],

@@ -31,6 +31,7 @@ import numpy as np
 import streamlit as st
 
 from app import deps
+from fusion.text import plural
 
 if TYPE_CHECKING:  # fusion.stats is imported where it is used: the empty page never needs it
     import pandas as pd
@@ -71,10 +72,6 @@ def ci_text(low: float | None, high: float | None, reason: str | None = None) ->
 
 def interval(low: float | None, high: float | None) -> str:
     return "none" if low is None or high is None else f"{pct(low)}–{pct(high)}"
-
-
-def plural(n: int, word: str, words: str | None = None) -> str:
-    return f"{n:,} {word if n == 1 else (words or word + 's')}"
 
 
 def signature(votes: Sequence[Any], tag: str | None) -> str:
@@ -278,8 +275,8 @@ def section_win_rate(s: ResultsSummary) -> None:
         ]
     )
     st.markdown(
-        f"Fusion won **{w.wins:,}**, Best-of-N won **{w.losses:,}**, **{w.ties:,}** tie(s), and **{w.both_bad:,}** "
-        f"vote(s) found both bad. Win rate **{pct(w.rate)}** ({ci_text(w.low, w.high, w.no_interval)})."
+        f"Fusion won **{w.wins:,}**, Best-of-N won **{w.losses:,}**, **{plural(w.ties, 'tie')}**, and **{w.both_bad:,}** "
+        f"{'vote' if w.both_bad == 1 else 'votes'} found both bad. Win rate **{pct(w.rate)}** ({ci_text(w.low, w.high, w.no_interval)})."
     )
     if w.rate is None:
         st.info("Every vote so far says both answers are bad, so there is no win rate yet.")

@@ -17,6 +17,7 @@ from components.candidate_cards import candidate_card_html, default_status
 from components.diff_view import diff_html
 from components.markdown_view import attributed_markdown_html, markdown_html
 from fusion.attribution import partition
+from fusion.text import plural
 from fusion.types import Run
 
 _CSS = """
@@ -95,7 +96,7 @@ def _votes_section(votes: Sequence[Any]) -> str:
         )
     summary = ", ".join(f"{esc(k)}: {n}" for k, n in sorted(tally.items(), key=lambda kv: -kv[1]))
     return (
-        f'<p class="fx-vote-summary">{len(votes)} vote(s). Preferred: {summary}.</p>'
+        f'<p class="fx-vote-summary">{plural(len(votes), "vote")}. Preferred: {summary}.</p>'
         "<table class=\"fx-votes\"><thead><tr><th>annotator</th><th>choice</th><th>shown as</th><th>winner</th>"
         "<th>blind</th><th>comment</th><th>when</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )

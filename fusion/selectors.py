@@ -20,6 +20,7 @@ from typing import Any, Coroutine, Protocol, Sequence, TypeVar, runtime_checkabl
 from fusion.client import CompletionRequest, ModelClient
 from fusion.errors import InputError, ProviderError
 from fusion.similarity import chrf_matrix
+from fusion.text import plural
 from fusion.types import BestOfN, Candidate, Prompt
 
 T = TypeVar("T")
@@ -115,7 +116,7 @@ class ConsensusSelector:
         agree = consensus_scores([candidates[p].text for p in usable_pos])
         for p, s in zip(usable_pos, agree, strict=True):
             scores[p] = s
-            notes[p] = f"mean chrF agreement {s:.3f} with {len(usable_pos) - 1} other candidate(s)"
+            notes[p] = f"mean chrF agreement {s:.3f} with {plural(len(usable_pos) - 1, 'other candidate')}"
         best = usable_pos[consensus_ranking(agree, [candidates[p].index for p in usable_pos])[0]]
         return BestOfN(candidates[best].index, scores, self.name, notes)
 

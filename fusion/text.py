@@ -374,3 +374,8 @@ def content_terms(text: str, number_weight: float = 3.0) -> dict[str, float]:
 
 def _hiragana(ch: str) -> bool:
     return "\u3040" <= ch <= "\u309f"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """ "1 vote", "3 votes", "1,204 runs": a count with its noun, for messages (never "vote(s)")."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"

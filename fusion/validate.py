@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from fusion.errors import InputError
+from fusion.text import plural
 from fusion.types import MAX_CANDIDATE_CHARS, MAX_N, MAX_PROMPT_CHARS, MIN_N, ModelSpec
 
 
@@ -53,7 +54,7 @@ def check_candidate_texts(texts: Sequence[object], *, low: int = 1, high: int = 
         out.append(t)
     nonempty = [t for t in out if t.strip()]
     if len(nonempty) < low:
-        raise InputError(f"At least {low} non-empty candidate(s) are needed; got {len(nonempty)}.")
+        raise InputError(f"At least {plural(low, 'non-empty candidate is', 'non-empty candidates are')} needed; got {len(nonempty)}.")
     if len(out) > high:
         raise InputError(f"At most {high} candidates are allowed; got {len(out)}.")
     return out

@@ -198,7 +198,7 @@ def test_malformed_lines_are_reported_and_the_others_run(tmp_path: Path, db_path
     assert "line 2: not valid JSON" in err
     assert "line 3 (id x1): 'prompt' is missing" in err
     assert "line 4 (id x2): 'candidates' must be a list" in err
-    assert "line 5 (id x3): At least 2 non-empty candidate(s) are needed" in err
+    assert "line 5 (id x3): At least 2 non-empty candidates are needed" in err
     assert "line 6 (id x4): this line has no candidates, and --offline cannot generate them" in err
     assert "line 7 (id q0): id 'q0' is already used on line 1" in err
     assert "line 10: not valid UTF-8" in err

@@ -355,7 +355,7 @@ def test_report_is_self_contained_and_escaped() -> None:
         assert raw in text
     assert "<img src=x onerror=alert(1)>" in text  # the failed candidate's error, as text
     assert "Best-of-N pick" in text and "score 0.900" in text and "Fusion-of-N" in text
-    assert "3 vote(s)" in text
+    assert "3 votes." in text
     # The fused text is present exactly, with attribution spans and a legend.
     assert attribution_text(doc) == run.fused.text
     assert any("fx-legend" in (a.get("class") or "") for _, a in c.tags)

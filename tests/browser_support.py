@@ -1347,14 +1347,11 @@ class Crawler:
                 # finding says what was done since the fresh load); otherwise start from a fresh load.
                 live = _find(shown, control) if item.path in at else None
                 if live is None:
-                    try:
-                        shown = self._reach(page, item.path)
-                    except _Unreachable as exc:
-                        self.report.notes.append(f"{page.name}: could not get back to {control.describe()}: {exc}")
+                    again = self._afresh(page, item)
+                    if again is None:
                         at = set()
                         continue
-                    at = {item.path}
-                    live = _find(shown, control)
+                    (shown, live), at = again, {item.path}
                 if live is None:
                     self.report.notes.append(
                         f"{page.name}: {control.describe()} was not there again after "
@@ -1383,14 +1380,11 @@ class Crawler:
                 drifted = len(self._trail) > len(item.path)  # done more since the load than the path
                 problems = self._act(page, live)
                 if self.missed and drifted:  # what was done meanwhile may have hidden it: once more, afresh
-                    try:
-                        shown = self._reach(page, item.path)
-                    except _Unreachable as exc:
-                        self.report.notes.append(f"{page.name}: could not get back to {control.describe()}: {exc}")
+                    again = self._afresh(page, item)
+                    if again is None:
                         at = set()
                         continue
-                    at = {item.path}
-                    live = _find(shown, control)
+                    (shown, live), at = again, {item.path}
                     if live is None:
                         self.report.notes.append(f"{page.name}: {control.describe()} was not there again")
                         continue
@@ -1468,6 +1462,16 @@ class Crawler:
         self._act(page, live)
         if self.missed:
             self.report.notes.append(self.missed)
+
+    def _afresh(self, page: CrawlPage, item: _Item) -> tuple[list[Control], Control | None] | None:
+        """Load the page afresh and redo ``item.path``: what is shown then and ``item.control`` found in it
+        (``None`` if it is not there), or ``None`` (with a note) when the path cannot be redone."""
+        try:
+            shown = self._reach(page, item.path)
+        except _Unreachable as exc:
+            self.report.notes.append(f"{page.name}: could not get back to {item.control.describe()}: {exc}")
+            return None
+        return shown, _find(shown, item.control)
 
     def _reach(self, page: CrawlPage, path: tuple[Control, ...]) -> list[Control]:
         """A fresh load of the page (a new session), then the path's actions again; the controls shown."""

@@ -346,14 +346,19 @@ def test_crawler_finds_every_planted_defect(browser: Any, tmp_path: Path) -> Non
 # ------------------------------------------------------------------------------------------ the app
 
 
-@pytest.mark.browser
-def test_crawl_with_an_empty_database(browser: Any, empty_app: AppServer) -> None:
+def crawl_and_check(browser: Any, server: AppServer, label: str) -> None:
+    """Crawl the app with the project's rules and budget, keep the report, and fail on any problem found."""
     started = time.monotonic()
-    report = crawl_app(browser, empty_app, label="empty", skip=SKIP, last=LAST, budget=BUDGET)
+    report = crawl_app(browser, server, label=label, skip=SKIP, last=LAST, budget=BUDGET)
     keep_report(report)
-    print(f"crawl of the empty database: {time.monotonic() - started:.0f} s")
+    print(f"crawl of the {label} database: {time.monotonic() - started:.0f} s")
     assert_crawled(report)
     assert not report.failures, report.format()
+
+
+@pytest.mark.browser
+def test_crawl_with_an_empty_database(browser: Any, empty_app: AppServer) -> None:
+    crawl_and_check(browser, empty_app, "empty")
 
 
 @pytest.mark.browser
@@ -362,9 +367,4 @@ def test_crawl_with_a_populated_database(browser: Any, populated_app: AppServer)
 
     made = populated_app.made  # type: ignore[attr-defined]
     assert len(all_votes(populated_app.engine())) == made["votes"]  # the fixture is what it says
-    started = time.monotonic()
-    report = crawl_app(browser, populated_app, label="populated", skip=SKIP, last=LAST, budget=BUDGET)
-    keep_report(report)
-    print(f"crawl of the populated database: {time.monotonic() - started:.0f} s")
-    assert_crawled(report)
-    assert not report.failures, report.format()
+    crawl_and_check(browser, populated_app, "populated")

@@ -151,7 +151,7 @@ def show_one(engine: Any, raw_id: str) -> None:
             if c2.button("Cancel", key=f"{KEY}_delete_no"):
                 st.session_state.pop(CONFIRM, None)
                 st.rerun()
-    show_run(run, engine=engine, key=f"{KEY}_{run.id}")
+    show_run(run, engine=engine, key=f"{KEY}_{run.id}", blind=blind)
 
 
 # ------------------------------------------------------------------------------------------ the list

@@ -539,11 +539,13 @@ def show_run(
     key: str,
     note: str | None = None,
     on_try_llm: Callable[[], None] | None = None,
+    blind: bool | None = None,
 ) -> None:
-    """The whole view of a run: blind until this person votes or asks to see the labels."""
+    """The whole view of a run: blind until this person votes or asks to see the labels. ``blind`` is
+    :func:`shown_blind` when the caller has already asked it (it costs a vote lookup)."""
     show_prompt(run)
     votable = is_votable(run)
-    if shown_blind(run, engine):
+    if shown_blind(run, engine) if blind is None else blind:
         st.subheader("Which answer is better?")
         st.caption(
             "Response A and Response B are the Best-of-N pick and the Fusion-of-N answer, in a random order. "

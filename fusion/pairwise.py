@@ -301,27 +301,3 @@ class JudgeSummary:
         """Share of read pairs whose two orders agreed (None before any)."""
         return None if not self.judged else 1.0 - self.inconsistent / self.judged
 
-
-def cohen_kappa(first: Sequence[str], second: Sequence[str]) -> float | None:
-    """Cohen's kappa between two raters' labels on the same items (None when undefined).
-
-    Written here with numpy rather than taken from scikit-learn: it is one formula, and scikit-learn
-    would be the project's largest dependency for it. Kappa is undefined with no items, and when both
-    raters used one and the same label throughout (chance agreement is then 1).
-    """
-    import numpy as np
-
-    if len(first) != len(second):
-        raise ValueError("Both raters need a label for every item.")
-    if not first:
-        return None
-    labels = sorted(set(first) | set(second))
-    pos = {label: i for i, label in enumerate(labels)}
-    table = np.zeros((len(labels), len(labels)))
-    np.add.at(table, ([pos[x] for x in first], [pos[y] for y in second]), 1)
-    total = table.sum()
-    observed = np.trace(table) / total
-    expected = float((table.sum(axis=1) @ table.sum(axis=0)) / total**2)
-    if expected >= 1.0:
-        return None
-    return float((observed - expected) / (1.0 - expected))

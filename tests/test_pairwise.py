@@ -12,7 +12,6 @@ from fusion.pairwise import (
     JudgeSummary,
     OrderVerdict,
     PairwiseJudge,
-    cohen_kappa,
     combine,
     is_judge,
     parse_pairwise_reply,
@@ -139,17 +138,3 @@ def test_combine_and_summary() -> None:
     assert summary.consistency == pytest.approx(2 / 3)
     assert JudgeSummary().consistency is None
 
-
-def test_cohen_kappa_matches_hand_computed_values() -> None:
-    # Perfect agreement over varied labels.
-    assert cohen_kappa(["fused", "bon", "tie"], ["fused", "bon", "tie"]) == pytest.approx(1.0)
-    # A textbook 2x2: 20 yes/yes, 5 yes/no, 10 no/yes, 15 no/no -> po 0.7, pe 0.5, kappa 0.4.
-    first = ["y"] * 25 + ["n"] * 25
-    second = ["y"] * 20 + ["n"] * 5 + ["y"] * 10 + ["n"] * 15
-    assert cohen_kappa(first, second) == pytest.approx(0.4)
-    # Systematic disagreement is below zero.
-    assert cohen_kappa(["a", "b", "a", "b"], ["b", "a", "b", "a"]) == pytest.approx(-1.0)
-    assert cohen_kappa([], []) is None
-    assert cohen_kappa(["a", "a"], ["a", "a"]) is None  # chance agreement is 1: undefined
-    with pytest.raises(ValueError):
-        cohen_kappa(["a"], [])

@@ -19,6 +19,7 @@ import streamlit as st
 
 from app import deps
 from app.state import keep
+from app import auth
 from app.run_view import ANNOTATOR, WINNER_TEXT, mark_seen, show_blind_vote, show_candidates, text_block
 from components.text import md_escape, md_list
 from components.vote_panel import reveal_text
@@ -240,9 +241,15 @@ def page() -> None:
     )
 
     # Seed the widget from the session-wide name every run: Explore may have changed it.
+    login = auth.current().name
+    if login:  # team mode: the queue and the votes are the logged-in person's
+        st.session_state[ANNOTATOR] = login
     st.session_state[NAME_KEY] = st.session_state.get(ANNOTATOR, "")
     top = st.columns(2)
-    top[0].text_input("Annotating as (your name)", key=NAME_KEY, on_change=_sync_name, max_chars=80)
+    top[0].text_input(
+        "Annotating as (your name)", key=NAME_KEY, on_change=_sync_name, max_chars=80, disabled=bool(login),
+        help="The name you logged in with." if login else None,
+    )
     tags = all_tags(engine)
     keep(TAG_KEY, ALL_TAGS)
     if st.session_state[TAG_KEY] not in (ALL_TAGS, *tags):

@@ -49,6 +49,13 @@ def _secret(section: str) -> Any:
         return None
 
 
+def client_ip() -> str | None:
+    """The visitor's address; ``None`` on localhost (Streamlit's convention) and outside a server (AppTest
+    reports a stand-in object there, not an address)."""
+    ip = st.context.ip_address
+    return ip if isinstance(ip, str) else None
+
+
 def _is_local(ip: str | None) -> bool:
     if ip is None:
         return True
@@ -107,7 +114,7 @@ def visitor() -> Visitor:
         st.stop()
     if team:
         return _password_visitor(team)
-    if _is_local(st.context.ip_address):
+    if _is_local(client_ip()):
         return Visitor(None, "admin", "local")
     return Visitor(None, "annotator", "open")
 

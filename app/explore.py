@@ -50,8 +50,13 @@ def _init(key: str, value: Any) -> None:
 
 def method_settings() -> MethodConfig:
     """Sidebar: where models run and how Best-of-N picks and the fusion is written. Every mode uses it."""
+    from app.auth import current, refuse
     from fusion.fusors import PRESETS
 
+    if not current().may("settings"):
+        # Model-backed judges and fusors spend the operator's keys: offline methods only.
+        st.sidebar.caption(refuse("settings") + " Runs use the offline methods (consensus and extractive).")
+        return MethodConfig(selector="consensus", fusor="extractive")
     defaults = deps.fusion_defaults()
     sb = st.sidebar
     sb.header("Models")
@@ -421,6 +426,10 @@ def llm_fusor_offer(config: MethodConfig) -> Any:
     or a server URL): offered offline, it would switch to a method that can only fail."""
     from dataclasses import replace
 
+    from app.auth import current
+
+    if not current().may("settings"):
+        return None  # it would spend the operator's keys
     trial = replace(config, fusor="llm", fusor_model=config.fusor_model or str(
         deps.fusion_defaults().get("default_fusor_model") or DEFAULT_MODEL))
     return _use_llm_fusor if method_problem(trial) is None else None
@@ -635,6 +644,12 @@ def upload_records(file: Any, config: MethodConfig) -> None:
 
 
 def live(config: MethodConfig) -> None:
+    from app.auth import current, refuse
+
+    if not current().may("live"):
+        st.info(refuse("live") + " You can open the scenarios, bring your own candidates and vote.")
+        show_view_run(_views().get(MODES[2]), config)
+        return
     defaults = deps.fusion_defaults()
     default_models = defaults.get("default_models") or [DEFAULT_MODEL]
     _init("keep.live_models", ", ".join(default_models))

@@ -15,6 +15,7 @@ from typing import Any
 import streamlit as st
 
 from app import deps
+from app.auth import current, refuse
 from app.run_view import markdown_on, show_run, shown_blind
 from app.state import keep
 from components.attribution_view import esc
@@ -113,28 +114,34 @@ def show_one(engine: Any, raw_id: str) -> None:
     )
 
     blind = shown_blind(run, engine)
+    who = current()
     actions = st.container(horizontal=True)
     with actions:
         st.download_button(
             "Download HTML report",
             # The report names the pick and the fusion and lists the others' votes: not before a blind vote.
-            disabled=blind,
+            disabled=blind or not who.may("export"),
             data=lambda: run_report_html(run, votes_for_run(engine, run.id), markdown=markdown_on()),
             file_name=f"fusion-run-{run.id}.html",
             mime="text/html",
             key=f"{KEY}_report",
             on_click="ignore",
             help=(
-                "The report names which response is which: vote below, or show the labels, first."
+                refuse("export")
+                if not who.may("export")
+                else "The report names which response is which: vote below, or show the labels, first."
                 if blind
                 else "One self-contained file: prompt, candidates, pick, fused output with attribution colours, votes."
             ),
         )
-        if st.button("Delete this run", key=f"{KEY}_delete"):
+        if st.button(
+            "Delete this run", key=f"{KEY}_delete", disabled=not who.may("delete"),
+            help=None if who.may("delete") else refuse("delete"),
+        ):
             st.session_state[CONFIRM] = run.id
     if blind:
         st.caption("The HTML report can be downloaded after your vote: it names which response is which.")
-    if st.session_state.get(CONFIRM) == run.id:
+    if st.session_state.get(CONFIRM) == run.id and who.may("delete"):
         n_votes = len(votes_for_run(engine, run.id))
         with st.container(border=True):
             st.warning(
@@ -142,7 +149,7 @@ def show_one(engine: Any, raw_id: str) -> None:
             )
             c1, c2 = st.columns(2)
             if c1.button("Yes, delete it", key=f"{KEY}_delete_yes", type="primary"):
-                removed = delete_run(engine, run.id)
+                removed = delete_run(engine, run.id) if current().may("delete") else False
                 _close()
                 st.session_state[NOTICE] = (
                     f"Run {md_escape(run.id)} was deleted." if removed else f"Run {md_escape(run.id)} was already gone."

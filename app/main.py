@@ -39,12 +39,17 @@ def main() -> None:
     from app.state import keep, remember
 
     remember()
+    from app import auth
+
+    who = auth.visitor()  # may show the login screen and stop here
+    st.session_state["auth.visitor"] = who
     pages = [
         st.Page(HERE / file, title=title, icon=icon, default=(i == 0))
         for i, (file, title, icon) in enumerate(PAGES)
         if (HERE / file).exists()
     ]
     page = st.navigation(pages)
+    auth.sidebar(who)
     st.sidebar.toggle(
         "Show answers as typed",
         key=keep("keep.as_typed", False),

@@ -510,6 +510,11 @@ def section_exports(engine: Any, tag: str | None) -> None:
     from storage import export
 
     st.header("Export")
+    from app.auth import current, refuse
+
+    if not current().may("export"):
+        st.info(refuse("export") + " Ask one of them for the files.")
+        return
     where = f" on runs tagged {md_text(tag)}" if tag else ""
     st.caption(
         f"Files{where} for analysis and training; JSON Lines load directly with the Hugging Face `datasets` JSON "

@@ -135,7 +135,9 @@ def labels_for(run: Run) -> list[str]:
 
 
 def person() -> str:
-    return str(st.session_state.get(ANNOTATOR) or "").strip()
+    from app.auth import current
+
+    return current().name or str(st.session_state.get(ANNOTATOR) or "").strip()
 
 
 # Why a session knows which response is which, said on the vote box of a run it has not voted on.
@@ -209,6 +211,11 @@ def _previous_name(key: str) -> str:
 
 
 def _name_for_vote(key: str, ask_name: bool) -> str:
+    from app.auth import current
+
+    login = current().name
+    if login:  # team mode: the vote is cast under who logged in, whatever a field says
+        return login
     raw = st.session_state.get(name_key(key)) if ask_name else st.session_state.get(ANNOTATOR)
     return str(raw or "").strip()
 
@@ -292,6 +299,10 @@ def show_blind_vote(
         st.info("A vote needs both a Best-of-N pick and a fused output.")
         return
     bon_text, fused_text = pair
+    from app.auth import current
+
+    if current().name:
+        ask_name = False  # logged in: the name is the login's, there is nothing to type
     a_is = ab_order(run.id)
     text_a, text_b = (bon_text, fused_text) if a_is == "bon" else (fused_text, bon_text)
     if ask_name and name_key(key) not in st.session_state:

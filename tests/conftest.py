@@ -128,6 +128,12 @@ def _restore_main_module() -> Iterator[None]:
         sys.modules["__main__"] = _MAIN_MODULE
 
 
+@pytest.fixture(autouse=True)
+def _no_team_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees a users file of this checkout: team login is opted into by the tests about it."""
+    monkeypatch.setenv("FUSION_USERS_FILE", str(tmp_path / "absent-users.json"))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Browser tests run last. Playwright's sync API keeps an event loop running on the main thread for
     as long as its (session-wide) browser is open, and engine code under test calls asyncio.run(), which

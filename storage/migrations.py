@@ -255,6 +255,11 @@ MIGRATIONS: list[Migration] = [
         "fusions.has_pair, same_as_pick, shares (covering index), votes.blind, run_model_groups, runs.updated_at",
         _pairs_groups_blind,
     ),
+    Migration(
+        "0004_judge_consistency",
+        "votes.consistent: whether a pairwise judge's two orders agreed (NULL for a person's vote)",
+        ["ALTER TABLE votes ADD COLUMN consistent BOOLEAN"],
+    ),
 ]
 
 _RECORD_TABLE = """

@@ -157,6 +157,9 @@ class VoteRow(SQLModel, table=True):
     # Cast before the voter saw which response was which (labels, scores, attribution, candidate cards).
     # Votes stored before 0003 were all cast on the blind panel, hence the default.
     blind: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+    # A pairwise judge's verdict (annotator "judge:<model>", both orders asked): whether the two orders
+    # named the same system; a disagreement is stored as a tie. NULL for a person's vote.
+    consistent: bool | None = Field(default=None)
 
 
 class VoteTokenRow(SQLModel, table=True):

@@ -148,3 +148,17 @@ def test_which_visitors_count_as_local(ip: str | None, local: bool) -> None:
     from app.auth import _is_local
 
     assert _is_local(ip) is local
+
+
+def test_an_oidc_provider_in_the_secrets_puts_streamlits_login_first(engine: Any) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    saved_run(engine)
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "id", "client_secret": "secret",
+                          "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Log in"]
+    assert not any("Best-of-N" in h.proto.body for h in at.get("html"))

@@ -67,7 +67,7 @@ def _is_local(ip: str | None) -> bool:
 
 def _oidc_visitor() -> Visitor:
     user = st.user
-    if not user.is_logged_in:
+    if not user.get("is_logged_in", False):
         st.title("Fusion Explorer")
         st.write("This Fusion Explorer is shared by a team. Log in to continue.")
         st.button("Log in", on_click=st.login, type="primary")

@@ -260,6 +260,16 @@ MIGRATIONS: list[Migration] = [
         "votes.consistent: whether a pairwise judge's two orders agreed (NULL for a person's vote)",
         ["ALTER TABLE votes ADD COLUMN consistent BOOLEAN"],
     ),
+    Migration(
+        "0005_batch_claims",
+        "batch_claims: which worker computes which run of a batch job, with a lease",
+        [
+            "CREATE TABLE IF NOT EXISTS batch_claims (job VARCHAR(64) NOT NULL, run_id VARCHAR(64) NOT NULL, "
+            "position INTEGER NOT NULL, worker VARCHAR(300), lease_until FLOAT NOT NULL DEFAULT 0, "
+            "done BOOLEAN NOT NULL DEFAULT FALSE, PRIMARY KEY (job, run_id))",
+            "CREATE INDEX IF NOT EXISTS ix_batch_claims_free ON batch_claims (job, done, position)",
+        ],
+    ),
 ]
 
 _RECORD_TABLE = """

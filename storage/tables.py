@@ -174,6 +174,19 @@ class VoteTokenRow(SQLModel, table=True):
     created_at: float
 
 
+class BatchClaimRow(SQLModel, table=True):
+    """Which batch worker computes which run of a job (storage.claims): one row per run id, with a lease."""
+
+    __tablename__ = "batch_claims"
+
+    job: str = Field(primary_key=True, max_length=64)
+    run_id: str = Field(primary_key=True, max_length=64)
+    position: int  # the run's place in the input, so workers take runs in input order
+    worker: str | None = Field(default=None, max_length=300)
+    lease_until: float = 0.0
+    done: bool = False
+
+
 ALL_TABLES = (
     SchemaMigration,
     RunRow,
@@ -184,4 +197,5 @@ ALL_TABLES = (
     FusionRow,
     VoteRow,
     VoteTokenRow,
+    BatchClaimRow,
 )

@@ -3,7 +3,9 @@
 Two things every page gets from here:
 - State that survives a trip to another page (``app.state``: widgets whose key starts with ``keep.``).
 - A page-level boundary: an unexpected error shows a clear message and is logged with its traceback, never
-  Streamlit's redacted "This app has encountered an error" box.
+  Streamlit's redacted "This app has encountered an error" box. A database that cannot be reached (server
+  down, wrong password, driver missing, SQLite file not writable) is named, without its password, with what
+  to do (``storage.db.explain_failure``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,20 @@ PAGES = [
     ("history.py", "History", "🕘"),
     ("results.py", "Results", "📊"),
 ]
+# Pages that are nothing without the database; Explore works without one until a run is saved.
+NEEDS_DATABASE = {"Annotate", "History", "Results"}
+
+
+def _database_fault(exc: BaseException) -> str | None:
+    """The message for a database that cannot be opened or reached, or None for any other error."""
+    from storage.db import database_url, explain_failure
+
+    try:
+        url = os.environ.get("DATABASE_URL", "").strip() or database_url()
+    except OSError:  # the default data folder cannot be made: the fault explains itself below
+        url = f"sqlite:///{os.environ.get('FUSION_DB_PATH', '').strip() or 'data/fusion.db'}"
+    explained = explain_failure(exc, url)
+    return None if explained is None else str(explained)
 
 
 def main() -> None:
@@ -57,8 +73,25 @@ def main() -> None:
         "to see the raw text exactly as the model wrote it.",
     )
     try:
+        if page.title in NEEDS_DATABASE:
+            # Opened here, before the page, so a page's own error boundary cannot turn a database that is
+            # down into a vague "unexpected error" (the engine is cached once it opens).
+            from app.deps import get_engine
+
+            get_engine()
         page.run()
     except Exception as exc:  # noqa: BLE001 - st.rerun/st.stop are BaseExceptions and pass through
+        fault = _database_fault(exc)
+        if fault is not None:
+            log.warning("page %s: the database is unavailable: %s", page.title, fault)
+            from components.text import md_escape
+
+            st.error(
+                f"**The database could not be opened, so this page cannot be shown.** {md_escape(fault)} "
+                "Then reload the page.",
+                icon="🗄️",
+            )
+            st.stop()
         log.exception("page %s failed", page.title)
         st.error(
             f"Something went wrong on this page ({type(exc).__name__}). Reload the page to start it afresh; your "

@@ -4,6 +4,9 @@ Pure Python, no Streamlit. Heavy imports (litellm) happen lazily inside the func
 so offline paths stay fast.
 """
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+
 from fusion.types import (
     Attribution,
     BestOfN,
@@ -17,7 +20,30 @@ from fusion.types import (
     Span,
 )
 
+DISTRIBUTION = "fusion-explorer"
+
+
+def _version() -> str:
+    """The installed distribution's version; in a checkout that was never pip-installed (``make app``,
+    ``python -m fusion``) there is no metadata, so the checkout's pyproject.toml says it."""
+    try:
+        return _distribution_version(DISTRIBUTION)
+    except PackageNotFoundError:
+        pass
+    import tomllib
+    from pathlib import Path
+
+    try:
+        project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text("utf-8"))
+        return str(project["project"]["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "0+unknown"
+
+
+__version__ = _version()
+
 __all__ = [
+    "__version__",
     "Attribution",
     "BestOfN",
     "Candidate",

@@ -13,9 +13,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_export import read_jsonl_like_datasets
+from test_export import epoch_of, load_with_datasets, read_jsonl_like_datasets
 
-from fusion.cli import main
+from fusion.cli import build_parser, main
 from fusion.stats import win_rate
 from storage import queries as q
 from storage.export import VOTE_FIELDS
@@ -119,6 +119,13 @@ def test_votes_jsonl_and_csv(voted_db: dict, tmp_path: Path, capsys) -> None:
         rows = list(csv.DictReader(handle))
     assert {r["run_id"] for r in rows} == {ids["geo1"], ids["geo2"]}
     assert all(json.loads(r["tags"]) == ["geo"] for r in rows)
+    # ISO 8601 timestamps, equal to the stored ones; text exact (the page's CSV and datasets read the same)
+    stored = {(v.run_id, v.annotator): v for v in q.all_votes(voted_db["engine"])}
+    for r in rows:
+        assert epoch_of(r["created_at"]) == pytest.approx(stored[(r["run_id"], r["annotator"])].created_at, abs=1e-6)
+    loaded = load_with_datasets(csv_path, "csv", keep_default_na=False)
+    assert [(r["prompt"], r["created_at"]) for r in loaded] == [(r["prompt"], r["created_at"]) for r in rows]
+    assert load_with_datasets(path, "json") == records
 
 
 def test_dpo_pairs_from_decisive_votes(voted_db: dict, tmp_path: Path, capsys) -> None:
@@ -194,3 +201,46 @@ def test_export_to_stdout_in_a_subprocess(voted_db: dict) -> None:
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["annotator"] for r in rows] == ["ann", "bob"]
     assert "Exported 2 votes (votes-jsonl) to stdout." in proc.stderr
+
+
+def _export_options() -> set[str]:
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    return set(sub.choices["export"]._option_string_actions)
+
+
+@pytest.mark.skipif(
+    not {"--dpo-format", "--keep-conflicts", "--excel-safe"} <= _export_options(),
+    reason="fusion export has no --dpo-format/--keep-conflicts/--excel-safe yet (wired with the CLI move)",
+)
+def test_export_dpo_format_conflicts_and_excel_safe(voted_db: dict, tmp_path: Path, capsys) -> None:
+    ids, runs = voted_db["ids"], voted_db["runs"]
+    # geo1: ann and bob chose the fusion; cy now the pick: 2 to 1, the annotators disagree.
+    q.record_vote(voted_db["engine"], run_id=ids["geo1"], annotator="cy", choice="A", a_is="bon")
+    path = tmp_path / "dpo.jsonl"
+    assert export("--format", "dpo", "--dpo-format", "conversational", "-o", str(path)) == 0
+    err = capsys.readouterr().err
+    assert "Exported 1 preference pair (dpo)" in err and "1 run whose annotators disagree" in err
+    (art,) = read_jsonl_like_datasets(path)
+    assert art["run_id"] == ids["art1"] and art["conflict"] is False
+    assert art["prompt"] == [
+        {"role": "system", "content": "Answer briefly."}, {"role": "user", "content": LINES[1]["prompt"]},
+    ]
+    bon = runs["art1"]["candidates"][runs["art1"]["bon"]["index"]]["text"]
+    assert art["chosen"] == [{"role": "assistant", "content": bon}]
+
+    assert export("--format", "dpo", "--keep-conflicts", "-o", str(path)) == 0
+    assert "Exported 2 preference pairs (dpo)" in capsys.readouterr().err
+    geo = next(p for p in read_jsonl_like_datasets(path) if p["run_id"] == ids["geo1"])
+    assert geo["conflict"] is True and geo["chosen"] == runs["geo1"]["fused"]["text"]
+    assert geo["votes"] == {"chosen": 2, "rejected": 1} and geo["system"] == ""
+
+    q.record_vote(voted_db["engine"], run_id=ids["geo2"], annotator="bob", choice="tie", a_is="bon",
+                  comment="=1+1 looks fine")  # fmt: skip
+    for flag, expected in (("--excel-safe", "'=1+1 looks fine"), (None, "=1+1 looks fine")):
+        csv_path = tmp_path / f"votes{flag or ''}.csv"
+        assert export("--format", "votes-csv", *([flag] if flag else []), "-o", str(csv_path)) == 0
+        with csv_path.open(encoding="utf-8", newline="") as handle:
+            (row,) = [r for r in csv.DictReader(handle) if r["annotator"] == "bob" and r["run_id"] == ids["geo2"]]
+        assert row["comment"] == expected
+    assert export("--format", "sft", "--dpo-format", "standard", "-o", str(tmp_path / "x.jsonl")) == 2
+    assert "--dpo-format" in capsys.readouterr().err

@@ -1,8 +1,9 @@
-"""Exports: votes as CSV and JSON Lines, DPO pairs and SFT data, read back and checked.
+"""Exports: votes as CSV and JSON Lines, DPO pairs (both TRL formats) and SFT data, read back and checked.
 
-``datasets`` is not installed; the invariants its JSON loader (pyarrow) relies on are checked instead:
-UTF-8, one JSON object per line, the same keys on every line, one JSON type per key (null aside), no
-NaN/Infinity tokens. Every test runs on SQLite and on PostgreSQL (``db_url``, tests/pg_support.py).
+Each file is read twice: by a strict checker of the invariants the ``datasets`` JSON loader (pyarrow)
+relies on (UTF-8, one JSON object per line, the same keys on every line, one JSON type per key, no
+NaN/Infinity), and by ``datasets.load_dataset("json" | "csv")`` itself. Every test runs on SQLite and on
+PostgreSQL (``db_url``, tests/pg_support.py).
 """
 
 from __future__ import annotations
@@ -10,8 +11,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
 import sys
+from datetime import datetime
 from pathlib import Path
+
+# Local files only: the datasets library must never look for a hub.
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
@@ -24,6 +32,21 @@ from storage.migrations import init_db  # noqa: E402
 from test_storage import make_run  # noqa: E402
 
 SECRET = "sk-export-SECRET-77aa"
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def load_with_datasets(path: Path, kind: str, **kwargs) -> list[dict]:
+    """The rows of ``path`` as the Hugging Face ``datasets`` loader gives them (a cache of its own)."""
+    datasets = pytest.importorskip("datasets", reason="datasets is in requirements-dev.txt; install it")
+    loaded = datasets.load_dataset(
+        kind, data_files=str(path), split="train", cache_dir=str(path.parent / f".hf-{path.name}"), **kwargs
+    )
+    return [dict(row) for row in loaded]
+
+
+def epoch_of(stamp: str) -> float:
+    assert ISO_UTC.match(stamp), stamp
+    return datetime.fromisoformat(stamp).timestamp()
 
 
 def _json_type(value) -> str:
@@ -103,18 +126,26 @@ def test_votes_jsonl_round_trip(engine, tmp_path):
     assert list(records[0]) == list(ex.VOTE_FIELDS)
     by_key = {(r["run_id"], r["annotator"]): r for r in records}
     first = by_key[("r1", "ann")]
-    assert first["winner"] == "fused" and first["ranking"] == [0, 2, 1] and first["comment"] == "-fused is better"
+    # Stored as candidate indices [0, 2, 1]; exported as the page names them: Candidate 1, 3, 2.
+    assert first["winner"] == "fused" and first["ranking"] == [1, 3, 2] and first["comment"] == "-fused is better"
+    assert first["bon_candidate"] == 1  # the pick is candidate index 0
     assert first["copied_fraction"] is None  # NaN is not valid JSON
     assert first["models"] == ["m/alpha"] and first["tags"] == ["geo"] and first["n"] == 3
     assert by_key[("r1", "bob")]["winner"] == "bon" and by_key[("r1", "bob")]["ranking"] == []
     assert by_key[("r2", "ann")]["comment"] == "both fine\nreally"
     assert by_key[("r2", "ann")]["prompt"] == "Schreibe ein Gedicht über Äpfel 🍎"
+    assert by_key[("r2", "ann")]["system"] == "Antworte auf Deutsch." and first["system"] == ""
     assert isinstance(by_key[("r2", "ann")]["copied_fraction"], float)
     assert {k: r["blind"] for k, r in by_key.items()} == {
         ("r1", "ann"): True, ("r1", "bob"): True, ("r2", "ann"): True, ("r2", "bob"): False, ("r3", "ann"): True,
     }
+    stored = {(v.run_id, v.annotator): v for v in q.all_votes(engine)}
+    for key, r in by_key.items():
+        assert epoch_of(r["created_at"]) == pytest.approx(stored[key].created_at, abs=1e-6)
+        assert epoch_of(r["updated_at"]) == pytest.approx(stored[key].updated_at, abs=1e-6)
     assert "🍎".encode() in path.read_bytes()  # real UTF-8, not \\u escapes
     assert not list(path.parent.glob("*.part"))
+    assert load_with_datasets(path, "json") == records  # the real loader reads the same values
 
 
 def test_votes_jsonl_tag_filter_and_open_file(engine):
@@ -124,7 +155,7 @@ def test_votes_jsonl_tag_filter_and_open_file(engine):
     assert {r["run_id"] for r in rows} == {"r1", "r3"}
 
 
-def test_votes_csv_round_trip(engine, tmp_path):
+def test_votes_csv_keeps_text_exact(engine, tmp_path):
     path = tmp_path / "votes.csv"
     assert ex.export_votes_csv(engine, path) == 5
     with path.open(encoding="utf-8", newline="") as handle:
@@ -132,54 +163,121 @@ def test_votes_csv_round_trip(engine, tmp_path):
     assert len(rows) == 5 and list(rows[0]) == list(ex.VOTE_FIELDS)
     by_key = {(r["run_id"], r["annotator"]): r for r in rows}
     assert by_key[("r2", "ann")]["comment"] == "both fine\nreally"  # quoted multi-line cell survives
-    assert json.loads(by_key[("r1", "ann")]["ranking"]) == [0, 2, 1]
+    assert json.loads(by_key[("r1", "ann")]["ranking"]) == [1, 3, 2]
     assert json.loads(by_key[("r1", "ann")]["models"]) == ["m/alpha"]
     assert by_key[("r1", "bob")]["winner"] == "bon"
     assert (by_key[("r2", "bob")]["blind"], by_key[("r2", "ann")]["blind"]) == ("False", "True")
-    # Cells a spreadsheet would execute are defused by default ...
+    assert by_key[("r1", "ann")]["comment"] == "-fused is better"  # exact: no apostrophe by default
+    assert by_key[("r3", "ann")]["prompt"] == "=HYPERLINK(\"http://evil\")"
+    assert by_key[("r2", "ann")]["system"] == "Antworte auf Deutsch."
+    assert all(ISO_UTC.match(r["created_at"]) and ISO_UTC.match(r["updated_at"]) for r in rows)
+
+    # datasets' CSV loader (pandas) reads the same text; keep_default_na keeps the empty comments as "".
+    loaded = {(r["run_id"], r["annotator"]): r for r in load_with_datasets(path, "csv", keep_default_na=False)}
+    for key, row in by_key.items():
+        for column in ("prompt", "comment", "system", "created_at", "annotator", "winner"):
+            assert loaded[key][column] == row[column], (key, column)
+        assert loaded[key]["blind"] is (row["blind"] == "True")
+        assert loaded[key]["bon_candidate"] == 1
+
+
+def test_votes_csv_excel_safe_on_request(engine):
+    buffer = io.StringIO(newline="")
+    assert ex.export_votes_csv(engine, buffer, excel_safe=True) == 5
+    rows = list(csv.DictReader(io.StringIO(buffer.getvalue(), newline="")))
+    by_key = {(r["run_id"], r["annotator"]): r for r in rows}
+    # Cells a spreadsheet would execute get a leading apostrophe; the others are unchanged.
     assert by_key[("r1", "ann")]["comment"] == "'-fused is better"
     assert by_key[("r3", "ann")]["prompt"] == "'=HYPERLINK(\"http://evil\")"
-    assert float(by_key[("r2", "ann")]["created_at"]) > 0
-
-
-def test_votes_csv_raw_cells_on_request(engine):
-    buffer = io.StringIO(newline="")
-    ex.export_votes_csv(engine, buffer, tag="geo", safe_for_spreadsheets=False)
-    rows = list(csv.DictReader(io.StringIO(buffer.getvalue(), newline="")))
-    assert len(rows) == 3
-    assert {r["prompt"] for r in rows} == {"Capital of France?", "=HYPERLINK(\"http://evil\")"}
+    assert by_key[("r1", "bob")]["prompt"] == "Capital of France?"
 
 
 def test_dpo_pairs_per_vote_on_request(engine, tmp_path):
     path = tmp_path / "dpo.jsonl"
     assert ex.export_dpo_jsonl(engine, path, per_vote=True) == 2
     records = read_jsonl_like_datasets(path)
+    assert [epoch_of(r.pop("run_created_at")) for r in records] == pytest.approx([1.0, 1.0])
     assert records == [
-        {"prompt": "Capital of France?", "chosen": "Paris, on the Seine.", "rejected": "Paris.",
-         "run_id": "r1", "annotator": "ann", "blind": True},
-        {"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Paris, on the Seine.",
-         "run_id": "r1", "annotator": "bob", "blind": True},
+        {"prompt": "Capital of France?", "chosen": "Paris, on the Seine.", "rejected": "Paris.", "system": "",
+         "run_id": "r1", "conflict": True, "annotator": "ann", "blind": True},
+        {"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Paris, on the Seine.", "system": "",
+         "run_id": "r1", "conflict": True, "annotator": "bob", "blind": True},
     ]  # r2: tie and both_bad are excluded; r3: identical texts teach nothing
     assert ex.export_dpo_jsonl(engine, tmp_path / "none.jsonl", tag="poem") == 0
     assert (tmp_path / "none.jsonl").read_bytes() == b""
 
 
-def test_dpo_pairs_by_default_one_per_run_by_blind_majority(engine, tmp_path):
-    from storage.queries import record_vote
-
+def test_dpo_aggregates_votes_per_run_before_making_pairs(engine, tmp_path):
     path = tmp_path / "dpo.jsonl"
-    # r1: ann prefers the fusion, bob the pick: split evenly, so no pair (contradicting pairs mislead training)
-    assert ex.export_dpo_jsonl(engine, path) == 0
-    record_vote(engine, run_id="r1", annotator="cy", choice="A", a_is="fused")  # the fusion, 2 to 1
-    record_vote(engine, run_id="r1", annotator="dee", choice="A", a_is="bon", blind=False)  # not counted
-    assert ex.export_dpo_jsonl(engine, path) == 1
+    # r1: ann prefers the fusion, bob the pick: an even split has no majority, so no pair.
+    count = ex.export_dpo_jsonl(engine, path)
+    assert (count, count.even_splits, count.conflicts_left_out, count.identical) == (0, 1, 0, 1)  # r3 identical
+    q.record_vote(engine, run_id="r1", annotator="cy", choice="A", a_is="fused")  # the fusion, 2 to 1
+    q.record_vote(engine, run_id="r1", annotator="dee", choice="A", a_is="bon", blind=False)  # not counted
+    q.save_run(engine, make_run(run_id="r6", prompt="Unanimous?", system="Be brief.", texts=["no", "maybe"],
+                                fused_text="yes", created_at=6.0))
+    for name in ("ann", "bob"):
+        q.record_vote(engine, run_id="r6", annotator=name, choice="B", a_is="fused")  # both: the pick
+
+    # By default a run whose annotators disagree is left out, and counted.
+    count = ex.export_dpo_jsonl(engine, path)
+    assert (count, count.conflicts_left_out, count.even_splits) == (1, 1, 0)
+    assert count.summary() == (
+        "1 preference pair; left out: 1 run whose annotators disagree (keep them with --keep-conflicts), "
+        "1 run whose fused answer is the pick itself"
+    )
     (record,) = read_jsonl_like_datasets(path)
+    assert epoch_of(record.pop("run_created_at")) == pytest.approx(6.0)
     assert record == {
-        "prompt": "Capital of France?", "chosen": "Paris, on the Seine.", "rejected": "Paris.", "run_id": "r1",
-        "votes": {"chosen": 2, "rejected": 1}, "annotators": ["ann", "cy"],
+        "prompt": "Unanimous?", "chosen": "no", "rejected": "yes", "system": "Be brief.", "run_id": "r6",
+        "conflict": False, "votes": {"chosen": 2, "rejected": 0}, "annotators": ["ann", "bob"],
     }
-    # with the vote cast after the reveal counted too, it is 2 to 2 again
-    assert ex.export_dpo_jsonl(engine, path, include_non_blind=True) == 0
+
+    # keep_conflicts writes it by its majority, marked.
+    count = ex.export_dpo_jsonl(engine, path, keep_conflicts=True)
+    assert (count, count.conflicts_kept, count.conflicts_left_out) == (2, 1, 0)
+    assert count.summary() == '2 preference pairs (1 marked "conflict"); left out: 1 run whose fused answer is the pick itself'
+    first, second = read_jsonl_like_datasets(path)
+    assert (first["run_id"], first["conflict"], first["chosen"]) == ("r1", True, "Paris, on the Seine.")
+    assert first["votes"] == {"chosen": 2, "rejected": 1} and first["annotators"] == ["ann", "cy"]
+    assert (second["run_id"], second["conflict"]) == ("r6", False)
+    assert [r["run_id"] for r in load_with_datasets(path, "json")] == ["r1", "r6"]
+
+    # with the vote cast after the reveal counted too, r1 is 2 to 2: no majority, even when keeping conflicts
+    count = ex.export_dpo_jsonl(engine, path, include_non_blind=True, keep_conflicts=True)
+    assert (count, count.even_splits) == (1, 1)
+    assert "1 run with the decisive votes split evenly" in count.left_out()
+
+
+def test_dpo_conversational_format_keeps_the_system_message(engine, tmp_path):
+    q.record_vote(engine, run_id="r2", annotator="cy", choice="B", a_is="bon")  # the fusion wins r2
+    path = tmp_path / "dpo-conv.jsonl"
+    assert ex.export_dpo_jsonl(engine, path, dpo_format="conversational", per_vote=True) == 3
+    records = read_jsonl_like_datasets(path)
+    german = [r for r in records if r["run_id"] == "r2"]
+    assert german[0]["prompt"] == [
+        {"role": "system", "content": "Antworte auf Deutsch."},
+        {"role": "user", "content": "Schreibe ein Gedicht über Äpfel 🍎"},
+    ]
+    assert german[0]["chosen"] == [{"role": "assistant", "content": "Äpfel rot und grün 🍏"}]
+    assert german[0]["rejected"] == [{"role": "assistant", "content": "Äpfel rot"}]
+    french = [r for r in records if r["run_id"] == "r1"]
+    assert french[0]["prompt"] == [{"role": "user", "content": "Capital of France?"}]  # no system: no message
+    assert "system" not in french[0]  # it lives in the prompt
+    loaded = load_with_datasets(path, "json")
+    assert [row["prompt"] for row in loaded] == [r["prompt"] for r in records]
+    assert [row["chosen"][0]["content"] for row in loaded] == [r["chosen"][0]["content"] for r in records]
+
+    # One pair per run by default: r2 is unanimous (cy), r1 an even split.
+    count = ex.export_dpo_jsonl(engine, path, dpo_format="conversational")
+    assert (count, count.even_splits) == (1, 1)
+    assert read_jsonl_like_datasets(path)[0]["prompt"][0] == {"role": "system", "content": "Antworte auf Deutsch."}
+
+
+def test_dpo_rejects_unknown_format(engine, tmp_path):
+    with pytest.raises(InputError, match="dpo_format must be one of standard, conversational"):
+        ex.export_dpo_jsonl(engine, tmp_path / "x.jsonl", dpo_format="chatml")
+    assert not (tmp_path / "x.jsonl").exists()
 
 
 def test_sft_completion_style(engine, tmp_path):
@@ -187,7 +285,10 @@ def test_sft_completion_style(engine, tmp_path):
     assert ex.export_sft_jsonl(engine, path) == 4  # every run with a fused answer, oldest first
     records = read_jsonl_like_datasets(path)
     assert [r["completion"] for r in records] == ["Paris, on the Seine.", "Äpfel rot und grün 🍏", "same", "xy"]
-    assert all(set(r) == {"prompt", "completion"} for r in records)
+    assert all(list(r) == ["prompt", "completion", "system", "run_id", "run_created_at"] for r in records)
+    assert [r["system"] for r in records] == ["", "Antworte auf Deutsch.", "", ""]
+    assert [epoch_of(r["run_created_at"]) for r in records] == pytest.approx([1.0, 2.0, 3.0, 5.0])
+    assert load_with_datasets(path, "json") == records
 
 
 def test_sft_messages_style_and_only_winning(engine, tmp_path):
@@ -200,6 +301,8 @@ def test_sft_messages_style_and_only_winning(engine, tmp_path):
         {"role": "assistant", "content": "Äpfel rot und grün 🍏"},
     ]
     assert [m["role"] for m in records[0]["messages"]] == ["user", "assistant"]
+    assert [r["run_id"] for r in records] == ["r1", "r2", "r3"]
+    assert [row["messages"] for row in load_with_datasets(path, "json")] == [r["messages"] for r in records]
     assert ex.export_sft_jsonl(engine, tmp_path / "geo.jsonl", tag="geo", only_winning=True) == 2
 
 
@@ -217,6 +320,11 @@ def test_no_export_contains_a_key(engine, tmp_path):
     for name, fn in outputs.items():
         fn(engine, tmp_path / name)
         assert SECRET.encode() not in (tmp_path / name).read_bytes(), name
+
+
+def test_iso_utc():
+    assert ex.iso_utc(0) == "1970-01-01T00:00:00.000000Z"
+    assert ex.iso_utc(1796163994.125) == "2026-12-01T22:26:34.125000Z"
 
 
 def test_checker_catches_inconsistent_lines(tmp_path):

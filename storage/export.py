@@ -22,18 +22,8 @@ from typing import IO, Any, Iterable, Iterator
 from sqlalchemy import Engine, and_, exists, func, select
 
 from fusion.errors import InputError
-from storage.queries import (
-    VoteRecord,
-    _has_tag,
-    _reading,
-    all_votes,
-    candidates,
-    fusions,
-    picks,
-    runs,
-    valid_text,
-    votes,
-)
+from storage.sql import candidates, fusions, picks, reading, run_has_tag, runs, valid_text, votes
+from storage.votes import VoteRecord, all_votes
 
 PathOrFile = str | os.PathLike[str] | IO[str]
 
@@ -191,7 +181,7 @@ def export_dpo_jsonl(
         .order_by(votes.c.created_at, votes.c.id)
     )  # fmt: skip
     if tag:
-        stmt = stmt.where(_has_tag(tag))
+        stmt = stmt.where(run_has_tag(tag))
     if not include_non_blind and not per_vote:
         stmt = stmt.where(votes.c.blind.is_(True))
 
@@ -230,7 +220,7 @@ def export_dpo_jsonl(
                 "annotators": sorted(set(majority)),
             }  # fmt: skip
 
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         rows = conn.execute(stmt).all()
     with _target(path_or_file) as handle:
         return _write_jsonl(handle, per_vote_records(rows) if per_vote else majority_records(rows))
@@ -259,7 +249,7 @@ def export_sft_jsonl(
         .order_by(runs.c.created_at, runs.c.id)
     )
     if tag:
-        stmt = stmt.where(_has_tag(tag))
+        stmt = stmt.where(run_has_tag(tag))
     if only_winning:
         stmt = stmt.where(
             exists(select(votes.c.id).where(votes.c.run_id == runs.c.id, votes.c.winner.in_(("fused", "tie"))))
@@ -276,7 +266,7 @@ def export_sft_jsonl(
                 messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": fused}]
                 yield {"messages": messages}
 
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         rows = conn.execute(stmt).all()
     with _target(path_or_file) as handle:
         return _write_jsonl(handle, records(rows))

@@ -348,9 +348,9 @@ def init_db(url: str | None = None) -> Engine:
     """An engine with the schema up to date: what the app, the CLI and tests start with.
 
     Also fills in the per-fusion facts of rows that code older than 0003 wrote after this database was
-    migrated (``storage.queries.fill_pair_facts``; nothing to do is one index-only query), and refreshes
+    migrated (``storage.runs.fill_pair_facts``; nothing to do is one index-only query), and refreshes
     SQLite's planner statistics when the database has grown (:func:`refresh_statistics`)."""
-    from storage.queries import fill_pair_facts  # queries needs the tables module; imported late on purpose
+    from storage.runs import fill_pair_facts  # runs needs the tables module; imported late on purpose
 
     engine = make_engine(url)
     migrate(engine)

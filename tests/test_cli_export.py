@@ -17,7 +17,7 @@ from test_export import read_jsonl_like_datasets
 
 from fusion.cli import main
 from fusion.stats import win_rate
-from storage import queries as q
+from storage import votes as votes_db
 from storage.export import VOTE_FIELDS
 from storage.migrations import init_db
 
@@ -77,11 +77,11 @@ def voted_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> dict:
     for run in runs.values():
         bon = run["candidates"][run["bon"]["index"]]["text"]
         assert bon.strip() != run["fused"]["text"].strip(), "the fixture needs a fused text that differs"
-    q.record_vote(engine, run_id=ids["geo1"], annotator="ann", choice="A", a_is="fused")
-    q.record_vote(engine, run_id=ids["geo1"], annotator="bob", choice="B", a_is="bon")
-    q.record_vote(engine, run_id=ids["art1"], annotator="ann", choice="A", a_is="bon")
-    q.record_vote(engine, run_id=ids["art1"], annotator="bob", choice="tie", a_is="fused")
-    q.record_vote(engine, run_id=ids["geo2"], annotator="ann", choice="both_bad", a_is="bon")
+    votes_db.record_vote(engine, run_id=ids["geo1"], annotator="ann", choice="A", a_is="fused")
+    votes_db.record_vote(engine, run_id=ids["geo1"], annotator="bob", choice="B", a_is="bon")
+    votes_db.record_vote(engine, run_id=ids["art1"], annotator="ann", choice="A", a_is="bon")
+    votes_db.record_vote(engine, run_id=ids["art1"], annotator="bob", choice="tie", a_is="fused")
+    votes_db.record_vote(engine, run_id=ids["geo2"], annotator="ann", choice="both_bad", a_is="bon")
     return {"engine": engine, "runs": runs, "ids": ids, "db": db}
 
 
@@ -108,7 +108,7 @@ def test_votes_jsonl_and_csv(voted_db: dict, tmp_path: Path, capsys) -> None:
     )
     # The statistics of the exported file equal those of the database:
     # (1 + 1 + 0 + 0.5) / 4 = 0.625, one both_bad apart.
-    from_file, from_db = win_rate(records), win_rate(q.all_votes(voted_db["engine"]))
+    from_file, from_db = win_rate(records), win_rate(votes_db.all_votes(voted_db["engine"]))
     assert from_file == from_db
     assert from_file.rate == pytest.approx(0.625) and from_file.both_bad == 1
 

@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fusion.errors import InputError  # noqa: E402
 from storage import export as ex  # noqa: E402
-from storage import queries as q  # noqa: E402
+from storage import runs as runs_db  # noqa: E402
+from storage import votes as votes_db  # noqa: E402
 from storage.migrations import init_db  # noqa: E402
 from test_storage import make_run  # noqa: E402
 
@@ -85,13 +86,13 @@ def engine(db_url):
     ]
     runs[0].attribution.copied_fraction = float("nan")
     for run in runs:
-        q.save_run(eng, run)
-    q.record_vote(eng, run_id="r1", annotator="ann", choice="A", a_is="fused", comment="-fused is better",
+        runs_db.save_run(eng, run)
+    votes_db.record_vote(eng, run_id="r1", annotator="ann", choice="A", a_is="fused", comment="-fused is better",
                   ranking=[0, 2, 1])
-    q.record_vote(eng, run_id="r1", annotator="bob", choice="A", a_is="bon")
-    q.record_vote(eng, run_id="r2", annotator="ann", choice="tie", a_is="bon", comment="both fine\nreally")
-    q.record_vote(eng, run_id="r2", annotator="bob", choice="both_bad", a_is="fused", blind=False)
-    q.record_vote(eng, run_id="r3", annotator="ann", choice="B", a_is="bon")  # fused wins, but texts identical
+    votes_db.record_vote(eng, run_id="r1", annotator="bob", choice="A", a_is="bon")
+    votes_db.record_vote(eng, run_id="r2", annotator="ann", choice="tie", a_is="bon", comment="both fine\nreally")
+    votes_db.record_vote(eng, run_id="r2", annotator="bob", choice="both_bad", a_is="fused", blind=False)
+    votes_db.record_vote(eng, run_id="r3", annotator="ann", choice="B", a_is="bon")  # fused wins, but texts identical
     yield eng
     eng.dispose()
 
@@ -165,7 +166,7 @@ def test_dpo_pairs_per_vote_on_request(engine, tmp_path):
 
 
 def test_dpo_pairs_by_default_one_per_run_by_blind_majority(engine, tmp_path):
-    from storage.queries import record_vote
+    from storage.votes import record_vote
 
     path = tmp_path / "dpo.jsonl"
     # r1: ann prefers the fusion, bob the pick: split evenly, so no pair (contradicting pairs mislead training)

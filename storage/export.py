@@ -185,45 +185,49 @@ def export_dpo_jsonl(
     if not include_non_blind and not per_vote:
         stmt = stmt.where(votes.c.blind.is_(True))
 
-    def pair(winner: str, bon: str, fused: str) -> tuple[str, str]:
-        return (fused, bon) if winner == "fused" else (bon, fused)
-
-    def per_vote_records(rows: Iterable[Any]) -> Iterator[dict[str, Any]]:
-        for run_id, annotator, winner, blind, prompt, bon, fused in rows:
-            if bon.strip() == fused.strip():
-                continue
-            chosen, rejected = pair(winner, bon, fused)
-            yield {
-                "prompt": prompt, "chosen": chosen, "rejected": rejected, "run_id": run_id,
-                "annotator": annotator, "blind": bool(blind),
-            }  # fmt: skip
-
-    def majority_records(rows: Iterable[Any]) -> Iterator[dict[str, Any]]:
-        by_run: dict[str, dict[str, Any]] = {}
-        for run_id, annotator, winner, _blind, prompt, bon, fused in rows:
-            if bon.strip() == fused.strip():
-                continue
-            entry = by_run.setdefault(
-                run_id, {"prompt": prompt, "bon": bon, "fused": fused, "fused_won": [], "bon_won": []}
-            )
-            entry["fused_won" if winner == "fused" else "bon_won"].append(annotator)
-        for run_id, e in by_run.items():  # in the order of each run's first vote
-            n_fused, n_bon = len(e["fused_won"]), len(e["bon_won"])
-            if n_fused == n_bon:
-                continue
-            winner = "fused" if n_fused > n_bon else "bon"
-            chosen, rejected = pair(winner, e["bon"], e["fused"])
-            majority = e["fused_won"] if winner == "fused" else e["bon_won"]
-            yield {
-                "prompt": e["prompt"], "chosen": chosen, "rejected": rejected, "run_id": run_id,
-                "votes": {"chosen": len(majority), "rejected": min(n_fused, n_bon)},
-                "annotators": sorted(set(majority)),
-            }  # fmt: skip
-
     with reading(engine) as conn:
         rows = conn.execute(stmt).all()
     with _target(path_or_file) as handle:
-        return _write_jsonl(handle, per_vote_records(rows) if per_vote else majority_records(rows))
+        return _write_jsonl(handle, _per_vote_records(rows) if per_vote else _majority_records(rows))
+
+
+def _pair(winner: str, bon: str, fused: str) -> tuple[str, str]:
+    """(chosen, rejected), from which side won."""
+    return (fused, bon) if winner == "fused" else (bon, fused)
+
+def _per_vote_records(rows: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """A DPO pair per decisive vote on a pair that differs."""
+    for run_id, annotator, winner, blind, prompt, bon, fused in rows:
+        if bon.strip() == fused.strip():
+            continue
+        chosen, rejected = _pair(winner, bon, fused)
+        yield {
+            "prompt": prompt, "chosen": chosen, "rejected": rejected, "run_id": run_id,
+            "annotator": annotator, "blind": bool(blind),
+        }  # fmt: skip
+
+def _majority_records(rows: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """A DPO pair per run whose decisive votes have a majority (a tie gives none)."""
+    by_run: dict[str, dict[str, Any]] = {}
+    for run_id, annotator, winner, _blind, prompt, bon, fused in rows:
+        if bon.strip() == fused.strip():
+            continue
+        entry = by_run.setdefault(
+            run_id, {"prompt": prompt, "bon": bon, "fused": fused, "fused_won": [], "bon_won": []}
+        )
+        entry["fused_won" if winner == "fused" else "bon_won"].append(annotator)
+    for run_id, e in by_run.items():  # in the order of each run's first vote
+        n_fused, n_bon = len(e["fused_won"]), len(e["bon_won"])
+        if n_fused == n_bon:
+            continue
+        winner = "fused" if n_fused > n_bon else "bon"
+        chosen, rejected = _pair(winner, e["bon"], e["fused"])
+        majority = e["fused_won"] if winner == "fused" else e["bon_won"]
+        yield {
+            "prompt": e["prompt"], "chosen": chosen, "rejected": rejected, "run_id": run_id,
+            "votes": {"chosen": len(majority), "rejected": min(n_fused, n_bon)},
+            "annotators": sorted(set(majority)),
+        }  # fmt: skip
 
 
 def export_sft_jsonl(

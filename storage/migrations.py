@@ -61,6 +61,7 @@ def _fk() -> ForeignKey:
     return ForeignKey("runs.id", ondelete="CASCADE")
 
 
+# Long on purpose: a migration is the frozen record of one schema step, read (and never edited) as a whole.
 def _initial_tables(conn: Connection) -> None:
     """The first schema, written out in full (not taken from ``storage.tables``) so that it never changes."""
     md = MetaData()
@@ -166,6 +167,7 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+# Long on purpose, as _initial_tables: one schema step, kept whole.
 def _pairs_groups_blind(conn: Connection) -> None:
     """0003: what the annotation queue and the statistics need about a fusion, known at save time
     (``has_pair``, ``same_as_pick``, ``shares``) and readable from one covering index; blind votes; model

@@ -257,16 +257,7 @@ def record_vote(
             "client_token": token,
             "blind": blind,
         }
-        if existing is not None:
-            # Strictly later even when the clock has not ticked, so "was it replaced?" is always visible.
-            stamp = max(now, float(existing.updated_at) + 1e-6)
-            conn.execute(update(votes).where(votes.c.id == existing.id).values(**values, updated_at=stamp))
-            vote_id = int(existing.id)
-        else:
-            result = conn.execute(
-                insert(votes).values(run_id=run_id, annotator=name, **values, created_at=now, updated_at=now)
-            )
-            vote_id = int(result.inserted_primary_key[0])
+        vote_id = _store(conn, run_id, name, existing, values, now)
         if token is not None:
             conn.execute(insert(vote_tokens).values(run_id=run_id, annotator=name, client_token=token, created_at=now))
         return vote_id
@@ -277,6 +268,19 @@ def record_vote(
         return _vote_records(conn, votes.c.id == work(conn))[0]
 
     return write(engine, work_and_read)
+
+
+def _store(conn: Connection, run_id: str, name: str, existing: Any, values: dict[str, Any], now: float) -> int:
+    """Insert the vote, or replace ``existing``; return its id."""
+    if existing is not None:
+        # Strictly later even when the clock has not ticked, so "was it replaced?" is always visible.
+        stamp = max(now, float(existing.updated_at) + 1e-6)
+        conn.execute(update(votes).where(votes.c.id == existing.id).values(**values, updated_at=stamp))
+        return int(existing.id)
+    result = conn.execute(
+        insert(votes).values(run_id=run_id, annotator=name, **values, created_at=now, updated_at=now)
+    )
+    return int(result.inserted_primary_key[0])
 
 
 def _checked_fields(

@@ -654,3 +654,24 @@ def test_attribution_rows_and_existing_run_ids(tmp_path: Path) -> None:
     assert ra.contributors(1.01) == 0
     assert [r.run_id for r in stats_reads.attribution_rows(engine, tag="geo")] == ["run-a"]
     assert stats_reads.attribution_rows(engine, tag="none") == []
+
+
+def test_output_lines_are_valid_utf8_with_what_the_database_stores(tmp_path: Path, db_path: Path) -> None:
+    from fusion.jsonl import json_line
+
+    assert json_line({"t": "a\ud800b\x00"}) == '{"t": "a\ufffdb\\u0000"}\n'  # NUL stays escaped
+    with pytest.raises(ValueError):
+        json_line({"score": float("nan")})
+    # A candidate with a lone surrogate (an escape in the input JSON) and a NUL: the output file is still
+    # UTF-8, and the run reads back from it as the database stores it.
+    src = tmp_path / "in.jsonl"
+    odd = [PARIS[0] + " \\ud800", PARIS[1] + " \\u0000", PARIS[2]]
+    src.write_text('{"id": "odd", "prompt": "Capital?", "candidates": ["' + '", "'.join(odd) + '"]}\n', encoding="utf-8")
+    out = tmp_path / "runs.jsonl"
+    assert main(["batch", str(src), "-o", str(out), "--offline", "-q"]) == 0
+    (record,) = [json.loads(line) for line in out.read_bytes().decode("utf-8").splitlines()]
+    texts = [c["text"] for c in record["candidates"]]
+    assert texts[0].endswith(" \ufffd") and texts[1].endswith(" \x00")  # the file keeps NUL, escaped
+    stored = runs_db.load_run(init_db(db_url(db_path)), record["id"])
+    assert [c.text for c in stored.candidates][0] == texts[0]
+    assert stored.candidates[1].text.endswith(" \ufffd")  # the database cannot hold NUL

@@ -64,14 +64,14 @@ def _ordered_queue(queue: list[str]) -> list[str]:
 
 
 def _voted(engine: Any, run_id: str, annotator: str) -> bool:
-    from storage.queries import get_vote
+    from storage.votes import get_vote
 
     return get_vote(engine, run_id, annotator) is not None
 
 
 def _next_run(engine: Any, queue: list[str]) -> Run | None:
     """The run to show: the current one while it is still to do, else the first one in the queue."""
-    from storage.queries import load_run
+    from storage.runs import load_run
 
     current = st.session_state.get(CURRENT)
     order = _ordered_queue(queue)
@@ -118,7 +118,7 @@ def _on_voted(vote: Any) -> None:
 
 
 def _undo() -> None:
-    from storage.queries import delete_vote
+    from storage.votes import delete_vote
 
     last = st.session_state.pop(LAST, None)
     if not last:
@@ -156,7 +156,8 @@ def _skip(run_id: str) -> None:
 
 def _ranking_step(engine: Any, pending: dict[str, Any]) -> None:
     """After the vote, identities are known, so the candidates can be shown and ranked without unblinding."""
-    from storage.queries import load_run, record_vote
+    from storage.runs import load_run
+    from storage.votes import record_vote
 
     run = load_run(engine, pending["run_id"])
     st.success(pending["message"])
@@ -206,7 +207,7 @@ def _ranking_step(engine: Any, pending: dict[str, Any]) -> None:
 def _show_last(engine: Any, annotator: str, tag: str | None) -> None:
     """The previous vote with an Undo button: the one just cast (with its reveal), or after a reload the
     annotator's most recent vote as stored."""
-    from storage.queries import last_vote
+    from storage.votes import last_vote
 
     notice = st.session_state.pop(NOTICE, None)
     if notice:
@@ -230,7 +231,8 @@ def _show_last(engine: Any, annotator: str, tag: str | None) -> None:
 
 
 def page() -> None:
-    from storage.queries import all_tags, annotation_queue, count_unpaired, queue_counts
+    from storage.listing import all_tags
+    from storage.votes import annotation_queue, count_unpaired, queue_counts
 
     engine = deps.get_engine()
     st.title("Annotate")

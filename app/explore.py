@@ -238,7 +238,7 @@ def resolve_mode(default: str) -> str:
 
 
 def _load(run_id: str) -> Run | None:
-    from storage.queries import load_run
+    from storage.runs import load_run
 
     shown = st.session_state.get(SHOWN)
     if shown and shown[0] == ("run", run_id):
@@ -385,7 +385,7 @@ def finish(run: Run, config: MethodConfig, *, attempt: tuple[Any, ...], stream_f
 
 
 def save(run: Run) -> None:
-    from storage.queries import save_run
+    from storage.runs import save_run
 
     try:
         save_run(deps.get_engine(), run)
@@ -527,7 +527,7 @@ def scenario_run(scenario: Any, config: MethodConfig, attempt: tuple[Any, ...]) 
     """The scenario's run under ``config``: loaded when the offline run is already saved (its id is
     deterministic), otherwise computed and saved."""
     from fusion.scenarios import scenario_to_run
-    from storage.queries import load_run
+    from storage.runs import load_run
 
     run = scenario_to_run(scenario)
     run.tags = [scenario.category, scenario.language, "scenario"]

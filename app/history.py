@@ -88,7 +88,8 @@ def _day_bounds(value: Any) -> tuple[float | None, float | None]:
 
 def show_one(engine: Any, raw_id: str) -> None:
     from components.report import run_report_html
-    from storage.queries import delete_run, load_run, votes_for_run
+    from storage.runs import delete_run, load_run
+    from storage.votes import votes_for_run
 
     run = load_run(engine, raw_id) if 0 < len(raw_id) <= MAX_ID_CHARS else None
     st.button("Back to all runs", key=f"{KEY}_back", on_click=_close)
@@ -166,7 +167,7 @@ def show_one(engine: Any, raw_id: str) -> None:
 
 def filters(engine: Any) -> dict[str, Any]:
     from fusion.types import MAX_N
-    from storage.queries import all_models, all_tags
+    from storage.listing import all_models, all_tags
 
     with st.container(border=True):
         text = st.text_input(
@@ -202,7 +203,7 @@ def filters(engine: Any) -> dict[str, Any]:
 def show_list(engine: Any) -> None:
     import pandas as pd
 
-    from storage.queries import count_runs, list_runs
+    from storage.listing import count_runs, list_runs
 
     st.title("History")
     st.caption("Every saved run. Select a row to open it; each run has a permalink you can share.")

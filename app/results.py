@@ -118,7 +118,7 @@ def fingerprint(engine: Any, tag: str | None) -> str | None:
     With it the page skips reading every vote and attribution when nothing changed (about 0.2 s and 0.3 s
     at 15,000 votes on 5,000 runs); without it the votes are read and :func:`signature` decides.
     """
-    from storage.queries import runs_signature, votes_signature
+    from storage.stats_reads import runs_signature, votes_signature
 
     # The engine's URL too: two databases (tests, a second deployment) may give the same fingerprint.
     return f"{engine.url!r}|{votes_signature(engine, tag=tag)}|{runs_signature(engine, tag=tag)}"
@@ -126,7 +126,7 @@ def fingerprint(engine: Any, tag: str | None) -> str | None:
 
 @st.cache_data(show_spinner="Computing statistics ...", max_entries=16)
 def _summary_for(key: str, include_non_blind: bool, tag: str | None, _engine: Any) -> ResultsSummary | None:
-    from storage.queries import all_votes
+    from storage.votes import all_votes
 
     votes = all_votes(_engine, tag=tag)
     return compute(signature(votes, tag), include_non_blind, votes) if votes else None
@@ -138,14 +138,14 @@ def vote_summary(engine: Any, tag: str | None, include_non_blind: bool) -> Resul
     key = fingerprint(engine, tag)
     if key is not None:
         return _summary_for(key, include_non_blind, tag, engine)
-    from storage.queries import all_votes
+    from storage.votes import all_votes
 
     votes = all_votes(engine, tag=tag)
     return compute(signature(votes, tag), include_non_blind, votes) if votes else None
 
 
 def _attribution_values(engine: Any, tag: str | None) -> dict[str, list[float | int | None]] | None:
-    from storage.queries import attribution_rows
+    from storage.stats_reads import attribution_rows
 
     rows = attribution_rows(engine, tag=tag)
     if not rows:
@@ -625,7 +625,7 @@ def _vote_statistics(engine: Any, tag: str | None) -> None:
 
 
 def page() -> None:
-    from storage.queries import all_tags, count_runs
+    from storage.listing import all_tags, count_runs
 
     engine = deps.get_engine()
     st.title("Results")

@@ -231,7 +231,7 @@ def cast_vote(
 ) -> None:
     """Record a vote (a button callback). Messages go to the flash slot of ``key``; nothing is raised."""
     from fusion.errors import InputError
-    from storage.queries import get_vote, record_vote
+    from storage.votes import get_vote, record_vote
 
     name = _name_for_vote(key, ask_name)
     if not name:
@@ -327,7 +327,7 @@ def show_blind_vote(
 
 def _vote_box(run: Run, *, engine: Any, key: str, ask_name: bool) -> None:
     """After the reveal: this person's vote (or that they have none) and buttons to cast or change it."""
-    from storage.queries import get_vote
+    from storage.votes import get_vote
 
     name = person()
     existing = get_vote(engine, run.id, name) if name else None
@@ -537,7 +537,7 @@ def shown_blind(run: Run, engine: Any) -> bool:
     sides (the labelled view, the HTML report) waits until this is False."""
     if not is_votable(run) or run.id in seen_runs():
         return False
-    from storage.queries import get_vote
+    from storage.votes import get_vote
 
     name = person()
     return not (name and get_vote(engine, run.id, name) is not None)

@@ -8,7 +8,8 @@ Nothing here changes what the app does: the same functions are called with the s
 wrapped (at runtime, in this server process only) to record its inclusive and exclusive (self) time,
 kept on a per-thread stack so that nested calls are not counted twice. What is wrapped:
 
-- every public function of ``storage.queries`` (the database: each call is one or a few queries);
+- every public function of ``storage.runs``, ``storage.listing``, ``storage.votes`` and
+  ``storage.stats_reads`` (the database: each call is one or a few queries);
 - the engine work the views do: kept reports, the sentence diff, the share partition, the statistics, and
   the offline pick, fusion and attribution of a run being made;
 - the component builders: Markdown and attribution HTML, candidate cards, diff HTML, plotly figures;
@@ -185,8 +186,13 @@ def install() -> None:
 
     starlette_websocket.serialize_forward_msg = serialize_timed
 
-    import storage.queries
-    wrap_module(storage.queries)
+    import storage.listing
+    import storage.runs
+    import storage.stats_reads
+    import storage.votes
+
+    for module in (storage.runs, storage.listing, storage.votes, storage.stats_reads):
+        wrap_module(module)
     import fusion.attribution
     import fusion.diff
     import fusion.fusors

@@ -463,7 +463,9 @@ def fixture(db: Path) -> Fixture:
     from fusion.pipeline import run_supplied
     from fusion.scenarios import load_scenarios
     from fusion.types import Prompt
-    from storage import queries as q
+    from storage import listing
+    from storage import runs as runs_db
+    from storage import votes as votes_db
     from storage.db import make_engine
 
     votable, titles = [], {}
@@ -478,8 +480,8 @@ def fixture(db: Path) -> Fixture:
     try:
         run_id, run_n = None, 0
         for n in (8, 7, 6, 5):
-            for summary in q.list_runs(engine, n=n, limit=40):
-                run = q.load_run(engine, summary.id)
+            for summary in listing.list_runs(engine, n=n, limit=40):
+                run = runs_db.load_run(engine, summary.id)
                 if run is not None and run.bon_text and run.fused and run.bon_text.strip() != run.fused.text.strip():
                     run_id, run_n = run.id, len(run.candidates)
                     break
@@ -487,7 +489,7 @@ def fixture(db: Path) -> Fixture:
                 break
         if run_id is None:
             raise SystemExit(f"{db} holds no votable run with 5 to 8 candidates; is it a make_big_db.py database?")
-        runs, votes = q.count_runs(engine), len(q.all_votes(engine))
+        runs, votes = listing.count_runs(engine), len(votes_db.all_votes(engine))
     finally:
         engine.dispose()
     return Fixture(votable, titles, len(all_scenarios), run_id, run_n, runs, votes)
@@ -738,7 +740,7 @@ class Bench:
         ctx.close()
 
     def results_flows(self, server: AppServer, db: Path) -> None:
-        from storage import queries as q
+        from storage import votes as votes_db
         from storage.db import make_engine
 
         self.note_load("results")
@@ -768,9 +770,9 @@ class Bench:
             self.record("results_new_tab", sample)
         engine = make_engine(f"sqlite:///{db}")
         try:
-            queue = q.annotation_queue(engine, "bench-results", limit=self.repeats + 1)
+            queue = votes_db.annotation_queue(engine, "bench-results", limit=self.repeats + 1)
             for k in range(self.repeats):
-                q.record_vote(engine, run_id=queue[k], annotator="bench-results", choice="A", a_is="fused",
+                votes_db.record_vote(engine, run_id=queue[k], annotator="bench-results", choice="A", a_is="fused",
                               client_token=uuid.uuid4().hex)
                 sample = probe.measure(go("Results"), "results")
                 self.record("results_after_vote", sample)
@@ -826,7 +828,7 @@ def fmt_s(ms: float) -> str:
 def category(name: str) -> str:
     if name.startswith("import "):
         return "imports"
-    if name.startswith("storage.queries."):
+    if name.startswith(("storage.runs.", "storage.listing.", "storage.votes.", "storage.stats_reads.")):
         return "database"
     if name.startswith("fusion.") or name == "app.run_view.derived":
         return "engine"

@@ -13,8 +13,8 @@ an LLM fusor rarely does, so reused runs are drawn to make about 10% identical p
 
 The 9 built-in scenarios are saved once each (source ``scenario:<id>``, persona "models"). Votes come
 from 6 annotators on overlapping runs; about one in ten is marked as cast after the reveal (not blind).
-Everything is written through storage.queries (save_run, record_vote), so the data has the shape the app
-writes.
+Everything is written through storage.runs.save_run and storage.votes.record_vote, so the data has the
+shape the app writes.
 
     .venv/bin/python bench/make_big_db.py [--url URL] [--runs 5000] [--votes 15000] [--seed 7]
 
@@ -177,17 +177,19 @@ def build(
 ) -> Built:
     """Fill the (empty) database at ``url``; the same arguments give the same database. ``made`` reuses
     engine runs already made (by :func:`make_engine_runs` with the same ``real``, ``seed`` and ``data``)."""
-    from storage import queries as q
+    from storage import listing
+    from storage import runs as runs_db
+    from storage import votes as votes_db
     from storage.migrations import init_db
 
     engine = init_db(url)
     try:
-        if q.count_runs(engine):
+        if listing.count_runs(engine):
             raise SystemExit(f"{url} already holds runs; make_big_db only fills an empty database.")
         made = made or make_engine_runs(real=real, seed=seed, data=data, progress=progress)
         rng = random.Random(seed + 1)
         pool, scenarios = made.pool[:runs], made.scenarios
-        from storage.queries import is_identical
+        from storage.runs import is_identical
 
         identical_pool = [r for r in pool if is_identical(r)]
         differing_pool = [r for r in pool if not is_identical(r)] or identical_pool
@@ -212,15 +214,15 @@ def build(
                 source="batch" if rng.random() < 0.85 else "live",
                 created_at=start + rng.uniform(0, DAYS * 86400),
             )
-            q.save_run(engine, run)
+            runs_db.save_run(engine, run)
             if (k + 1) % 1000 == 0:
                 progress(f"  saved {k + 1}/{n_plain} runs, {time.perf_counter() - t0:.0f} s")
         for run in scenarios[: max(0, runs - n_plain)]:
-            q.save_run(engine, replace(run, created_at=start + rng.uniform(0, DAYS * 86400)))
+            runs_db.save_run(engine, replace(run, created_at=start + rng.uniform(0, DAYS * 86400)))
         save_seconds = time.perf_counter() - t0
 
-        counts = q.queue_counts(engine, ANNOTATORS[0])
-        votable = q.annotation_queue(engine, ANNOTATORS[0], limit=None)
+        counts = votes_db.queue_counts(engine, ANNOTATORS[0])
+        votable = votes_db.annotation_queue(engine, ANNOTATORS[0], limit=None)
         t0 = time.perf_counter()
         per_annotator = [votes // len(ANNOTATORS) + (1 if i < votes % len(ANNOTATORS) else 0)
                          for i in range(len(ANNOTATORS))]
@@ -229,7 +231,7 @@ def build(
             for run_id in rng.sample(votable, min(quota, len(votable))):
                 blind = rng.random() >= NOT_BLIND_RATE
                 choice = rng.choices(("A", "B", "tie", "both_bad"), (0.42, 0.42, 0.1, 0.06))[0]
-                q.record_vote(engine, run_id=run_id, annotator=name, choice=choice, a_is=rng.choice(("bon", "fused")),
+                votes_db.record_vote(engine, run_id=run_id, annotator=name, choice=choice, a_is=rng.choice(("bon", "fused")),
                               comment="too long" if rng.random() < 0.03 else None, blind=blind,
                               client_token=f"{name}:{run_id}")
                 cast += 1
@@ -237,7 +239,7 @@ def build(
             progress(f"  votes by {name}: {min(quota, len(votable))}, {time.perf_counter() - t0:.0f} s")
         vote_seconds = time.perf_counter() - t0
         return Built(
-            runs=q.count_runs(engine), votes=cast, identical=counts.identical, not_blind=not_blind,
+            runs=listing.count_runs(engine), votes=cast, identical=counts.identical, not_blind=not_blind,
             engine_runs=len(pool) + len(scenarios), engine_seconds=made.seconds, save_seconds=save_seconds,
             vote_seconds=vote_seconds, source=made.source,
         )

@@ -73,7 +73,8 @@ def build(
 ) -> dict[str, Any]:
     """Fill a new SQLite database at ``db_path``; return what was made and how long it took."""
     from storage.migrations import init_db
-    from storage.queries import record_vote, save_run
+    from storage.runs import save_run
+    from storage.votes import record_vote
 
     if db_path.exists():
         raise SystemExit(f"{db_path} exists; choose a new file")

@@ -107,7 +107,8 @@ def server_breakdown(db: Path, repeats: int) -> dict[str, float]:
     from streamlit.testing.v1 import AppTest
 
     from storage.db import make_engine
-    from storage.queries import all_votes, attribution_rows
+    from storage.stats_reads import attribution_rows
+    from storage.votes import all_votes
 
     os.environ["FUSION_DB_PATH"] = str(db)
     st.cache_resource.clear()
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         f"Server side of a warm run of the current page (AppTest in one process, CPU seconds, median of {a.repeats}): "
-        f"{parts['page']:.2f} s, of which reading the votes (`storage.queries.all_votes`) {parts['all_votes']:.2f} s "
+        f"{parts['page']:.2f} s, of which reading the votes (`storage.votes.all_votes`) {parts['all_votes']:.2f} s "
         f"and the attribution rows (`attribution_rows`) {parts['attribution_rows']:.2f} s: everything else "
         f"(cached statistics, figures, tables, AppTest's own polling) {parts['rest']:.2f} s.",
     ]

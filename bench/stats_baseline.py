@@ -7,7 +7,7 @@ the same numbers from the same votes.
 
 A *vote* is any object with the attributes ``run_id``, ``annotator``, ``winner`` (``fused`` | ``bon`` |
 ``tie`` | ``both_bad``), ``a_is`` (``bon`` | ``fused``: the side shown as Response A), ``choice`` (``A`` |
-``B`` | ``tie`` | ``both_bad``), ``n``, ``models`` and ``tags`` - :class:`storage.queries.VoteRecord` - or a
+``B`` | ``tie`` | ``both_bad``), ``n``, ``models`` and ``tags`` - :class:`storage.votes.VoteRecord` - or a
 mapping with those keys (a line of the votes JSON Lines export).
 
 Conventions:

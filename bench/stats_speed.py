@@ -1,7 +1,7 @@
 """The Results page's vote statistics: the pure-Python module of commit 844602b (bench/stats_baseline.py)
 against the numpy one (fusion.stats), in the same run, on synthetic votes.
 
-Votes: storage.queries.VoteRecord objects, by default 15,000 over 5,000 runs from 6 annotators (3 per
+Votes: storage.votes.VoteRecord objects, by default 15,000 over 5,000 runs from 6 annotators (3 per
 run), runs with N of 2 to 8 candidates from a pool of real model names (a fifth of them scenario runs, whose
 candidates are personas), tags from a small set, and one vote in ten cast non-blind. What is timed is what
 the page computes on a cache miss:
@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 import stats_baseline as old  # noqa: E402
 from fusion import stats as new  # noqa: E402
-from storage.queries import VoteRecord  # noqa: E402
+from storage.votes import VoteRecord  # noqa: E402
 
 MODELS = [
     "openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-3-5-haiku-latest", "cohere/command-r",

@@ -42,7 +42,10 @@ from sqlalchemy import Engine, event, exists, func, select, text  # noqa: E402
 
 import make_big_db  # noqa: E402
 from storage import export  # noqa: E402
-from storage import queries as q  # noqa: E402
+from storage import listing, stats_reads  # noqa: E402
+from storage import runs as runs_db  # noqa: E402
+from storage import sql as store_sql  # noqa: E402
+from storage import votes as votes_db  # noqa: E402
 from storage.migrations import init_db  # noqa: E402
 
 VOTES_PER_RUN = 3
@@ -55,8 +58,8 @@ ANNOTATOR = make_big_db.ANNOTATORS[0]
 
 def before_all_models(engine: Engine) -> list[str]:
     """Parse every distinct runs.models JSON (what all_models did, without the persona grouping)."""
-    with q._reading(engine) as conn:
-        raw = conn.execute(select(q.runs.c.models).distinct()).scalars().all()
+    with store_sql.reading(engine) as conn:
+        raw = conn.execute(select(store_sql.runs.c.models).distinct()).scalars().all()
     names: set[str] = set()
     for value in raw:
         names.update(json.loads(value))
@@ -65,10 +68,10 @@ def before_all_models(engine: Engine) -> list[str]:
 
 def before_model_filter_count(engine: Engine, model: str) -> int:
     """count_runs(model=...) as a LIKE over the models JSON of every run."""
-    with q._reading(engine) as conn:
+    with store_sql.reading(engine) as conn:
         return int(
             conn.execute(
-                select(func.count()).select_from(q.runs).where(q.runs.c.models.contains(json.dumps(model), autoescape=True))
+                select(func.count()).select_from(store_sql.runs).where(store_sql.runs.c.models.contains(json.dumps(model), autoescape=True))
             ).scalar_one()
         )
 
@@ -76,33 +79,33 @@ def before_model_filter_count(engine: Engine, model: str) -> int:
 def before_attribution_shares(engine: Engine) -> list[list[float]]:
     """The shares of every attributed run, parsed out of the full attribution JSON (spans included)."""
     stmt = (
-        select(q.fusions.c.attribution)
-        .select_from(q.runs.join(q.fusions, q.fusions.c.run_id == q.runs.c.id))
-        .where(q.fusions.c.error.is_(None), q.fusions.c.attribution.is_not(None))
-        .order_by(q.runs.c.created_at, q.runs.c.id)
+        select(store_sql.fusions.c.attribution)
+        .select_from(store_sql.runs.join(store_sql.fusions, store_sql.fusions.c.run_id == store_sql.runs.c.id))
+        .where(store_sql.fusions.c.error.is_(None), store_sql.fusions.c.attribution.is_not(None))
+        .order_by(store_sql.runs.c.created_at, store_sql.runs.c.id)
     )
-    with q._reading(engine) as conn:
+    with store_sql.reading(engine) as conn:
         return [[float(x) for x in json.loads(raw).get("shares", [])] for raw in conn.execute(stmt).scalars()]
 
 
 def before_queue_progress(engine: Engine, annotator: str) -> tuple[int, int]:
     """Two counts over every run with a pair, identical pairs included, the pair decided from the texts
     (the old queue_progress)."""
-    runs, picks, fusions, votes = q.runs, q.picks, q.fusions, q.votes
+    runs, picks, fusions, votes = store_sql.runs, store_sql.picks, store_sql.fusions, store_sql.votes
     voted = exists(select(votes.c.id).where(votes.c.run_id == runs.c.id, votes.c.annotator == annotator))
     base = (
         select(func.count())
         .select_from(runs.join(picks, picks.c.run_id == runs.c.id).join(fusions, fusions.c.run_id == runs.c.id))
         .where(picks.c.idx.is_not(None), fusions.c.error.is_(None), func.trim(fusions.c.text) != "")
     )
-    with q._reading(engine) as conn:
+    with store_sql.reading(engine) as conn:
         return int(conn.execute(base.where(voted)).scalar_one()), int(conn.execute(base).scalar_one())
 
 
-def before_all_votes(engine: Engine) -> list[q.VoteRecord]:
+def before_all_votes(engine: Engine) -> list[votes_db.VoteRecord]:
     """all_votes as it was: rows as mappings, every models list parsed per vote, fusion columns from the
     table row (on SQLite behind the fused text and spans)."""
-    runs, picks, fusions, votes = q.runs, q.picks, q.fusions, q.votes
+    runs, picks, fusions, votes = store_sql.runs, store_sql.picks, store_sql.fusions, store_sql.votes
     stmt = (
         select(votes, runs.c.n, runs.c.models, runs.c.source, runs.c.prompt, picks.c.idx.label("bon_index"),
                picks.c.method.label("bon_method"), fusions.c.method.label("fused_method"),
@@ -112,7 +115,7 @@ def before_all_votes(engine: Engine) -> list[q.VoteRecord]:
         .outerjoin(fusions, fusions.c.run_id == votes.c.run_id)
         .order_by(votes.c.created_at, votes.c.id)
     )
-    with q._reading(engine) as conn:
+    with store_sql.reading(engine) as conn:
         if engine.dialect.name == "sqlite":
             # The primary-key lookup of the old schema, not the covering index 0003 added.
             sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
@@ -121,12 +124,12 @@ def before_all_votes(engine: Engine) -> list[q.VoteRecord]:
             rows = conn.exec_driver_sql(sql).mappings().all()
         else:
             rows = conn.execute(stmt).mappings().all()
-        tags = q._tags_by_run(conn, subquery=select(votes.c.run_id))
+        tags = store_sql.tags_by_run(conn, subquery=select(votes.c.run_id))
     return [
-        q.VoteRecord(
+        votes_db.VoteRecord(
             id=r["id"], run_id=r["run_id"], annotator=r["annotator"], choice=r["choice"], a_is=r["a_is"],
-            winner=r["winner"], comment=r["comment"], ranking=q._loads(r["ranking"]), client_token=r["client_token"],
-            created_at=r["created_at"], updated_at=r["updated_at"], n=r["n"], models=q._loads(r["models"], []),
+            winner=r["winner"], comment=r["comment"], ranking=store_sql.loads(r["ranking"]), client_token=r["client_token"],
+            created_at=r["created_at"], updated_at=r["updated_at"], n=r["n"], models=store_sql.loads(r["models"], []),
             tags=tags.get(r["run_id"], []), source=r["source"], prompt=r["prompt"], bon_index=r["bon_index"],
             bon_method=r["bon_method"], fused_method=r["fused_method"], copied_fraction=r["copied_fraction"],
             blind=bool(r["blind"]),
@@ -139,7 +142,7 @@ def before_votes_signature(engine: Engine) -> str:
     """What the Results page did on every rerun to know whether its statistics were still valid: load every
     vote and hash it (app/results.py ``_signature``)."""
     digest = hashlib.sha256(b"")
-    for v in q.all_votes(engine):
+    for v in votes_db.all_votes(engine):
         digest.update(f"{v.id}|{v.updated_at!r}|{v.winner}|{v.choice}|{v.run_id}|{v.annotator}\n".encode())
     return digest.hexdigest()
 
@@ -158,34 +161,34 @@ def cases(tag: str, model: str, run_id: str) -> list[Case]:
     """What the pages call on a rerun (Annotate, History, Results), then the write path of a vote."""
 
     def vote_and_undo(engine: Engine) -> None:
-        q.record_vote(engine, run_id=run_id, annotator="bench", choice="A", a_is="fused", blind=False)
-        q.delete_vote(engine, run_id, "bench")
+        votes_db.record_vote(engine, run_id=run_id, annotator="bench", choice="A", a_is="fused", blind=False)
+        votes_db.delete_vote(engine, run_id, "bench")
 
     return [
-        Case("queue_counts(annotator)", lambda e: q.queue_counts(e, ANNOTATOR), "Annotate"),
-        Case("queue_counts(annotator, tag)", lambda e: q.queue_counts(e, ANNOTATOR, tag), "Annotate"),
-        Case("annotation_queue(annotator, limit=None)", lambda e: q.annotation_queue(e, ANNOTATOR, limit=None),
+        Case("queue_counts(annotator)", lambda e: votes_db.queue_counts(e, ANNOTATOR), "Annotate"),
+        Case("queue_counts(annotator, tag)", lambda e: votes_db.queue_counts(e, ANNOTATOR, tag), "Annotate"),
+        Case("annotation_queue(annotator, limit=None)", lambda e: votes_db.annotation_queue(e, ANNOTATOR, limit=None),
              "Annotate"),
-        Case("annotation_queue(annotator, limit=50)", lambda e: q.annotation_queue(e, ANNOTATOR), "Annotate"),
-        Case("last_vote(annotator)", lambda e: q.last_vote(e, ANNOTATOR), "Annotate (undo)"),
-        Case("get_vote(run, annotator)", lambda e: q.get_vote(e, run_id, ANNOTATOR), "Annotate, History"),
-        Case("load_run(run)", lambda e: q.load_run(e, run_id), "Annotate, History"),
-        Case("run_exists(run)", lambda e: q.run_exists(e, run_id), "Explore"),
-        Case("all_tags()", q.all_tags, "every page"),
-        Case("all_models()", q.all_models, "History"),
-        Case("list_runs() (50 newest)", lambda e: q.list_runs(e), "History"),
-        Case("list_runs(tag)", lambda e: q.list_runs(e, tag=tag), "History"),
-        Case("list_runs(model)", lambda e: q.list_runs(e, model=model), "History"),
-        Case("list_runs(text)", lambda e: q.list_runs(e, text="retinoid"), "History: substring search"),
-        Case("count_runs()", lambda e: q.count_runs(e), "History, Results"),
-        Case("count_runs(tag)", lambda e: q.count_runs(e, tag=tag), "History"),
-        Case("count_runs(model)", lambda e: q.count_runs(e, model=model), "History"),
-        Case("all_votes()", lambda e: q.all_votes(e), "Results"),
-        Case("all_votes(tag)", lambda e: q.all_votes(e, tag=tag), "Results"),
-        Case("votes_signature()", lambda e: q.votes_signature(e), "Results: cache key for the vote statistics"),
-        Case("runs_signature()", lambda e: q.runs_signature(e), "Results: cache key for attribution_rows"),
-        Case("attribution_rows()", lambda e: q.attribution_rows(e), "Results"),
-        Case("attribution_rows(tag)", lambda e: q.attribution_rows(e, tag=tag), "Results"),
+        Case("annotation_queue(annotator, limit=50)", lambda e: votes_db.annotation_queue(e, ANNOTATOR), "Annotate"),
+        Case("last_vote(annotator)", lambda e: votes_db.last_vote(e, ANNOTATOR), "Annotate (undo)"),
+        Case("get_vote(run, annotator)", lambda e: votes_db.get_vote(e, run_id, ANNOTATOR), "Annotate, History"),
+        Case("load_run(run)", lambda e: runs_db.load_run(e, run_id), "Annotate, History"),
+        Case("run_exists(run)", lambda e: runs_db.run_exists(e, run_id), "Explore"),
+        Case("all_tags()", listing.all_tags, "every page"),
+        Case("all_models()", listing.all_models, "History"),
+        Case("list_runs() (50 newest)", lambda e: listing.list_runs(e), "History"),
+        Case("list_runs(tag)", lambda e: listing.list_runs(e, tag=tag), "History"),
+        Case("list_runs(model)", lambda e: listing.list_runs(e, model=model), "History"),
+        Case("list_runs(text)", lambda e: listing.list_runs(e, text="retinoid"), "History: substring search"),
+        Case("count_runs()", lambda e: listing.count_runs(e), "History, Results"),
+        Case("count_runs(tag)", lambda e: listing.count_runs(e, tag=tag), "History"),
+        Case("count_runs(model)", lambda e: listing.count_runs(e, model=model), "History"),
+        Case("all_votes()", lambda e: votes_db.all_votes(e), "Results"),
+        Case("all_votes(tag)", lambda e: votes_db.all_votes(e, tag=tag), "Results"),
+        Case("votes_signature()", lambda e: stats_reads.votes_signature(e), "Results: cache key for the vote statistics"),
+        Case("runs_signature()", lambda e: stats_reads.runs_signature(e), "Results: cache key for attribution_rows"),
+        Case("attribution_rows()", lambda e: stats_reads.attribution_rows(e), "Results"),
+        Case("attribution_rows(tag)", lambda e: stats_reads.attribution_rows(e, tag=tag), "Results"),
         Case("record_vote + delete_vote", vote_and_undo, "write path"),
         Case("export_votes_csv", lambda e: export.export_votes_csv(e, io.StringIO()), "Results: download"),
     ]
@@ -193,15 +196,15 @@ def cases(tag: str, model: str, run_id: str) -> list[Case]:
 
 def before_after(model: str) -> list[tuple[str, Case, Case]]:
     return [
-        ("all_models", Case("before", before_all_models), Case("after", q.all_models)),
+        ("all_models", Case("before", before_all_models), Case("after", listing.all_models)),
         ("count_runs(model)", Case("before", lambda e: before_model_filter_count(e, model)),
-         Case("after", lambda e: q.count_runs(e, model=model))),
-        ("attribution shares", Case("before", before_attribution_shares), Case("after", q.attribution_rows)),
+         Case("after", lambda e: listing.count_runs(e, model=model))),
+        ("attribution shares", Case("before", before_attribution_shares), Case("after", stats_reads.attribution_rows)),
         ("queue counts", Case("before", lambda e: before_queue_progress(e, ANNOTATOR)),
-         Case("after", lambda e: q.queue_counts(e, ANNOTATOR))),
-        ("all_votes", Case("before", before_all_votes), Case("after", q.all_votes)),
+         Case("after", lambda e: votes_db.queue_counts(e, ANNOTATOR))),
+        ("all_votes", Case("before", before_all_votes), Case("after", votes_db.all_votes)),
         ("is the vote cache still valid?", Case("before", before_votes_signature),
-         Case("after", q.votes_signature)),
+         Case("after", stats_reads.votes_signature)),
     ]
 
 
@@ -284,7 +287,7 @@ def bench_backend(label: str, urls: dict[str, str], made: make_big_db.EngineRuns
     for key, runs in sizes.items():
         votes = VOTES_PER_RUN * runs
         engine = init_db(urls[key])
-        stored = q.count_runs(engine), len(q.all_votes(engine))
+        stored = listing.count_runs(engine), len(votes_db.all_votes(engine))
         engine.dispose()
         if stored == (runs, votes):  # kept from an earlier run with --workdir
             log(f"[{label}] reusing {key}: {runs} runs, {votes} votes")
@@ -295,8 +298,8 @@ def bench_backend(label: str, urls: dict[str, str], made: make_big_db.EngineRuns
     engines = {k: init_db(u) for k, u in urls.items()}
     for key, engine in engines.items():
         if built[key].identical < 0:
-            built[key].identical = q.queue_counts(engine, ANNOTATOR).identical
-            built[key].not_blind = sum(not v.blind for v in q.all_votes(engine))
+            built[key].identical = votes_db.queue_counts(engine, ANNOTATOR).identical
+            built[key].not_blind = sum(not v.blind for v in votes_db.all_votes(engine))
     try:
         if engines["big"].dialect.name == "postgresql":
             with engines["big"].connect() as conn:  # what autovacuum does soon after a bulk load
@@ -309,11 +312,11 @@ def bench_backend(label: str, urls: dict[str, str], made: make_big_db.EngineRuns
                     conn.execute(text("ANALYZE"))
                     conn.commit()
         tag, model = "pilot", "gpt4_1106_preview"
-        if not q.list_runs(engines["big"], model=model, limit=1):
-            model = q.all_models(engines["big"])[0]
+        if not listing.list_runs(engines["big"], model=model, limit=1):
+            model = listing.all_models(engines["big"])[0]
         # A run both databases hold (the first engine runs are saved into each under the same ids).
-        run_id = q.annotation_queue(engines["base"], ANNOTATOR, limit=1)[0]
-        assert q.run_exists(engines["big"], run_id)
+        run_id = votes_db.annotation_queue(engines["base"], ANNOTATOR, limit=1)[0]
+        assert runs_db.run_exists(engines["big"], run_id)
         all_cases = cases(tag, model, run_id)
         log(f"[{label}] timing {len(all_cases)} queries x {repeats}")
         medians = measure(engines, all_cases, repeats)

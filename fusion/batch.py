@@ -20,6 +20,9 @@ Resume. A batch can be killed at any moment and run again with the same command:
 * A failed line (malformed input, provider error, not enough usable candidates, no pick or no fusion) is
   not written anywhere: it is reported, and the next run of the command retries it.
 
+Storage: where runs go is a :class:`RunSink` passed in (``storage.sink.DatabaseSink`` is the database);
+this module never imports storage.
+
 Rate limit: :class:`RateLimiter` spaces out starts evenly; wrap the model client in
 :class:`RateLimitedClient` to limit model calls, or pass a limiter as ``prompt_rate`` to limit prompts.
 """
@@ -36,11 +39,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fusion.client import Completion, CompletionRequest, ModelClient, ResponseCache, TokenCallback
 from fusion.errors import FusionError, InputError
-from fusion.jsonl import iter_json_lines
+from fusion.jsonl import iter_json_lines, json_line
 from fusion.types import Candidate, ModelSpec, Prompt, Run, SamplingSettings
 from fusion.validate import check_candidate_texts, check_prompt
 
@@ -272,12 +275,6 @@ def output_record(run: Run, item: BatchItem) -> dict[str, Any]:
     return record
 
 
-def _line_text(record: dict[str, Any]) -> str:
-    from storage.queries import valid_text
-
-    return valid_text(json.dumps(record, ensure_ascii=False, allow_nan=False)) + "\n"
-
-
 @dataclass
 class OutputState:
     """What an existing output file holds: its valid lines by run id (first one wins), kept raw."""
@@ -379,11 +376,28 @@ def _merge_tags(*groups: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(t for g in groups for t in g))
 
 
+class RunSink(Protocol):
+    """Where a batch keeps its finished runs (``storage.sink.DatabaseSink``: the database). A run is saved
+    before its output line is written, so after a kill the sink is what the output is repaired from."""
+
+    def done(self, run_ids: Sequence[str]) -> set[str]:
+        """Which of ``run_ids`` are kept already."""
+        ...
+
+    def load(self, run_id: str) -> Run | None:
+        """The kept run with this id, or None."""
+        ...
+
+    def save(self, run: Run) -> None:
+        """Keep ``run`` (replacing a kept run with its id)."""
+        ...
+
+
 async def arun_batch(
     items: Sequence[BatchItem],
     *,
     settings: BatchSettings,
-    engine: Any,
+    sink: RunSink,
     output: str | os.PathLike[str],
     selector: Any,
     fusor: Any,
@@ -398,12 +412,10 @@ async def arun_batch(
 ) -> BatchReport:
     """Run every item not finished yet, at most ``concurrency`` prompts at once; see the module notes.
 
-    ``client`` samples lines without candidates (required for them); the selector and fusor hold their own
-    clients. ``on_progress(ok=..., skipped=...)`` is called once per item (a ``CountBar.advance`` fits);
-    ``on_failure`` once per failed line, input failures included.
+    ``sink`` keeps the runs; ``client`` samples lines without candidates (required for them); the selector
+    and fusor hold their own clients. ``on_progress(ok=..., skipped=...)`` is called once per item (a
+    ``CountBar.advance`` fits); ``on_failure`` once per failed line, input failures included.
     """
-    from storage.queries import existing_run_ids, load_run, save_run
-
     report = BatchReport(total=len(items) + len(input_failures))
     for failure in input_failures:
         _fail(report, failure, on_failure, on_progress)
@@ -413,9 +425,33 @@ async def arun_batch(
     state = load_output(out_path)
     report.repaired_tail = state.cut_tail
     ids = {id(item): batch_run_id(item, settings) for item in items}
-    in_db = existing_run_ids(engine, list(ids.values()))
+    in_db, restored = _restore_from_output(items, ids, state, sink)
 
-    # Output lines whose run is missing from the database: save them back, or drop them to redo the work.
+    # Opened once for the whole batch; each append is one small write, not worth a thread.
+    with out_path.open("a", encoding="utf-8", newline="") as out:  # noqa: ASYNC230
+
+        def append(run: Run, item: BatchItem) -> None:
+            out.write(json_line(output_record(run, item)))
+            out.flush()  # survives a kill of this process (the OS has the bytes)
+
+        job = _Job(
+            settings=settings, sink=sink, selector=selector, fusor=fusor, client=client, cache=cache,
+            regenerate=regenerate, prompt_rate=prompt_rate, report=report, append=append,
+            on_progress=on_progress, on_failure=on_failure,
+        )  # fmt: skip
+        todo = _resume(items, ids, state, in_db, restored, job)
+        await _drain(todo, lambda item: _run_one(job, item, ids[id(item)]), concurrency)
+
+    report.run_ids = [ids[id(item)] for item in items if ids[id(item)] in job.finished]
+    return report
+
+
+def _restore_from_output(
+    items: Sequence[BatchItem], ids: dict[int, str], state: OutputState, sink: RunSink
+) -> tuple[set[str], set[str]]:
+    """(run ids the sink holds, those of them saved back now from the output file). An output line whose
+    run the sink lacks is saved back, or dropped from the file to redo the work when it is unusable."""
+    in_db = sink.done(list(ids.values()))
     unusable: set[str] = set()
     restored: set[str] = set()
     for item in items:
@@ -425,7 +461,7 @@ async def arun_batch(
                 run = Run.from_dict(state.by_run[rid])
                 if run.id != rid or _complete_run(run) is not None:
                     raise ValueError("incomplete run")
-                save_run(engine, run)
+                sink.save(run)
             except Exception:  # noqa: BLE001 - whatever is wrong with that line, recomputing repairs it
                 unusable.add(rid)
             else:
@@ -433,101 +469,127 @@ async def arun_batch(
                 restored.add(rid)
     if unusable:
         state.rewrite(unusable)
+    return in_db, restored
 
+
+@dataclass
+class _Job:
+    """What every line of one batch shares while it runs."""
+
+    settings: BatchSettings
+    sink: RunSink
+    selector: Any
+    fusor: Any
+    client: ModelClient | None
+    cache: ResponseCache | None
+    regenerate: bool
+    prompt_rate: RateLimiter | None
+    report: BatchReport
+    append: Callable[[Run, BatchItem], None]
+    on_progress: Callable[..., Any] | None
+    on_failure: Callable[[LineFailure], Any] | None
+    finished: dict[str, None] = field(default_factory=dict)  # run ids done, in order of finishing
+
+
+def _resume(
+    items: Sequence[BatchItem],
+    ids: dict[int, str],
+    state: OutputState,
+    in_db: set[str],
+    restored: set[str],
+    job: _Job,
+) -> list[BatchItem]:
+    """Count the lines finished already, complete those half finished (in the sink, not in the output:
+    their line is written from the stored run) and return the rest, to compute."""
+    report, on_progress = job.report, job.on_progress
     todo: list[BatchItem] = []
-    finished: dict[str, None] = {}
-    # Opened once for the whole batch; each append is one small write, not worth a thread.
-    with out_path.open("a", encoding="utf-8", newline="") as out:  # noqa: ASYNC230
-
-        def append(run: Run, item: BatchItem) -> None:
-            out.write(_line_text(output_record(run, item)))
-            out.flush()  # survives a kill of this process (the OS has the bytes)
-
-        for item in items:
-            rid = ids[id(item)]
-            if rid in state.by_run and rid in in_db:
-                finished[rid] = None
-                if rid in restored:
-                    report.recovered += 1
-                    _advance(on_progress, ok=True)
-                else:
-                    report.skipped += 1
-                    _advance(on_progress, skipped=True)
-            elif rid in in_db:
-                stored = load_run(engine, rid)
-                if stored is not None and _complete_run(stored) is None:
-                    append(stored, item)
-                    finished[rid] = None
-                    report.recovered += 1
-                    _advance(on_progress, ok=True)
-                else:
-                    todo.append(item)
+    for item in items:
+        rid = ids[id(item)]
+        if rid in state.by_run and rid in in_db:
+            job.finished[rid] = None
+            if rid in restored:
+                report.recovered += 1
+                _advance(on_progress, ok=True)
+            else:
+                report.skipped += 1
+                _advance(on_progress, skipped=True)
+        elif rid in in_db:
+            stored = job.sink.load(rid)
+            if stored is not None and _complete_run(stored) is None:
+                job.append(stored, item)
+                job.finished[rid] = None
+                report.recovered += 1
+                _advance(on_progress, ok=True)
             else:
                 todo.append(item)
+        else:
+            todo.append(item)
+    return todo
 
-        async def one(item: BatchItem) -> None:
-            rid = ids[id(item)]
+
+async def _run_one(job: _Job, item: BatchItem, rid: str) -> None:
+    """Compute one line, save it, append its output line; a failure is reported, never raised."""
+    try:
+        if job.prompt_rate is not None:
+            await job.prompt_rate.acquire()
+        run = await _compute(
+            item,
+            job.settings,
+            selector=job.selector,
+            fusor=job.fusor,
+            client=job.client,
+            cache=job.cache,
+            regenerate=job.regenerate,
+        )
+        problem = _complete_run(run)
+        if problem is not None:
+            raise FusionError(problem)
+        run.id = rid
+        run.source = BATCH_SOURCE
+        run.tags = _merge_tags(item.tags, job.settings.tags)
+        # The sink first, then the output line: a kill in between is repaired from the sink.
+        job.sink.save(run)
+        job.append(run, item)
+    except FusionError as exc:
+        _fail(job.report, LineFailure(item.line, item.input_id, str(exc)), job.on_failure, job.on_progress)
+    except Exception as exc:  # noqa: BLE001 - one line's surprise must not sink the others
+        detail = " ".join(str(exc).split())[:300]
+        _fail(
+            job.report,
+            LineFailure(item.line, item.input_id, f"{type(exc).__name__}: {detail}"),
+            job.on_failure,
+            job.on_progress,
+        )
+    else:
+        job.finished[rid] = None
+        job.report.done += 1
+        _advance(job.on_progress, ok=True)
+
+
+async def _drain(
+    todo: Sequence[BatchItem], one: Callable[[BatchItem], Awaitable[None]], concurrency: int
+) -> None:
+    """Run ``one`` on every item, at most ``concurrency`` at once, in input order of starting."""
+    queue: asyncio.Queue[BatchItem] = asyncio.Queue()
+    for item in todo:
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        while True:
             try:
-                if prompt_rate is not None:
-                    await prompt_rate.acquire()
-                run = await _compute(
-                    item,
-                    settings,
-                    selector=selector,
-                    fusor=fusor,
-                    client=client,
-                    cache=cache,
-                    regenerate=regenerate,
-                )
-                problem = _complete_run(run)
-                if problem is not None:
-                    raise FusionError(problem)
-                run.id = rid
-                run.source = BATCH_SOURCE
-                run.tags = _merge_tags(item.tags, settings.tags)
-                # Database first, then the output line: a kill in between is repaired from the database.
-                save_run(engine, run)
-                append(run, item)
-            except FusionError as exc:
-                _fail(report, LineFailure(item.line, item.input_id, str(exc)), on_failure, on_progress)
-            except Exception as exc:  # noqa: BLE001 - one line's surprise must not sink the others
-                detail = " ".join(str(exc).split())[:300]
-                _fail(
-                    report,
-                    LineFailure(item.line, item.input_id, f"{type(exc).__name__}: {detail}"),
-                    on_failure,
-                    on_progress,
-                )
-            else:
-                finished[rid] = None
-                report.done += 1
-                _advance(on_progress, ok=True)
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await one(item)
 
-        queue: asyncio.Queue[BatchItem] = asyncio.Queue()
-        for item in todo:
-            queue.put_nowait(item)
-
-        async def worker() -> None:
-            while True:
-                try:
-                    item = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                await one(item)
-
-        workers = [
-            asyncio.create_task(worker()) for _ in range(max(1, min(int(concurrency), len(todo) or 1)))
-        ]
-        try:
-            await asyncio.gather(*workers)
-        except BaseException:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            raise
-
-    report.run_ids = [ids[id(item)] for item in items if ids[id(item)] in finished]
-    return report
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(int(concurrency), len(todo) or 1)))]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
 
 
 async def _compute(

@@ -1,15 +1,18 @@
-"""JSON Lines input shared by the CLI and the app's upload: read lines leniently, report each bad line by
-number, never stop at the first one."""
+"""JSON Lines shared by the CLI, the batch runner and the app's upload: read lines leniently, report each bad
+line by number, never stop at the first one; write lines that UTF-8 can always encode."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterable, Iterator, TextIO
 
 from fusion.errors import InputError
 from fusion.types import MAX_N
 from fusion.validate import check_candidate_texts, check_prompt
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -90,3 +93,19 @@ def parse_fuse_text(
                 error = str(exc)
         errors.append(f"line {lineno}: {error}")
     return records, errors
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with every lone surrogate (possible in decoded model output; UTF-8 cannot encode one) made
+    U+FFFD; unchanged when it has none."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One output line: strict JSON (NaN refused), non-ASCII kept as is, lone surrogates replaced, then a
+    newline. (``json.dumps`` escapes NUL and other control characters, so the line holds none.)"""
+    return replace_lone_surrogates(json.dumps(record, ensure_ascii=False, allow_nan=False)) + "\n"

@@ -6,7 +6,7 @@ script compute the same numbers from the same votes.
 A *vote* is any object with the attributes ``run_id``, ``annotator``, ``winner`` (``fused`` | ``bon`` |
 ``tie`` | ``both_bad``), ``a_is`` (``bon`` | ``fused``: the side shown as Response A), ``choice`` (``A`` |
 ``B`` | ``tie`` | ``both_bad``), ``n``, ``models``, ``tags``, ``source`` and ``blind`` -
-:class:`storage.queries.VoteRecord` - or a mapping with those keys (a line of the votes JSON Lines export).
+:class:`storage.votes.VoteRecord` - or a mapping with those keys (a line of the votes JSON Lines export).
 Only what a statistic uses must be there; a missing ``blind`` counts as blind (``VoteRecord``'s default).
 
 Conventions:

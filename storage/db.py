@@ -252,27 +252,3 @@ def explain_failure(exc: BaseException, url: str) -> DatabaseUnavailable | None:
     if isinstance(exc, OperationalError):
         return DatabaseUnavailable(f"Cannot open the database {shown}: {first_line}.", url=shown, kind="other")
     return None
-
-
-def open_database(url: str | None = None) -> Engine:
-    """:func:`storage.migrations.init_db`, with a connection fault raised as one :class:`DatabaseUnavailable`
-    (whose message is meant for the person at the screen) instead of the driver's traceback. What the CLI
-    and the app call to get their engine."""
-    from storage.migrations import init_db  # migrations imports this module
-
-    try:
-        url = url or database_url()
-    except OSError as exc:  # the default data folder could not be created
-        raw = os.environ.get("FUSION_DB_PATH", "").strip() or str(DEFAULT_DB_PATH)
-        raise DatabaseUnavailable(
-            f"Cannot create the folder of the SQLite database {raw}: {exc.strerror or exc}. Set FUSION_DB_PATH to "
-            "a file in a writable folder.",
-            url=f"sqlite:///{raw}", kind="sqlite_unwritable",
-        ) from exc  # fmt: skip
-    try:
-        return init_db(url)
-    except Exception as exc:
-        explained = explain_failure(exc, url)
-        if explained is None:
-            raise
-        raise explained from exc

@@ -32,18 +32,8 @@ from sqlalchemy import Engine, and_, exists, func, select
 
 from fusion.errors import InputError
 from fusion.text import plural
-from storage.queries import (
-    VoteRecord,
-    _has_tag,
-    _reading,
-    all_votes,
-    candidates,
-    fusions,
-    picks,
-    runs,
-    valid_text,
-    votes,
-)
+from storage.sql import candidates, fusions, picks, reading, run_has_tag, runs, valid_text, votes
+from storage.votes import VoteRecord, all_votes
 
 PathOrFile = str | os.PathLike[str] | IO[str]
 
@@ -119,7 +109,7 @@ def _write_jsonl(handle: IO[str], records: Iterable[dict[str, Any]]) -> int:
 def _systems_of_voted_runs(engine: Engine) -> dict[str, str]:
     # VoteRecord does not carry the run's system message; one extra query reads it for every voted run.
     stmt = select(runs.c.id, runs.c.system).where(runs.c.id.in_(select(votes.c.run_id)), runs.c.system.is_not(None))
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         return {run_id: system for run_id, system in conn.execute(stmt)}
 
 
@@ -316,10 +306,10 @@ def export_dpo_jsonl(
         .order_by(votes.c.created_at, votes.c.id)
     )  # fmt: skip
     if tag:
-        stmt = stmt.where(_has_tag(tag))
+        stmt = stmt.where(run_has_tag(tag))
     if not include_non_blind and not per_vote:
         stmt = stmt.where(votes.c.blind.is_(True))
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         rows = conn.execute(stmt).all()
 
     by_run: dict[str, _RunVotes] = {}  # in the order of each run's first vote
@@ -400,7 +390,7 @@ def export_sft_jsonl(
         .order_by(runs.c.created_at, runs.c.id)
     )
     if tag:
-        stmt = stmt.where(_has_tag(tag))
+        stmt = stmt.where(run_has_tag(tag))
     if only_winning:
         stmt = stmt.where(
             exists(select(votes.c.id).where(votes.c.run_id == runs.c.id, votes.c.winner.in_(("fused", "tie"))))
@@ -418,7 +408,7 @@ def export_sft_jsonl(
                 record = {"messages": messages}
             yield {**record, "run_id": run_id, "run_created_at": iso_utc(created_at)}
 
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         rows = conn.execute(stmt).all()
     with _target(path_or_file) as handle:
         return _write_jsonl(handle, records(rows))

@@ -11,6 +11,7 @@ the second waits, then finds everything recorded.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence, TypeVar
@@ -35,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from storage.db import is_transient, make_engine
+from storage.db import database_url, is_transient, make_engine
 
 T = TypeVar("T")
 
@@ -61,6 +62,7 @@ def _fk() -> ForeignKey:
     return ForeignKey("runs.id", ondelete="CASCADE")
 
 
+# Long on purpose: a migration is the frozen record of one schema step, read (and never edited) as a whole.
 def _initial_tables(conn: Connection) -> None:
     """The first schema, written out in full (not taken from ``storage.tables``) so that it never changes."""
     md = MetaData()
@@ -166,6 +168,7 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+# Long on purpose, as _initial_tables: one schema step, kept whole.
 def _pairs_groups_blind(conn: Connection) -> None:
     """0003: what the annotation queue and the statistics need about a fusion, known at save time
     (``has_pair``, ``same_as_pick``, ``shares``) and readable from one covering index; blind votes; model
@@ -363,12 +366,36 @@ def init_db(url: str | None = None) -> Engine:
     """An engine with the schema up to date: what the app, the CLI and tests start with.
 
     Also fills in the per-fusion facts of rows that code older than 0003 wrote after this database was
-    migrated (``storage.queries.fill_pair_facts``; nothing to do is one index-only query), and refreshes
+    migrated (``storage.runs.fill_pair_facts``; nothing to do is one index-only query), and refreshes
     SQLite's planner statistics when the database has grown (:func:`refresh_statistics`)."""
-    from storage.queries import fill_pair_facts  # queries needs the tables module; imported late on purpose
+    from storage.runs import fill_pair_facts  # runs needs the tables module; imported late on purpose
 
     engine = make_engine(url)
     migrate(engine)
     fill_pair_facts(engine)
     refresh_statistics(engine)
     return engine
+
+
+def open_database(url: str | None = None) -> Engine:
+    """:func:`init_db`, with a connection fault raised as one :class:`DatabaseUnavailable`
+    (whose message is meant for the person at the screen) instead of the driver's traceback. What the CLI
+    and the app call to get their engine."""
+    from storage.db import DEFAULT_DB_PATH, DatabaseUnavailable, explain_failure
+
+    try:
+        url = url or database_url()
+    except OSError as exc:  # the default data folder could not be created
+        raw = os.environ.get("FUSION_DB_PATH", "").strip() or str(DEFAULT_DB_PATH)
+        raise DatabaseUnavailable(
+            f"Cannot create the folder of the SQLite database {raw}: {exc.strerror or exc}. Set FUSION_DB_PATH to "
+            "a file in a writable folder.",
+            url=f"sqlite:///{raw}", kind="sqlite_unwritable",
+        ) from exc  # fmt: skip
+    try:
+        return init_db(url)
+    except Exception as exc:
+        explained = explain_failure(exc, url)
+        if explained is None:
+            raise
+        raise explained from exc

@@ -5,7 +5,7 @@ database file is built by ``storage.migrations`` (frozen per migration); a test 
 
 Conventions that keep the SQL portable between SQLite and PostgreSQL:
 - timestamps are epoch seconds as floats (``fusion.types.Run.created_at`` is one already);
-- JSON is stored as text written by ``storage.queries`` (so NaN in scores survives, and no JSON column type
+- JSON is stored as text written by ``storage.sql`` (so NaN in scores survives, and no JSON column type
   with dialect quirks is needed);
 - every child row references ``runs.id`` with ``ON DELETE CASCADE`` (SQLite needs ``foreign_keys=ON``,
   which ``storage.db`` turns on for every connection).
@@ -124,9 +124,9 @@ class FusionRow(SQLModel, table=True):
     copied_fraction: float | None = None
     # The run has what record_vote needs: a pick, and a fused answer without error that is not blank.
     # Written by save_run with the two below; NULL = unknown (written by code older than 0003), filled in
-    # by storage.queries.fill_pair_facts when the database is next opened with init_db.
+    # by storage.runs.fill_pair_facts when the database is next opened with init_db.
     has_pair: bool | None = None
-    # The fused text equals the Best-of-N text after .strip() (``storage.queries.is_identical``): such a pair
+    # The fused text equals the Best-of-N text after .strip() (``storage.runs.is_identical``): such a pair
     # offers nothing to vote on.
     same_as_pick: bool | None = None
     # JSON list[float]: Attribution.shares on its own, so statistics need not parse every run's spans;

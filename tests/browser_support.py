@@ -12,7 +12,7 @@ Use it from a test module by importing the fixtures (pytest finds fixtures by na
         open_app(page, app_server)                 # loads the default page and waits for the first run
         choose_option(page, "Scenario", "Berlin")  # a selectbox by its label, an option by visible text
         ...
-        votes = app_server.votes()                 # storage.queries.all_votes on the app's own database
+        votes = app_server.votes()                 # storage.votes.all_votes on the app's own database
 
 Fixtures
     ``app_server`` (session): one ``streamlit run app/main.py`` per pytest process, shared by every module
@@ -180,8 +180,8 @@ class AppServer:
         return self._engine
 
     def votes(self) -> list[Any]:
-        """Every vote the app stored (``storage.queries.all_votes``), oldest first."""
-        from storage.queries import all_votes
+        """Every vote the app stored (``storage.votes.all_votes``), oldest first."""
+        from storage.votes import all_votes
 
         return all_votes(self.engine())
 

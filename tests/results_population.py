@@ -38,7 +38,8 @@ def populate(engine: Any) -> dict[str, Any]:
     from fusion.pipeline import run_supplied
     from fusion.scenarios import load_scenarios
     from fusion.types import Prompt
-    from storage.queries import record_vote, save_run
+    from storage.runs import save_run
+    from storage.votes import record_vote
 
     runs, votes = [], []
     for i, s in enumerate(load_scenarios()):

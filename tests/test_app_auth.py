@@ -29,7 +29,7 @@ def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def saved_run(engine: Any, run_id: str = "team-1") -> Any:
     from fusion.pipeline import run_supplied
-    from storage.queries import save_run
+    from storage.runs import save_run
 
     run = run_supplied("How do I keep basil alive?", BASIL, run_id=run_id)
     save_run(engine, run)
@@ -59,7 +59,8 @@ def test_without_a_login_nothing_of_the_app_is_shown(engine: Any, team: Path) ->
 
 
 def test_an_annotator_votes_under_their_login_and_cannot_delete_or_export(engine: Any, team: Path) -> None:
-    from storage.queries import get_vote, load_run
+    from storage.runs import load_run
+    from storage.votes import get_vote
 
     saved_run(engine)
     at = login("ben", "ben's password")
@@ -87,7 +88,7 @@ def test_an_annotator_votes_under_their_login_and_cannot_delete_or_export(engine
 
 
 def test_an_admin_may_delete_and_export(engine: Any, team: Path) -> None:
-    from storage.queries import load_run
+    from storage.runs import load_run
 
     saved_run(engine)
     at = login("ana", "ana's password")

@@ -122,7 +122,7 @@ def fill_own(at: AppTest, prompt: str, texts: list[str]) -> AppTest:
 
 
 def votes_of(run_id: str):
-    from storage.queries import votes_for_run
+    from storage.votes import votes_for_run
 
     return votes_for_run(engine(), run_id)
 
@@ -163,7 +163,7 @@ def test_every_card_opens_its_scenario_blind(app_env: Path) -> None:
         identical = run.bon_text.strip() == run.fused.text.strip()
         # votable runs open blind; identical ones have nothing to vote on and say so
         assert is_blind(at) != identical, s.id
-        from storage.queries import load_run
+        from storage.runs import load_run
 
         assert load_run(engine(), run.id) is not None
 
@@ -258,7 +258,7 @@ def test_identical_fusion_says_so_where_the_texts_are_and_offers_the_llm_fusor(a
 
 def test_scenario_keeps_its_created_time_when_reopened(app_env: Path) -> None:
     """Defect 10: reopening a scenario re-saved it and moved it in History and the Annotate queue."""
-    from storage.queries import load_run
+    from storage.runs import load_run
 
     at = open_card(new_app(), "first-marathon")
     run_id = shown_run(at).id

@@ -42,7 +42,7 @@ def make_run(
     source: str = "batch",
 ) -> Any:
     from fusion.pipeline import run_supplied
-    from storage.queries import save_run
+    from storage.runs import save_run
 
     run = run_supplied(prompt, texts or BASIL, tags=tags, run_id=run_id, source=source)
     if created_at is not None:
@@ -114,7 +114,8 @@ def test_annotate_asks_for_a_name_first(engine: Any) -> None:
 
 
 def test_annotate_vote_records_side_and_moves_to_next(engine: Any) -> None:
-    from storage.queries import all_votes, load_run, winner_of
+    from storage.runs import load_run
+    from storage.votes import all_votes, winner_of
 
     for i in range(3):
         make_run(engine, f"r{i}", f"Basil question number {i}", created_at=1_000 + i)
@@ -159,7 +160,7 @@ def test_annotate_vote_records_side_and_moves_to_next(engine: Any) -> None:
 
 
 def test_annotate_skip_keeps_the_run_for_later(engine: Any) -> None:
-    from storage.queries import all_votes
+    from storage.votes import all_votes
 
     for i in range(3):
         make_run(engine, f"s{i}", f"Skip question {i}", created_at=2_000 + i)
@@ -185,7 +186,7 @@ def test_annotate_skip_keeps_the_run_for_later(engine: Any) -> None:
 
 
 def test_annotate_optional_ranking_is_stored_with_the_vote(engine: Any) -> None:
-    from storage.queries import all_votes, get_vote
+    from storage.votes import all_votes, get_vote
 
     make_run(engine, "k0", "Rank question 0", created_at=3_000)
     make_run(engine, "k1", "Rank question 1", created_at=3_001)
@@ -214,7 +215,7 @@ def test_annotate_optional_ranking_is_stored_with_the_vote(engine: Any) -> None:
 
 
 def test_annotate_leaves_out_identical_pairs(engine: Any) -> None:
-    from storage.queries import is_identical
+    from storage.runs import is_identical
 
     same = make_run(engine, "same", "What is the capital of France?", SAME, created_at=4_000)
     assert is_identical(same)
@@ -244,7 +245,7 @@ def test_annotate_tag_filter(engine: Any) -> None:
 
 
 def test_annotate_two_annotators_share_a_database(engine: Any) -> None:
-    from storage.queries import all_votes
+    from storage.votes import all_votes
 
     make_run(engine, "m0", "Shared question 0", created_at=6_000)
     make_run(engine, "m1", "Shared question 1", created_at=6_001)
@@ -293,7 +294,7 @@ def test_annotate_total_does_not_shrink_as_identical_runs_come_up(engine: Any) -
 
 
 def test_annotate_undo_brings_the_run_back_and_the_new_vote_is_not_blind(engine: Any) -> None:
-    from storage.queries import all_votes
+    from storage.votes import all_votes
 
     make_run(engine, "u0", "Undo question 0", created_at=9_000)
     make_run(engine, "u1", "Undo question 1", created_at=9_001)
@@ -433,7 +434,8 @@ def test_history_unknown_run_id(engine: Any) -> None:
 
 
 def test_history_delete_needs_confirmation(engine: Any) -> None:
-    from storage.queries import all_votes, load_run, record_vote
+    from storage.runs import load_run
+    from storage.votes import all_votes, record_vote
 
     make_run(engine, "del-me", "Delete me")
     make_run(engine, "keep-me", "Keep me")
@@ -473,7 +475,7 @@ def metric(at: Any, label: str) -> str:
 
 
 def seed_votes(engine: Any) -> None:
-    from storage.queries import record_vote
+    from storage.votes import record_vote
 
     plan = {
         # run id: (N, tags, {annotator: (choice, a_is)})
@@ -499,7 +501,7 @@ def test_results_empty_database(engine: Any) -> None:
 def test_results_numbers_match_the_statistics(engine: Any) -> None:
 
     from fusion import stats
-    from storage.queries import all_votes
+    from storage.votes import all_votes
 
     seed_votes(engine)
     votes = all_votes(engine)
@@ -575,7 +577,7 @@ def test_results_numbers_match_the_statistics(engine: Any) -> None:
 
 def test_results_tag_filter(engine: Any) -> None:
     from fusion import stats
-    from storage.queries import all_votes
+    from storage.votes import all_votes
 
     seed_votes(engine)
     at = open_page("results.py")
@@ -587,7 +589,7 @@ def test_results_tag_filter(engine: Any) -> None:
 
 
 def test_results_with_runs_but_no_votes(engine: Any) -> None:
-    from storage.queries import attribution_rows
+    from storage.stats_reads import attribution_rows
 
     make_run(engine, "nv0", "No votes yet")
     at = open_page("results.py")
@@ -600,7 +602,7 @@ def test_results_with_runs_but_no_votes(engine: Any) -> None:
 
 
 def test_results_single_annotator_has_no_agreement(engine: Any) -> None:
-    from storage.queries import record_vote
+    from storage.votes import record_vote
 
     make_run(engine, "one", "One annotator", created_at=1)
     record_vote(engine, run_id="one", annotator="solo", choice="A", a_is="fused")
@@ -612,7 +614,7 @@ def test_results_single_annotator_has_no_agreement(engine: Any) -> None:
 
 
 def test_results_no_shared_runs_says_too_little_overlap(engine: Any) -> None:
-    from storage.queries import record_vote
+    from storage.votes import record_vote
 
     make_run(engine, "x1", "First", created_at=1)
     make_run(engine, "x2", "Second", created_at=2)
@@ -636,7 +638,7 @@ def test_history_keeps_filters_after_opening_a_run(engine: Any) -> None:
 
 
 def test_results_only_both_bad_votes(engine: Any) -> None:
-    from storage.queries import record_vote
+    from storage.votes import record_vote
 
     make_run(engine, "bb", "Both bad", created_at=1)
     record_vote(engine, run_id="bb", annotator="a", choice="both_bad", a_is="fused")
@@ -650,7 +652,7 @@ def test_results_only_both_bad_votes(engine: Any) -> None:
 
 
 def test_annotate_undo_works_after_a_reload(engine: Any) -> None:
-    from storage.queries import all_votes
+    from storage.votes import all_votes
 
     make_run(engine, "ur0", "Undo after reload 0", created_at=9_500)
     make_run(engine, "ur1", "Undo after reload 1", created_at=9_501)
@@ -663,7 +665,8 @@ def test_annotate_undo_works_after_a_reload(engine: Any) -> None:
 
 def test_annotate_says_how_many_runs_cannot_be_voted_on(engine: Any) -> None:
     from fusion.types import BestOfN
-    from storage.queries import count_unpaired, save_run
+    from storage.runs import save_run
+    from storage.votes import count_unpaired
 
     make_run(engine, "ok-run", "A votable run", created_at=9_700)
     broken = make_run(engine, "no-pick", "The judge failed here", created_at=9_701)

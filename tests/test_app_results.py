@@ -5,7 +5,7 @@ fingerprint, and model or user text shown literally.
 The database is populated by tests/results_population.py (the built-in scenarios through run_supplied,
 votes through record_vote). Storage cannot record a non-blind vote yet (the colleague's ``votes.blind``
 column), so the tests of the blind rule serve the page the stored votes with ``blind=False`` on some of
-them, by replacing ``storage.queries.all_votes`` (the page reads votes only through it).
+them, by replacing ``storage.votes.all_votes`` (the page reads votes only through it).
 """
 
 from __future__ import annotations
@@ -64,14 +64,14 @@ def texts(elements: Any) -> list[str]:
 
 def serve_votes(monkeypatch: pytest.MonkeyPatch, engine: Any, make: Any) -> list[Any]:
     """Make the page read ``make(stored votes)`` instead of the stored votes; return what it will read."""
-    from storage import queries
+    from storage import votes as votes_db
 
-    served = make(queries.all_votes(engine))
+    served = make(votes_db.all_votes(engine))
 
     def fake(engine: Any, *, tag: str | None = None) -> list[Any]:
         return [v for v in served if tag is None or tag in v.tags]
 
-    monkeypatch.setattr(queries, "all_votes", fake)
+    monkeypatch.setattr(votes_db, "all_votes", fake)
     return served
 
 
@@ -154,7 +154,8 @@ def test_model_split_groups_scenarios_and_shows_n_without_interval(populated: An
 
 def test_few_runs_give_no_interval_in_the_headline(engine: Any) -> None:
     from fusion.pipeline import run_supplied
-    from storage.queries import record_vote, save_run
+    from storage.runs import save_run
+    from storage.votes import record_vote
 
     for i in range(3):
         save_run(engine, run_supplied(f"Question {i}", ["One answer here.", "Another answer there."], run_id=f"q{i}"))
@@ -171,12 +172,12 @@ def test_few_runs_give_no_interval_in_the_headline(engine: Any) -> None:
 def test_a_failing_section_shows_a_message_and_the_rest_renders(
     populated: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from storage import queries
+    from storage import stats_reads
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("attribution store <b>unavailable</b>")
 
-    monkeypatch.setattr(queries, "attribution_rows", broken)
+    monkeypatch.setattr(stats_reads, "attribution_rows", broken)
     at = open_results()
     assert not at.exception
     assert any("The attribution statistics could not be shown" in t for t in texts(at.error))
@@ -186,9 +187,9 @@ def test_a_failing_section_shows_a_message_and_the_rest_renders(
 
 
 def test_failing_votes_leave_attribution_and_exports(populated: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from storage import queries
+    from storage import votes as votes_db
 
-    monkeypatch.setattr(queries, "all_votes", lambda *a, **k: (_ for _ in ()).throw(OSError("disk gone")))
+    monkeypatch.setattr(votes_db, "all_votes", lambda *a, **k: (_ for _ in ()).throw(OSError("disk gone")))
     at = open_results()
     assert not at.exception
     assert any("The vote statistics could not be shown" in t for t in texts(at.error))
@@ -200,10 +201,11 @@ def test_failing_votes_leave_attribution_and_exports(populated: Any, monkeypatch
 
 
 def test_an_unchanged_fingerprint_skips_reading_the_votes(populated: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from storage import queries
+    from storage import stats_reads
+    from storage import votes as votes_db
 
     state = {"fingerprint": "v1", "reads": 0, "attribution_reads": 0}
-    real_votes, real_rows = queries.all_votes, queries.attribution_rows
+    real_votes, real_rows = votes_db.all_votes, stats_reads.attribution_rows
 
     def counted_votes(*args: Any, **kwargs: Any) -> Any:
         state["reads"] += 1
@@ -213,8 +215,8 @@ def test_an_unchanged_fingerprint_skips_reading_the_votes(populated: Any, monkey
         state["attribution_reads"] += 1
         return real_rows(*args, **kwargs)
 
-    monkeypatch.setattr(queries, "all_votes", counted_votes)
-    monkeypatch.setattr(queries, "attribution_rows", counted_rows)
+    monkeypatch.setattr(votes_db, "all_votes", counted_votes)
+    monkeypatch.setattr(stats_reads, "attribution_rows", counted_rows)
     at = open_results()
     assert (state["reads"], state["attribution_reads"]) == (1, 1)
     first = metric(at, "Fusion-of-N win rate")
@@ -222,7 +224,7 @@ def test_an_unchanged_fingerprint_skips_reading_the_votes(populated: Any, monkey
     assert (state["reads"], state["attribution_reads"]) == (1, 1)
     assert metric(at, "Fusion-of-N win rate") == first
     # A new vote changes the fingerprint: the page reads again and shows it.
-    from storage.queries import record_vote
+    from storage.votes import record_vote
 
     record_vote(populated, run_id=f"sc-{ONE_VOTE}", annotator="eve", choice="B", a_is="fused")
     at.run()
@@ -232,7 +234,7 @@ def test_an_unchanged_fingerprint_skips_reading_the_votes(populated: Any, monkey
 
 def test_signature_changes_with_what_the_statistics_read(populated: Any) -> None:
     import app.results as results
-    from storage.queries import all_votes
+    from storage.votes import all_votes
 
     votes = all_votes(populated)
     base = results.signature(votes, None)
@@ -262,7 +264,8 @@ def test_user_text_is_shown_literally() -> None:
 
 def test_a_lone_annotator_name_is_escaped(engine: Any) -> None:
     from fusion.pipeline import run_supplied
-    from storage.queries import record_vote, save_run
+    from storage.runs import save_run
+    from storage.votes import record_vote
 
     save_run(engine, run_supplied("Q", ["An answer.", "Another one."], run_id="solo"))
     record_vote(engine, run_id="solo", annotator="**eve** :red[x]", choice="A", a_is="fused")

@@ -1,5 +1,5 @@
 """``python -m fusion batch``: offline and live batches, resume after interruptions, rate limit, bad lines;
-plus the results-page queries appended to storage/queries.py."""
+plus the reads a batch resume and the results page use (storage.runs, storage.stats_reads)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,11 @@ from fusion.pipeline import run_supplied
 from fusion.readout import readout_fields
 from fusion.selectors import ConsensusSelector
 from fusion.types import ModelSpec, Prompt, SamplingSettings
-from storage import queries as q
+from storage import listing, stats_reads
+from storage import runs as runs_db
+from storage import votes as votes_db
 from storage.migrations import init_db
+from storage.sink import DatabaseSink
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,10 +93,10 @@ def assert_db_and_output_agree(db_path: Path, out: Path, expected: int) -> list[
     ids = [r["id"] for r in records]
     assert len(ids) == expected and len(set(ids)) == expected, "a missing or duplicated output line"
     engine = init_db(db_url(db_path))
-    stored = {s.id for s in q.list_runs(engine, limit=None)}
+    stored = {s.id for s in listing.list_runs(engine, limit=None)}
     assert stored == set(ids)
     for record in records:
-        run = q.load_run(engine, record["id"])
+        run = runs_db.load_run(engine, record["id"])
         assert run is not None
         line = {k: v for k, v in record.items() if k not in ("input_id", "input_line", "kept", "diff")}
         assert run.to_dict() == line
@@ -121,13 +124,13 @@ def test_offline_batch_saves_and_writes_every_run(tmp_path: Path, db_path: Path,
     assert first["attribution"]["copied_fraction"] > 0.5
     assert [c["text"] for c in first["candidates"]] == PARIS
     engine = init_db(db_url(db_path))
-    assert {s.id for s in q.list_runs(engine, tag="pilot", limit=None)} == {r["id"] for r in records}
-    assert len(q.list_runs(engine, tag="art", limit=None)) == 2
+    assert {s.id for s in listing.list_runs(engine, tag="pilot", limit=None)} == {r["id"] for r in records}
+    assert len(listing.list_runs(engine, tag="art", limit=None)) == 2
     # Runs are ready for the annotation queue; these candidates make the extractive fusor copy the pick
     # verbatim, and such identical pairs are counted apart instead of queued.
-    counts = q.queue_counts(engine, "ann")
+    counts = votes_db.queue_counts(engine, "ann")
     assert counts.total + counts.identical == 4
-    assert len(q.annotation_queue(engine, "ann", limit=None)) == counts.total
+    assert len(votes_db.annotation_queue(engine, "ann", limit=None)) == counts.total
     assert "4 done, 0 failed" in capsys.readouterr().err
 
 
@@ -138,11 +141,11 @@ def test_rerun_skips_finished_prompts_and_changes_nothing(tmp_path: Path, db_pat
     assert main(["batch", str(src), "-o", str(out), "--offline", "-q"]) == 0
     before = out.read_bytes()
     engine = init_db(db_url(db_path))
-    stamps = {s.id: s.updated_at for s in q.list_runs(engine, limit=None)}
+    stamps = {s.id: s.updated_at for s in listing.list_runs(engine, limit=None)}
     capsys.readouterr()
     assert main(["batch", str(src), "-o", str(out), "--offline", "-q"]) == 0
     assert out.read_bytes() == before
-    assert {s.id: s.updated_at for s in q.list_runs(engine, limit=None)} == stamps  # not even re-saved
+    assert {s.id: s.updated_at for s in listing.list_runs(engine, limit=None)} == stamps  # not even re-saved
     assert "0 done, 3 already finished, 0 failed" in capsys.readouterr().err
 
 
@@ -229,7 +232,7 @@ def test_python_api_limits_prompts_per_second_when_offline(tmp_path: Path) -> No
     assert failures == []
     kwargs: dict[str, Any] = {
         "settings": BatchSettings(offline=True, tags=("api",)),
-        "engine": init_db(db_url(tmp_path / "api.db")),
+        "sink": DatabaseSink(init_db(db_url(tmp_path / "api.db"))),
         "output": tmp_path / "runs.jsonl",
         "selector": ConsensusSelector(),
         "fusor": ExtractiveFusor(),
@@ -247,6 +250,50 @@ def test_python_api_limits_prompts_per_second_when_offline(tmp_path: Path) -> No
     assert (again.done, again.skipped) == (0, 3) and waits == [0.5, 0.5]
     assert again.run_ids == report.run_ids
     assert all(r["tags"][-1] == "api" for r in read_out(tmp_path / "runs.jsonl"))
+
+
+class MemorySink:
+    """A RunSink that is no database: the engine runs a batch against any sink, storage only provides one."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, Any] = {}
+        self.saves = 0
+
+    def done(self, run_ids: Any) -> set[str]:
+        return {rid for rid in run_ids if rid in self.runs}
+
+    def load(self, run_id: str) -> Any:
+        return self.runs.get(run_id)
+
+    def save(self, run: Any) -> None:
+        self.saves += 1
+        self.runs[run.id] = run
+
+
+def test_a_batch_runs_against_any_sink_and_resumes_from_it(tmp_path: Path) -> None:
+    items, _ = read_items([jsonl(line) for line in offline_lines(3)])
+    sink = MemorySink()
+    out = tmp_path / "runs.jsonl"
+    kwargs: dict[str, Any] = {
+        "settings": BatchSettings(offline=True),
+        "sink": sink,
+        "output": out,
+        "selector": ConsensusSelector(),
+        "fusor": ExtractiveFusor(),
+    }
+    report = run_batch(items, **kwargs)
+    assert (report.done, report.failed) == (3, 0)
+    assert sorted(sink.runs) == sorted(report.run_ids) and sink.saves == 3
+    full = out.read_text(encoding="utf-8")
+    # The output lost (a kill after the saves): every line comes back from the sink, nothing is computed.
+    out.write_text("", encoding="utf-8")
+    again = run_batch(items, **kwargs)
+    assert (again.done, again.recovered, sink.saves) == (0, 3, 3)
+    assert sorted(full.splitlines()) == sorted(out.read_text(encoding="utf-8").splitlines())
+    # A run missing from the sink but in the output is saved back from its line, not recomputed.
+    del sink.runs[report.run_ids[0]]
+    third = run_batch(items, **kwargs)
+    assert (third.done, third.recovered, third.skipped, sink.saves) == (0, 1, 2, 4)
 
 
 def test_read_items_reports_without_stopping() -> None:
@@ -287,7 +334,7 @@ def test_half_written_line_of_an_unsaved_run_is_redone(tmp_path: Path, db_path: 
     lines = out.read_bytes().splitlines(keepends=True)
     engine = init_db(db_url(db_path))
     last_id = json.loads(lines[2])["id"]
-    assert q.delete_run(engine, last_id)
+    assert runs_db.delete_run(engine, last_id)
     out.write_bytes(b"".join(lines[:2]) + lines[2][:40])
     capsys.readouterr()
     assert main(["batch", str(src), "-o", str(out), "--offline", "-q"]) == 0
@@ -304,8 +351,8 @@ def test_half_finished_runs_are_completed_from_the_other_half(tmp_path: Path, db
     engine = init_db(db_url(db_path))
     # q1: in the output, missing from the database. q2: in the database, missing from the output.
     # q3: in the output as garbage that is no run, missing from the database -> redone.
-    assert q.delete_run(engine, records[1]["id"])
-    assert q.delete_run(engine, records[3]["id"])
+    assert runs_db.delete_run(engine, records[1]["id"])
+    assert runs_db.delete_run(engine, records[3]["id"])
     broken = {"id": records[3]["id"], "prompt": 42}
     out.write_text(jsonl(records[0], records[1], broken), encoding="utf-8")
     capsys.readouterr()
@@ -591,11 +638,11 @@ def test_attribution_rows_and_existing_run_ids(tmp_path: Path) -> None:
     a = run_supplied("What is the capital of France?", PARIS, tags=["geo"], run_id="run-a")
     b = run_supplied("Name a primary colour.", COLOURS, run_id="run-b")
     b.created_at = a.created_at + 1
-    q.save_run(engine, a)
-    q.save_run(engine, b)
-    assert q.existing_run_ids(engine, ["run-a", "nope", "run-b", "run-a"]) == {"run-a", "run-b"}
-    assert q.existing_run_ids(engine, []) == set()
-    rows = q.attribution_rows(engine)
+    runs_db.save_run(engine, a)
+    runs_db.save_run(engine, b)
+    assert runs_db.existing_run_ids(engine, ["run-a", "nope", "run-b", "run-a"]) == {"run-a", "run-b"}
+    assert runs_db.existing_run_ids(engine, []) == set()
+    rows = stats_reads.attribution_rows(engine)
     assert [r.run_id for r in rows] == ["run-a", "run-b"]
     ra = rows[0]
     assert ra.n == 3 and ra.tags == ["geo"] and ra.models == ["supplied"]
@@ -605,5 +652,26 @@ def test_attribution_rows_and_existing_run_ids(tmp_path: Path) -> None:
     assert ra.bon_share == pytest.approx(a.attribution.shares[a.bon.index])
     assert ra.contributors(0.0) == sum(1 for s in a.attribution.shares if s >= 0)
     assert ra.contributors(1.01) == 0
-    assert [r.run_id for r in q.attribution_rows(engine, tag="geo")] == ["run-a"]
-    assert q.attribution_rows(engine, tag="none") == []
+    assert [r.run_id for r in stats_reads.attribution_rows(engine, tag="geo")] == ["run-a"]
+    assert stats_reads.attribution_rows(engine, tag="none") == []
+
+
+def test_output_lines_are_valid_utf8_with_what_the_database_stores(tmp_path: Path, db_path: Path) -> None:
+    from fusion.jsonl import json_line
+
+    assert json_line({"t": "a\ud800b\x00"}) == '{"t": "a\ufffdb\\u0000"}\n'  # NUL stays escaped
+    with pytest.raises(ValueError):
+        json_line({"score": float("nan")})
+    # A candidate with a lone surrogate (an escape in the input JSON) and a NUL: the output file is still
+    # UTF-8, and the run reads back from it as the database stores it.
+    src = tmp_path / "in.jsonl"
+    odd = [PARIS[0] + " \\ud800", PARIS[1] + " \\u0000", PARIS[2]]
+    src.write_text('{"id": "odd", "prompt": "Capital?", "candidates": ["' + '", "'.join(odd) + '"]}\n', encoding="utf-8")
+    out = tmp_path / "runs.jsonl"
+    assert main(["batch", str(src), "-o", str(out), "--offline", "-q"]) == 0
+    (record,) = [json.loads(line) for line in out.read_bytes().decode("utf-8").splitlines()]
+    texts = [c["text"] for c in record["candidates"]]
+    assert texts[0].endswith(" \ufffd") and texts[1].endswith(" \x00")  # the file keeps NUL, escaped
+    stored = runs_db.load_run(init_db(db_url(db_path)), record["id"])
+    assert [c.text for c in stored.candidates][0] == texts[0]
+    assert stored.candidates[1].text.endswith(" \ufffd")  # the database cannot hold NUL

@@ -124,10 +124,10 @@ def test_reading_the_records_of_one_action(tmp_path: Path) -> None:
     path = tmp_path / "timings.jsonl"
     lines = [
         {"t": 9.0, "thread": "ScriptRunner.scriptThread", "calls": [["script", 50.0, 50.0, 0]]},  # before
-        {"t": 10.2, "thread": "ScriptRunner.scriptThread", "calls": [["storage.queries.record_vote", 8.0, 8.0, None]]},
+        {"t": 10.2, "thread": "ScriptRunner.scriptThread", "calls": [["storage.votes.record_vote", 8.0, 8.0, None]]},
         {"t": 10.3, "thread": "asyncio_0", "calls": [["fusion.fusors.ExtractiveFusor.fuse_sync", 20.0, 20.0, None]]},
         {"t": 10.4, "thread": "ScriptRunner.scriptThread", "calls": [
-            ["storage.queries.load_run", 4.0, 4.0, None], ["st.html", 1.0, 1.0, 2048],
+            ["storage.runs.load_run", 4.0, 4.0, None], ["st.html", 1.0, 1.0, 2048],
             ["st.html", 1.0, 1.0, 1024], ["script", 30.0, 24.0, 1]]},
         {"t": 10.45, "thread": "MainThread", "calls": [["streamlit.serialize_forward_msg", 0.1, 0.1, 500]]},
         {"t": 12.0, "thread": "ScriptRunner.scriptThread", "calls": [["script", 70.0, 70.0, 0]]},  # after

@@ -106,7 +106,8 @@ def populate(db_path: Path) -> dict[str, Any]:
     from fusion.scenarios import load_scenarios
     from fusion.types import Prompt
     from storage.migrations import init_db
-    from storage.queries import record_vote, save_run
+    from storage.runs import save_run
+    from storage.votes import record_vote
 
     engine = init_db(f"sqlite:///{db_path}")
     runs = []
@@ -363,7 +364,7 @@ def test_crawl_with_an_empty_database(browser: Any, empty_app: AppServer) -> Non
 
 @pytest.mark.browser
 def test_crawl_with_a_populated_database(browser: Any, populated_app: AppServer) -> None:
-    from storage.queries import all_votes
+    from storage.votes import all_votes
 
     made = populated_app.made  # type: ignore[attr-defined]
     assert len(all_votes(populated_app.engine())) == made["votes"]  # the fixture is what it says

@@ -157,7 +157,7 @@ def response_texts(page: Any) -> tuple[str, str]:
 def test_card_opens_blind_then_vote_reveals_attribution_and_change_is_reported(
     app_server: AppServer, page: Any, scenarios: list[Expected]
 ) -> None:
-    from storage.queries import load_run
+    from storage.runs import load_run
 
     expected = scenarios[0]
     open_scenario_card(page, app_server, expected.title)
@@ -370,7 +370,7 @@ def test_narrow_window_wraps_figures_and_highlight_options(app_server: AppServer
     """Defects 11 and 15: at 800 px the figures were cut and the highlight control hid candidates."""
     from fusion.pipeline import run_supplied
     from storage.migrations import init_db
-    from storage.queries import save_run
+    from storage.runs import save_run
 
     texts = [f"Step {i}: water the basil when the top inch is dry, and give it {i + 4} hours of sun." for i in range(16)]
     run = off_loop(run_supplied, "How do I keep basil alive?", texts, run_id=f"wide-{uuid.uuid4().hex[:8]}")

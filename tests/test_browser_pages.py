@@ -49,7 +49,7 @@ def save_runs(
     """Build runs offline and save them into the app's database (migrated first: the app may not have yet)."""
     from fusion.pipeline import run_supplied
     from storage.migrations import init_db
-    from storage.queries import save_run
+    from storage.runs import save_run
 
     engine = init_db(f"sqlite:///{server.db_path}")
     out = []

@@ -176,7 +176,8 @@ def test_populated_results_page_at_two_widths(results_server: AppServer, tab: An
 
 
 def test_empty_results_page(results_server: AppServer, tab: Any) -> None:
-    from storage.queries import delete_run, list_runs
+    from storage.listing import list_runs
+    from storage.runs import delete_run
 
     engine = results_server.engine()
     for run in list_runs(engine, limit=None):

@@ -17,7 +17,7 @@ from test_export import epoch_of, load_with_datasets, read_jsonl_like_datasets
 
 from fusion.cli import build_parser, main
 from fusion.stats import win_rate
-from storage import queries as q
+from storage import votes as votes_db
 from storage.export import VOTE_FIELDS
 from storage.migrations import init_db
 
@@ -77,11 +77,11 @@ def voted_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> dict:
     for run in runs.values():
         bon = run["candidates"][run["bon"]["index"]]["text"]
         assert bon.strip() != run["fused"]["text"].strip(), "the fixture needs a fused text that differs"
-    q.record_vote(engine, run_id=ids["geo1"], annotator="ann", choice="A", a_is="fused")
-    q.record_vote(engine, run_id=ids["geo1"], annotator="bob", choice="B", a_is="bon")
-    q.record_vote(engine, run_id=ids["art1"], annotator="ann", choice="A", a_is="bon")
-    q.record_vote(engine, run_id=ids["art1"], annotator="bob", choice="tie", a_is="fused")
-    q.record_vote(engine, run_id=ids["geo2"], annotator="ann", choice="both_bad", a_is="bon")
+    votes_db.record_vote(engine, run_id=ids["geo1"], annotator="ann", choice="A", a_is="fused")
+    votes_db.record_vote(engine, run_id=ids["geo1"], annotator="bob", choice="B", a_is="bon")
+    votes_db.record_vote(engine, run_id=ids["art1"], annotator="ann", choice="A", a_is="bon")
+    votes_db.record_vote(engine, run_id=ids["art1"], annotator="bob", choice="tie", a_is="fused")
+    votes_db.record_vote(engine, run_id=ids["geo2"], annotator="ann", choice="both_bad", a_is="bon")
     return {"engine": engine, "runs": runs, "ids": ids, "db": db}
 
 
@@ -108,7 +108,7 @@ def test_votes_jsonl_and_csv(voted_db: dict, tmp_path: Path, capsys) -> None:
     )
     # The statistics of the exported file equal those of the database:
     # (1 + 1 + 0 + 0.5) / 4 = 0.625, one both_bad apart.
-    from_file, from_db = win_rate(records), win_rate(q.all_votes(voted_db["engine"]))
+    from_file, from_db = win_rate(records), win_rate(votes_db.all_votes(voted_db["engine"]))
     assert from_file == from_db
     assert from_file.rate == pytest.approx(0.625) and from_file.both_bad == 1
 
@@ -120,7 +120,7 @@ def test_votes_jsonl_and_csv(voted_db: dict, tmp_path: Path, capsys) -> None:
     assert {r["run_id"] for r in rows} == {ids["geo1"], ids["geo2"]}
     assert all(json.loads(r["tags"]) == ["geo"] for r in rows)
     # ISO 8601 timestamps, equal to the stored ones; text exact (the page's CSV and datasets read the same)
-    stored = {(v.run_id, v.annotator): v for v in q.all_votes(voted_db["engine"])}
+    stored = {(v.run_id, v.annotator): v for v in votes_db.all_votes(voted_db["engine"])}
     for r in rows:
         assert epoch_of(r["created_at"]) == pytest.approx(stored[(r["run_id"], r["annotator"])].created_at, abs=1e-6)
     loaded = load_with_datasets(csv_path, "csv", keep_default_na=False)
@@ -215,7 +215,7 @@ def _export_options() -> set[str]:
 def test_export_dpo_format_conflicts_and_excel_safe(voted_db: dict, tmp_path: Path, capsys) -> None:
     ids, runs = voted_db["ids"], voted_db["runs"]
     # geo1: ann and bob chose the fusion; cy now the pick: 2 to 1, the annotators disagree.
-    q.record_vote(voted_db["engine"], run_id=ids["geo1"], annotator="cy", choice="A", a_is="bon")
+    votes_db.record_vote(voted_db["engine"], run_id=ids["geo1"], annotator="cy", choice="A", a_is="bon")
     path = tmp_path / "dpo.jsonl"
     assert export("--format", "dpo", "--dpo-format", "conversational", "-o", str(path)) == 0
     err = capsys.readouterr().err
@@ -234,7 +234,7 @@ def test_export_dpo_format_conflicts_and_excel_safe(voted_db: dict, tmp_path: Pa
     assert geo["conflict"] is True and geo["chosen"] == runs["geo1"]["fused"]["text"]
     assert geo["votes"] == {"chosen": 2, "rejected": 1} and geo["system"] == ""
 
-    q.record_vote(voted_db["engine"], run_id=ids["geo2"], annotator="bob", choice="tie", a_is="bon",
+    votes_db.record_vote(voted_db["engine"], run_id=ids["geo2"], annotator="bob", choice="tie", a_is="bon",
                   comment="=1+1 looks fine")  # fmt: skip
     for flag, expected in (("--excel-safe", "'=1+1 looks fine"), (None, "=1+1 looks fine")):
         csv_path = tmp_path / f"votes{flag or ''}.csv"

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from fakes import FakeModelClient
-from fusion.cli import fuse_record, main
+from fusion.cli import main
+from fusion.cli.fuse import fuse_record
 from fusion.errors import ProviderError
 from fusion.fusors import LLMFusor
 from fusion.selectors import ConsensusSelector

@@ -1,4 +1,4 @@
-"""Database faults said in one clear message (storage.db.open_database): the driver missing, a wrong
+"""Database faults said in one clear message (storage.migrations.open_database): the driver missing, a wrong
 password, a server that refuses connections, an unknown host or database, a SQLite file that cannot be
 written. Each names the database without its password and says what to do.
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.db import FAULT_KINDS, DatabaseUnavailable, explain_failure, open_database, safe_url
+from storage.db import FAULT_KINDS, DatabaseUnavailable, explain_failure, safe_url
+from storage.migrations import open_database
 
 SECRET = "s3cret-Pw-91"
 

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fusion.errors import InputError  # noqa: E402
 from storage import export as ex  # noqa: E402
-from storage import queries as q  # noqa: E402
+from storage import runs as runs_db  # noqa: E402
+from storage import votes as votes_db  # noqa: E402
 from storage.migrations import init_db  # noqa: E402
 from test_storage import make_run  # noqa: E402
 
@@ -108,13 +109,13 @@ def engine(db_url):
     ]
     runs[0].attribution.copied_fraction = float("nan")
     for run in runs:
-        q.save_run(eng, run)
-    q.record_vote(eng, run_id="r1", annotator="ann", choice="A", a_is="fused", comment="-fused is better",
+        runs_db.save_run(eng, run)
+    votes_db.record_vote(eng, run_id="r1", annotator="ann", choice="A", a_is="fused", comment="-fused is better",
                   ranking=[0, 2, 1])
-    q.record_vote(eng, run_id="r1", annotator="bob", choice="A", a_is="bon")
-    q.record_vote(eng, run_id="r2", annotator="ann", choice="tie", a_is="bon", comment="both fine\nreally")
-    q.record_vote(eng, run_id="r2", annotator="bob", choice="both_bad", a_is="fused", blind=False)
-    q.record_vote(eng, run_id="r3", annotator="ann", choice="B", a_is="bon")  # fused wins, but texts identical
+    votes_db.record_vote(eng, run_id="r1", annotator="bob", choice="A", a_is="bon")
+    votes_db.record_vote(eng, run_id="r2", annotator="ann", choice="tie", a_is="bon", comment="both fine\nreally")
+    votes_db.record_vote(eng, run_id="r2", annotator="bob", choice="both_bad", a_is="fused", blind=False)
+    votes_db.record_vote(eng, run_id="r3", annotator="ann", choice="B", a_is="bon")  # fused wins, but texts identical
     yield eng
     eng.dispose()
 
@@ -139,7 +140,7 @@ def test_votes_jsonl_round_trip(engine, tmp_path):
     assert {k: r["blind"] for k, r in by_key.items()} == {
         ("r1", "ann"): True, ("r1", "bob"): True, ("r2", "ann"): True, ("r2", "bob"): False, ("r3", "ann"): True,
     }
-    stored = {(v.run_id, v.annotator): v for v in q.all_votes(engine)}
+    stored = {(v.run_id, v.annotator): v for v in votes_db.all_votes(engine)}
     for key, r in by_key.items():
         assert epoch_of(r["created_at"]) == pytest.approx(stored[key].created_at, abs=1e-6)
         assert epoch_of(r["updated_at"]) == pytest.approx(stored[key].updated_at, abs=1e-6)
@@ -208,16 +209,18 @@ def test_dpo_pairs_per_vote_on_request(engine, tmp_path):
 
 
 def test_dpo_aggregates_votes_per_run_before_making_pairs(engine, tmp_path):
+    from storage.votes import record_vote
+
     path = tmp_path / "dpo.jsonl"
     # r1: ann prefers the fusion, bob the pick: an even split has no majority, so no pair.
     count = ex.export_dpo_jsonl(engine, path)
     assert (count, count.even_splits, count.conflicts_left_out, count.identical) == (0, 1, 0, 1)  # r3 identical
-    q.record_vote(engine, run_id="r1", annotator="cy", choice="A", a_is="fused")  # the fusion, 2 to 1
-    q.record_vote(engine, run_id="r1", annotator="dee", choice="A", a_is="bon", blind=False)  # not counted
-    q.save_run(engine, make_run(run_id="r6", prompt="Unanimous?", system="Be brief.", texts=["no", "maybe"],
+    votes_db.record_vote(engine, run_id="r1", annotator="cy", choice="A", a_is="fused")  # the fusion, 2 to 1
+    votes_db.record_vote(engine, run_id="r1", annotator="dee", choice="A", a_is="bon", blind=False)  # not counted
+    runs_db.save_run(engine, make_run(run_id="r6", prompt="Unanimous?", system="Be brief.", texts=["no", "maybe"],
                                 fused_text="yes", created_at=6.0))
     for name in ("ann", "bob"):
-        q.record_vote(engine, run_id="r6", annotator=name, choice="B", a_is="fused")  # both: the pick
+        votes_db.record_vote(engine, run_id="r6", annotator=name, choice="B", a_is="fused")  # both: the pick
 
     # By default a run whose annotators disagree is left out, and counted.
     count = ex.export_dpo_jsonl(engine, path)
@@ -250,7 +253,7 @@ def test_dpo_aggregates_votes_per_run_before_making_pairs(engine, tmp_path):
 
 
 def test_dpo_conversational_format_keeps_the_system_message(engine, tmp_path):
-    q.record_vote(engine, run_id="r2", annotator="cy", choice="B", a_is="bon")  # the fusion wins r2
+    votes_db.record_vote(engine, run_id="r2", annotator="cy", choice="B", a_is="bon")  # the fusion wins r2
     path = tmp_path / "dpo-conv.jsonl"
     assert ex.export_dpo_jsonl(engine, path, dpo_format="conversational", per_vote=True) == 3
     records = read_jsonl_like_datasets(path)

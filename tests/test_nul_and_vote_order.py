@@ -1,10 +1,10 @@
 """Issue 10, defects 1 and 2, on SQLite and on PostgreSQL (``db_url``, tests/pg_support.py).
 
 1. NUL: PostgreSQL text cannot hold it. Every text is stored with NUL as U+FFFD on both databases
-   (``storage.queries.valid_text``), so a batch line or a comment with NUL saves, and a re-run of the
+   (``storage.sql.valid_text``), so a batch line or a comment with NUL saves, and a re-run of the
    batch finds its runs instead of failing the same way forever.
 2. A vote's ``updated_at`` never goes backwards: under READ COMMITTED the new stamp must come from the row
-   as locked (``SELECT ... FOR UPDATE`` in ``storage.queries._find_vote``). A trigger logs every update of
+   as locked (``SELECT ... FOR UPDATE`` in ``storage.votes._find_vote``). A trigger logs every update of
    the vote in the order the updates happened (a serial id taken while the row lock is held); the stamps
    in that order must rise strictly.
 """
@@ -22,7 +22,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fusion.cli import main  # noqa: E402
-from storage import queries as q  # noqa: E402
+from storage import listing, runs, votes  # noqa: E402
 from storage.migrations import init_db  # noqa: E402
 from test_storage import make_run  # noqa: E402
 
@@ -49,7 +49,7 @@ def test_batch_line_with_nul_is_saved_and_a_rerun_finds_it(db_url, tmp_path, mon
     engine = init_db(db_url)
     records = {r["input_id"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
     assert set(records) == {"nul1", "plain"}
-    run = q.load_run(engine, records["nul1"]["id"])
+    run = runs.load_run(engine, records["nul1"]["id"])
     assert run is not None and run.prompt.text == "Capital\ufffd of France?"
     assert run.candidates[0].text == PARIS[0] + "\ufffd" and run.tags == ["t\ufffdag"]
 
@@ -58,7 +58,7 @@ def test_batch_line_with_nul_is_saved_and_a_rerun_finds_it(db_url, tmp_path, mon
     assert main(["batch", str(src), "-o", str(out), "--offline", "-q"]) == 0
     again = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert sorted(r["id"] for r in again) == sorted(r["id"] for r in records.values())  # nothing twice
-    assert q.count_runs(engine) == 2
+    assert listing.count_runs(engine) == 2
     engine.dispose()
 
 
@@ -78,7 +78,7 @@ def test_batch_output_line_matches_the_stored_run_when_the_input_has_nul(tmp_pat
     (line,) = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     engine = init_db(f"sqlite:///{db}")
     try:
-        assert line["prompt"]["text"] == q.load_run(engine, line["id"]).prompt.text
+        assert line["prompt"]["text"] == runs.load_run(engine, line["id"]).prompt.text
     finally:
         engine.dispose()
 
@@ -86,15 +86,15 @@ def test_batch_output_line_matches_the_stored_run_when_the_input_has_nul(tmp_pat
 def test_vote_comment_and_annotator_with_nul(db_url):
     engine = init_db(db_url)
     run = make_run(run_id="nulvote")
-    q.save_run(engine, run)
-    vote = q.record_vote(engine, run_id=run.id, annotator="a\x00nn", choice="A", a_is="fused", comment="a\x00b")
+    runs.save_run(engine, run)
+    vote = votes.record_vote(engine, run_id=run.id, annotator="a\x00nn", choice="A", a_is="fused", comment="a\x00b")
     assert (vote.annotator, vote.comment) == ("a\ufffdnn", "a\ufffdb")
-    stored = q.get_vote(engine, run.id, "a\ufffdnn")
+    stored = votes.get_vote(engine, run.id, "a\ufffdnn")
     assert stored is not None and stored.comment == "a\ufffdb"
     # The voter's own name, typed with the NUL again, finds the same vote (scrubbed the same way).
-    replaced = q.record_vote(engine, run_id=run.id, annotator="a\x00nn", choice="B", a_is="fused", comment="x\x00")
+    replaced = votes.record_vote(engine, run_id=run.id, annotator="a\x00nn", choice="B", a_is="fused", comment="x\x00")
     assert replaced.id == vote.id and replaced.comment == "x\ufffd"
-    assert [v.annotator for v in q.all_votes(engine)] == ["a\ufffdnn"]
+    assert [v.annotator for v in votes.all_votes(engine)] == ["a\ufffdnn"]
     engine.dispose()
 
 
@@ -120,12 +120,12 @@ def _log_vote_updates(engine) -> None:
 def test_updated_at_never_goes_backwards_under_racing_replacements(db_url):
     engine = init_db(db_url)
     run = make_run(run_id="race")
-    q.save_run(engine, run)
-    first = q.record_vote(engine, run_id=run.id, annotator="same", choice="A", a_is="fused")
+    runs.save_run(engine, run)
+    first = votes.record_vote(engine, run_id=run.id, annotator="same", choice="A", a_is="fused")
     _log_vote_updates(engine)
     threads_n, rounds = 8, 20
     start = threading.Barrier(threads_n)
-    results: list[q.VoteRecord] = []
+    results: list[votes.VoteRecord] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
@@ -133,7 +133,7 @@ def test_updated_at_never_goes_backwards_under_racing_replacements(db_url):
         start.wait()
         try:
             for i in range(rounds):
-                vote = q.record_vote(engine, run_id=run.id, annotator="same", choice=("A", "B", "tie")[(k + i) % 3],
+                vote = votes.record_vote(engine, run_id=run.id, annotator="same", choice=("A", "B", "tie")[(k + i) % 3],
                                      a_is="fused", comment=f"thread {k} round {i}")  # fmt: skip
                 with lock:
                     results.append(vote)
@@ -154,7 +154,7 @@ def test_updated_at_never_goes_backwards_under_racing_replacements(db_url):
     assert backwards == [], f"{len(backwards)} updates stamped no later than the one before"
     assert logged[0] > first.updated_at
     # The stored vote is the last update, and it is no replacement of some earlier state.
-    final = q.get_vote(engine, run.id, "same")
+    final = votes.get_vote(engine, run.id, "same")
     newest = max(results, key=lambda r: r.updated_at)
     assert final.updated_at == logged[-1] == newest.updated_at and final.comment == newest.comment
     assert final.created_at == first.created_at
@@ -165,8 +165,8 @@ def test_the_order_check_can_fail(db_url):
     """The trigger log sees a stamp that goes backwards (written directly, as the old code could)."""
     engine = init_db(db_url)
     run = make_run(run_id="back")
-    q.save_run(engine, run)
-    vote = q.record_vote(engine, run_id=run.id, annotator="x", choice="A", a_is="fused")
+    runs.save_run(engine, run)
+    vote = votes.record_vote(engine, run_id=run.id, annotator="x", choice="A", a_is="fused")
     _log_vote_updates(engine)
     with engine.begin() as conn:
         for stamp in (vote.updated_at + 2, vote.updated_at + 1):

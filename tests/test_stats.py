@@ -24,7 +24,7 @@ from fusion.stats import (
 
 @dataclass
 class V:
-    """A vote as fusion.stats sees it (the attributes of storage.queries.VoteRecord it reads)."""
+    """A vote as fusion.stats sees it (the attributes of storage.votes.VoteRecord it reads)."""
 
     run_id: str
     winner: str

@@ -29,7 +29,7 @@ from fusion.types import model_groups
 
 @dataclass
 class V:
-    """A vote with every attribute summarize() reads (those of storage.queries.VoteRecord)."""
+    """A vote with every attribute summarize() reads (those of storage.votes.VoteRecord)."""
 
     run_id: str
     winner: str

@@ -29,7 +29,9 @@ from fusion.types import (
     SourceRef,
     Span,
 )
-from storage import queries as q
+from storage import listing
+from storage import runs as runs_db
+from storage import votes as votes_db
 from storage.db import READ_ONLY, database_url, make_engine
 from storage.migrations import MIGRATIONS, Migration, applied_migrations, init_db, migrate
 
@@ -292,8 +294,8 @@ def test_migrated_schema_matches_sqlmodel_tables(engine, request, tmp_path):
 
 def test_run_round_trip_exact(engine):
     run = make_run(tags=["eval", "fr"], system="Answer briefly.")
-    assert q.save_run(engine, run) == run.id
-    loaded = q.load_run(engine, run.id)
+    assert runs_db.save_run(engine, run) == run.id
+    loaded = runs_db.load_run(engine, run.id)
     assert loaded is not None
     assert loaded.to_dict() == run.to_dict()
     assert isinstance(loaded.candidates[1].cached, bool) and loaded.candidates[1].cached is True
@@ -301,8 +303,8 @@ def test_run_round_trip_exact(engine):
 
 def test_round_trip_with_failed_candidates_and_no_pick(engine):
     run = make_run(texts=["", "", "x"], failed=(0, 1), bon_index=None, fused_text=None)
-    q.save_run(engine, run)
-    loaded = q.load_run(engine, run.id)
+    runs_db.save_run(engine, run)
+    loaded = runs_db.load_run(engine, run.id)
     assert loaded.to_dict() == run.to_dict()
     assert [c.error for c in loaded.candidates][:2] == ["RateLimitError: slow down"] * 2
     assert loaded.bon.index is None and loaded.bon.error == "no usable candidate"
@@ -311,8 +313,8 @@ def test_round_trip_with_failed_candidates_and_no_pick(engine):
 
 def test_round_trip_bare_run(engine):
     run = Run(prompt=Prompt("only a prompt"), id="bare")
-    q.save_run(engine, run)
-    assert q.load_run(engine, "bare").to_dict() == run.to_dict()
+    runs_db.save_run(engine, run)
+    assert runs_db.load_run(engine, "bare").to_dict() == run.to_dict()
 
 
 def test_round_trip_unicode_and_huge_text(engine):
@@ -323,8 +325,8 @@ def test_round_trip_unicode_and_huge_text(engine):
         fused_text=huge[:-7] + "🎉",
         tags=["ünï", "東京"],
     )
-    q.save_run(engine, run)
-    loaded = q.load_run(engine, run.id)
+    runs_db.save_run(engine, run)
+    loaded = runs_db.load_run(engine, run.id)
     assert loaded.to_dict() == run.to_dict()
     assert len(loaded.candidates[0].text) == len(huge)
 
@@ -332,20 +334,20 @@ def test_round_trip_unicode_and_huge_text(engine):
 def test_nul_becomes_replacement_character_on_every_database(engine):
     """PostgreSQL text cannot hold NUL; SQLite could, but both store U+FFFD so a run reads back the same."""
     run = make_run(prompt="a \u0000 null byte", texts=["x\x00y", "b", "c"], fused_text="f\x00", tags=["t\x00"])
-    q.save_run(engine, run)
-    loaded = q.load_run(engine, run.id)
+    runs_db.save_run(engine, run)
+    loaded = runs_db.load_run(engine, run.id)
     assert loaded.prompt.text == "a \ufffd null byte"
     assert loaded.candidates[0].text == "x\ufffdy" and loaded.fused.text == "f\ufffd"
     assert loaded.tags == ["t\ufffd"]
-    vote = q.record_vote(engine, run_id=run.id, annotator="n\x00m", choice="A", a_is="fused", comment="c\x00")
+    vote = votes_db.record_vote(engine, run_id=run.id, annotator="n\x00m", choice="A", a_is="fused", comment="c\x00")
     assert (vote.annotator, vote.comment) == ("n\ufffdm", "c\ufffd")
-    assert _ids(q.list_runs(engine, text="\x00")) == [run.id]  # a typed NUL is scrubbed like stored text
+    assert _ids(listing.list_runs(engine, text="\x00")) == [run.id]  # a typed NUL is scrubbed like stored text
 
 
 def test_lone_surrogate_is_replaced_not_fatal(engine):
     run = make_run(texts=["ok \ud800 broken", "fine", "x"], fused_text="fused \udfff")
-    q.save_run(engine, run)
-    loaded = q.load_run(engine, run.id)
+    runs_db.save_run(engine, run)
+    loaded = runs_db.load_run(engine, run.id)
     assert loaded.candidates[0].text == "ok \ufffd broken"
     assert loaded.fused.text == "fused \ufffd"
 
@@ -353,39 +355,39 @@ def test_lone_surrogate_is_replaced_not_fatal(engine):
 def test_nan_score_survives(engine):
     run = make_run()
     run.bon.scores[2] = float("nan")
-    q.save_run(engine, run)
-    score = q.load_run(engine, run.id).bon.scores[2]
+    runs_db.save_run(engine, run)
+    score = runs_db.load_run(engine, run.id).bon.scores[2]
     assert score != score  # NaN
 
 
 def test_load_missing_run_is_none(engine):
-    assert q.load_run(engine, "nope") is None
+    assert runs_db.load_run(engine, "nope") is None
 
 
 def test_saving_twice_keeps_one_run_with_new_content(engine):
     run = make_run(tags=["a", "b"])
-    q.save_run(engine, run)
+    runs_db.save_run(engine, run)
     run.tags = ["b", "c"]
     run.candidates = run.candidates[:2]
     run.bon.scores = run.bon.scores[:2]
-    q.save_run(engine, run)
-    assert q.count_runs(engine) == 1
-    loaded = q.load_run(engine, run.id)
+    runs_db.save_run(engine, run)
+    assert listing.count_runs(engine) == 1
+    loaded = runs_db.load_run(engine, run.id)
     assert loaded.to_dict() == run.to_dict()
-    assert q.all_tags(engine) == ["b", "c"]
+    assert listing.all_tags(engine) == ["b", "c"]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM candidates")).scalar_one() == 2
 
 
 def test_duplicate_tags_stored_once_in_order(engine):
     run = make_run(tags=["z", "a", "z"])
-    q.save_run(engine, run)
-    assert q.load_run(engine, run.id).tags == ["z", "a"]
+    runs_db.save_run(engine, run)
+    assert runs_db.load_run(engine, run.id).tags == ["z", "a"]
 
 
 def test_save_refuses_empty_id(engine):
     with pytest.raises(InputError):
-        q.save_run(engine, make_run(run_id=" "))
+        runs_db.save_run(engine, make_run(run_id=" "))
 
 
 def _every_stored_value(engine) -> str:
@@ -400,8 +402,8 @@ def _every_stored_value(engine) -> str:
 def test_api_key_is_in_no_table(engine):
     secret = "sk-test-SECRET-5d1f0c"
     run = make_run(api_key=secret)
-    q.save_run(engine, run)
-    q.record_vote(engine, run_id=run.id, annotator="ann", choice="A", a_is="fused")
+    runs_db.save_run(engine, run)
+    votes_db.record_vote(engine, run_id=run.id, annotator="ann", choice="A", a_is="fused")
     dump = _every_stored_value(engine)
     assert run.id in dump and "m/alpha" in dump  # the dump does hold the run
     assert secret not in dump
@@ -412,9 +414,9 @@ def test_api_key_is_nowhere_in_the_database(sqlite_engine, db_path):
     secret = "sk-test-SECRET-5d1f0c"
     run = make_run(api_key=secret)
     assert run.pool[0].api_key == secret
-    q.save_run(engine, run)
-    q.record_vote(engine, run_id=run.id, annotator="ann", choice="A", a_is="fused")
-    assert q.load_run(engine, run.id).pool[0].api_key is None
+    runs_db.save_run(engine, run)
+    votes_db.record_vote(engine, run_id=run.id, annotator="ann", choice="A", a_is="fused")
+    assert runs_db.load_run(engine, run.id).pool[0].api_key is None
     engine.dispose()
     files = [p for p in db_path.parent.iterdir() if p.name.startswith(db_path.name)]
     assert db_path in files
@@ -435,7 +437,7 @@ def _seed(engine) -> dict[str, Run]:
                              created_at=4_000.0, source="supplied", fused_text=None),
     }
     for run_id, run in runs.items():
-        q.save_run(engine, run.with_id(run_id))
+        runs_db.save_run(engine, run.with_id(run_id))
     return runs
 
 
@@ -445,7 +447,7 @@ def _ids(summaries) -> list[str]:
 
 def test_list_runs_newest_first_with_summary_fields(engine):
     _seed(engine)
-    rows = q.list_runs(engine)
+    rows = listing.list_runs(engine)
     assert _ids(rows) == ["supplied", "new_cjk", "mid_math", "old_fr"]
     old = rows[-1]
     assert old.models == ["openai/gpt-4o", "cohere/command-a"]
@@ -457,66 +459,66 @@ def test_list_runs_newest_first_with_summary_fields(engine):
 
 def test_list_runs_filters(engine):
     _seed(engine)
-    assert _ids(q.list_runs(engine, tag="geo")) == ["new_cjk", "old_fr"]
-    assert _ids(q.list_runs(engine, tag="missing")) == []
-    assert _ids(q.list_runs(engine, model="openai/gpt-4o")) == ["old_fr"]
-    assert _ids(q.list_runs(engine, model="cohere/command-a")) == ["old_fr"]
-    assert _ids(q.list_runs(engine, model="openai/gpt-4")) == []  # whole names only
+    assert _ids(listing.list_runs(engine, tag="geo")) == ["new_cjk", "old_fr"]
+    assert _ids(listing.list_runs(engine, tag="missing")) == []
+    assert _ids(listing.list_runs(engine, model="openai/gpt-4o")) == ["old_fr"]
+    assert _ids(listing.list_runs(engine, model="cohere/command-a")) == ["old_fr"]
+    assert _ids(listing.list_runs(engine, model="openai/gpt-4")) == []  # whole names only
     # A scenario's run is listed under its scenario, not under the models of its candidates.
-    assert _ids(q.list_runs(engine, model="scenario:math-1")) == ["mid_math"]
-    assert _ids(q.list_runs(engine, model="m/a")) == []
-    assert q.count_runs(engine, model="scenario:math-1") == 1 and q.count_runs(engine, model="m/alpha") == 1
-    assert _ids(q.list_runs(engine, n=4)) == ["mid_math"]
-    assert _ids(q.list_runs(engine, source="scenario")) == ["mid_math"]
-    assert _ids(q.list_runs(engine, source="scenario:math-1")) == ["mid_math"]
-    assert _ids(q.list_runs(engine, source="scen")) == []
-    assert _ids(q.list_runs(engine, since=2_000.0, until=3_000.0)) == ["new_cjk", "mid_math"]
+    assert _ids(listing.list_runs(engine, model="scenario:math-1")) == ["mid_math"]
+    assert _ids(listing.list_runs(engine, model="m/a")) == []
+    assert listing.count_runs(engine, model="scenario:math-1") == 1 and listing.count_runs(engine, model="m/alpha") == 1
+    assert _ids(listing.list_runs(engine, n=4)) == ["mid_math"]
+    assert _ids(listing.list_runs(engine, source="scenario")) == ["mid_math"]
+    assert _ids(listing.list_runs(engine, source="scenario:math-1")) == ["mid_math"]
+    assert _ids(listing.list_runs(engine, source="scen")) == []
+    assert _ids(listing.list_runs(engine, since=2_000.0, until=3_000.0)) == ["new_cjk", "mid_math"]
     since = datetime.fromtimestamp(3_500.0, tz=timezone.utc)
-    assert _ids(q.list_runs(engine, since=since)) == ["supplied"]
-    assert _ids(q.list_runs(engine, tag="geo", since=2_500.0)) == ["new_cjk"]
+    assert _ids(listing.list_runs(engine, since=since)) == ["supplied"]
+    assert _ids(listing.list_runs(engine, tag="geo", since=2_500.0)) == ["new_cjk"]
 
 
 def test_text_filter_is_case_insensitive_and_literal(engine):
     _seed(engine)
-    assert _ids(q.list_runs(engine, text="capital OF")) == ["old_fr"]
-    assert _ids(q.list_runs(engine, text="東京")) == ["new_cjk"]
-    assert _ids(q.list_runs(engine, text="école")) == ["new_cjk"]  # fused text, non-ASCII case folding
-    assert _ids(q.list_runs(engine, text="be BRIEF")) == ["new_cjk"]  # system message
-    assert _ids(q.list_runs(engine, text="100%_")) == ["new_cjk"]
-    assert _ids(q.list_runs(engine, text="%")) == ["new_cjk"]  # a literal percent sign, not a wildcard
-    assert _ids(q.list_runs(engine, text="_")) == ["new_cjk"]
+    assert _ids(listing.list_runs(engine, text="capital OF")) == ["old_fr"]
+    assert _ids(listing.list_runs(engine, text="東京")) == ["new_cjk"]
+    assert _ids(listing.list_runs(engine, text="école")) == ["new_cjk"]  # fused text, non-ASCII case folding
+    assert _ids(listing.list_runs(engine, text="be BRIEF")) == ["new_cjk"]  # system message
+    assert _ids(listing.list_runs(engine, text="100%_")) == ["new_cjk"]
+    assert _ids(listing.list_runs(engine, text="%")) == ["new_cjk"]  # a literal percent sign, not a wildcard
+    assert _ids(listing.list_runs(engine, text="_")) == ["new_cjk"]
 
 
 def test_paging_and_count(engine):
     _seed(engine)
-    assert _ids(q.list_runs(engine, limit=2)) == ["supplied", "new_cjk"]
-    assert _ids(q.list_runs(engine, limit=2, offset=2)) == ["mid_math", "old_fr"]
-    assert q.list_runs(engine, limit=2, offset=4) == []
-    assert q.count_runs(engine) == 4
-    assert q.count_runs(engine, tag="geo") == 2
-    assert q.count_runs(engine, text="zzz") == 0
+    assert _ids(listing.list_runs(engine, limit=2)) == ["supplied", "new_cjk"]
+    assert _ids(listing.list_runs(engine, limit=2, offset=2)) == ["mid_math", "old_fr"]
+    assert listing.list_runs(engine, limit=2, offset=4) == []
+    assert listing.count_runs(engine) == 4
+    assert listing.count_runs(engine, tag="geo") == 2
+    assert listing.count_runs(engine, text="zzz") == 0
 
 
 def test_all_tags_and_models(engine):
     _seed(engine)
-    assert q.all_tags(engine) == ["fr", "geo", "math"]
-    assert q.all_models(engine) == ["cohere/command-a", "m/alpha", "openai/gpt-4o", "scenario:math-1", "supplied"]
+    assert listing.all_tags(engine) == ["fr", "geo", "math"]
+    assert listing.all_models(engine) == ["cohere/command-a", "m/alpha", "openai/gpt-4o", "scenario:math-1", "supplied"]
 
 
 def test_delete_cascades_to_every_child_table(engine):
     runs = _seed(engine)
-    q.record_vote(engine, run_id="old_fr", annotator="ann", choice="A", a_is="fused", client_token="t1")
-    q.record_vote(engine, run_id="mid_math", annotator="ann", choice="B", a_is="fused")
-    assert q.delete_run(engine, "old_fr") is True
-    assert q.delete_run(engine, "old_fr") is False
-    assert q.load_run(engine, "old_fr") is None
+    votes_db.record_vote(engine, run_id="old_fr", annotator="ann", choice="A", a_is="fused", client_token="t1")
+    votes_db.record_vote(engine, run_id="mid_math", annotator="ann", choice="B", a_is="fused")
+    assert runs_db.delete_run(engine, "old_fr") is True
+    assert runs_db.delete_run(engine, "old_fr") is False
+    assert runs_db.load_run(engine, "old_fr") is None
     with engine.connect() as conn:
         for table in ("candidates", "picks", "fusions", "run_tags", "run_model_groups", "votes", "vote_tokens"):
             left = conn.execute(text(f"SELECT count(*) FROM {table} WHERE run_id = 'old_fr'")).scalar_one()
             assert left == 0, table
         assert conn.execute(text("SELECT count(*) FROM votes")).scalar_one() == 1
-    assert q.load_run(engine, "mid_math").to_dict() == runs["mid_math"].with_id("mid_math").to_dict()
-    assert q.all_tags(engine) == ["geo", "math"]
+    assert runs_db.load_run(engine, "mid_math").to_dict() == runs["mid_math"].with_id("mid_math").to_dict()
+    assert listing.all_tags(engine) == ["geo", "math"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -524,54 +526,54 @@ def test_delete_cascades_to_every_child_table(engine):
 
 
 def test_winner_derivation():
-    assert q.winner_of("A", "fused") == "fused"
-    assert q.winner_of("A", "bon") == "bon"
-    assert q.winner_of("B", "fused") == "bon"
-    assert q.winner_of("B", "bon") == "fused"
-    assert q.winner_of("tie", "bon") == "tie"
-    assert q.winner_of("both_bad", "fused") == "both_bad"
+    assert votes_db.winner_of("A", "fused") == "fused"
+    assert votes_db.winner_of("A", "bon") == "bon"
+    assert votes_db.winner_of("B", "fused") == "bon"
+    assert votes_db.winner_of("B", "bon") == "fused"
+    assert votes_db.winner_of("tie", "bon") == "tie"
+    assert votes_db.winner_of("both_bad", "fused") == "both_bad"
 
 
 def test_record_vote_stores_and_joins_run_facts(engine):
     run = make_run(tags=["geo"])
-    q.save_run(engine, run)
-    vote = q.record_vote(engine, run_id=run.id, annotator="  alice ", choice="B", a_is="bon",
+    runs_db.save_run(engine, run)
+    vote = votes_db.record_vote(engine, run_id=run.id, annotator="  alice ", choice="B", a_is="bon",
                          comment=" clearer ", ranking=[1, 0, 2], client_token="tok-1")
     assert (vote.annotator, vote.choice, vote.a_is, vote.winner) == ("alice", "B", "bon", "fused")
     assert vote.comment == "clearer" and vote.ranking == [1, 0, 2] and vote.client_token == "tok-1"
     assert vote.n == 3 and vote.tags == ["geo"] and vote.models == ["m/alpha"] and vote.bon_index == 0
     assert vote.copied_fraction == pytest.approx(5 / 31) and vote.created_at == vote.updated_at
-    assert q.get_vote(engine, run.id, "alice") == vote
-    assert q.votes_for_run(engine, run.id) == [vote]
+    assert votes_db.get_vote(engine, run.id, "alice") == vote
+    assert votes_db.votes_for_run(engine, run.id) == [vote]
 
 
 def test_second_vote_replaces_first(engine):
     run = make_run()
-    q.save_run(engine, run)
-    first = q.record_vote(engine, run_id=run.id, annotator="bob", choice="A", a_is="fused", comment="x")
-    second = q.record_vote(engine, run_id=run.id, annotator="bob", choice="tie", a_is="bon")
+    runs_db.save_run(engine, run)
+    first = votes_db.record_vote(engine, run_id=run.id, annotator="bob", choice="A", a_is="fused", comment="x")
+    second = votes_db.record_vote(engine, run_id=run.id, annotator="bob", choice="tie", a_is="bon")
     assert second.id == first.id
     assert second.created_at == first.created_at and second.updated_at > first.updated_at
     assert (second.choice, second.winner, second.comment) == ("tie", "tie", None)
-    assert len(q.votes_for_run(engine, run.id)) == 1
-    other = q.record_vote(engine, run_id=run.id, annotator="carol", choice="A", a_is="bon")
-    assert [v.annotator for v in q.votes_for_run(engine, run.id)] == ["bob", "carol"] and other.winner == "bon"
+    assert len(votes_db.votes_for_run(engine, run.id)) == 1
+    other = votes_db.record_vote(engine, run_id=run.id, annotator="carol", choice="A", a_is="bon")
+    assert [v.annotator for v in votes_db.votes_for_run(engine, run.id)] == ["bob", "carol"] and other.winner == "bon"
 
 
 def test_same_client_token_is_a_no_op(engine):
     run = make_run()
-    q.save_run(engine, run)
-    first = q.record_vote(engine, run_id=run.id, annotator="dan", choice="A", a_is="fused", client_token="t1")
-    again = q.record_vote(engine, run_id=run.id, annotator="dan", choice="B", a_is="fused", client_token="t1")
+    runs_db.save_run(engine, run)
+    first = votes_db.record_vote(engine, run_id=run.id, annotator="dan", choice="A", a_is="fused", client_token="t1")
+    again = votes_db.record_vote(engine, run_id=run.id, annotator="dan", choice="B", a_is="fused", client_token="t1")
     assert again == first and again.winner == "fused"
-    newer = q.record_vote(engine, run_id=run.id, annotator="dan", choice="B", a_is="fused", client_token="t2")
+    newer = votes_db.record_vote(engine, run_id=run.id, annotator="dan", choice="B", a_is="fused", client_token="t2")
     assert newer.winner == "bon"
     # A late retry of the first form must not overwrite the newer vote.
-    late = q.record_vote(engine, run_id=run.id, annotator="dan", choice="A", a_is="fused", client_token="t1")
+    late = votes_db.record_vote(engine, run_id=run.id, annotator="dan", choice="A", a_is="fused", client_token="t1")
     assert late == newer
-    assert q.get_vote(engine, run.id, "dan").winner == "bon"
+    assert votes_db.get_vote(engine, run.id, "dan").winner == "bon"
     # The token belongs to (run, annotator): another annotator's form with the same token still counts.
-    eve = q.record_vote(engine, run_id=run.id, annotator="eve", choice="A", a_is="fused", client_token="t1")
+    eve = votes_db.record_vote(engine, run_id=run.id, annotator="eve", choice="A", a_is="fused", client_token="t1")
     assert eve.annotator == "eve" and eve.winner == "fused"
 
 
@@ -594,100 +596,100 @@ def test_same_client_token_is_a_no_op(engine):
 )
 def test_record_vote_validation(engine, kwargs, message):
     run = make_run(run_id="valid")
-    q.save_run(engine, run)
+    runs_db.save_run(engine, run)
     args = {"run_id": "valid", "annotator": "ann", "choice": "A", "a_is": "fused", **kwargs}
     with pytest.raises(InputError, match=message):
-        q.record_vote(engine, **args)
-    assert q.votes_for_run(engine, "valid") == []
+        votes_db.record_vote(engine, **args)
+    assert votes_db.votes_for_run(engine, "valid") == []
 
 
 def test_vote_needs_pick_and_fusion(engine):
-    q.save_run(engine, make_run(run_id="nofuse", fused_text=None))
-    q.save_run(engine, make_run(run_id="nopick", bon_index=None))
+    runs_db.save_run(engine, make_run(run_id="nofuse", fused_text=None))
+    runs_db.save_run(engine, make_run(run_id="nopick", bon_index=None))
     for run_id in ("nofuse", "nopick"):
         with pytest.raises(ValueError, match="nothing|no Best-of-N"):
-            q.record_vote(engine, run_id=run_id, annotator="a", choice="A", a_is="fused")
+            votes_db.record_vote(engine, run_id=run_id, annotator="a", choice="A", a_is="fused")
 
 
 def test_resave_keeps_votes_unless_the_pair_changed(engine):
     run = make_run(tags=["x"])
-    q.save_run(engine, run)
-    q.record_vote(engine, run_id=run.id, annotator="ann", choice="A", a_is="fused", client_token="t")
+    runs_db.save_run(engine, run)
+    votes_db.record_vote(engine, run_id=run.id, annotator="ann", choice="A", a_is="fused", client_token="t")
     run.tags = ["x", "y"]
-    q.save_run(engine, run)  # same texts: the vote still judges what is stored
-    assert len(q.votes_for_run(engine, run.id)) == 1
+    runs_db.save_run(engine, run)  # same texts: the vote still judges what is stored
+    assert len(votes_db.votes_for_run(engine, run.id)) == 1
     run.fused.text = "A different fused answer."
-    q.save_run(engine, run)
-    assert q.votes_for_run(engine, run.id) == []
-    again = q.record_vote(engine, run_id=run.id, annotator="ann", choice="B", a_is="fused", client_token="t")
+    runs_db.save_run(engine, run)
+    assert votes_db.votes_for_run(engine, run.id) == []
+    again = votes_db.record_vote(engine, run_id=run.id, annotator="ann", choice="B", a_is="fused", client_token="t")
     assert again.winner == "bon"  # the old token went with the old vote
 
 
 def test_unique_race_is_retried_as_update(engine, monkeypatch):
     """If another writer inserts between our look-up and our insert, the retry updates its row."""
     run = make_run()
-    q.save_run(engine, run)
-    q.record_vote(engine, run_id=run.id, annotator="race", choice="A", a_is="fused")
-    real = q._find_vote
+    runs_db.save_run(engine, run)
+    votes_db.record_vote(engine, run_id=run.id, annotator="race", choice="A", a_is="fused")
+    real = votes_db._find_vote
     calls = {"n": 0}
 
     def blind_once(conn, run_id, annotator):
         calls["n"] += 1
         return None if calls["n"] == 1 else real(conn, run_id, annotator)
 
-    monkeypatch.setattr(q, "_find_vote", blind_once)
-    vote = q.record_vote(engine, run_id=run.id, annotator="race", choice="B", a_is="fused")
+    monkeypatch.setattr(votes_db, "_find_vote", blind_once)
+    vote = votes_db.record_vote(engine, run_id=run.id, annotator="race", choice="B", a_is="fused")
     assert calls["n"] == 2
     assert vote.winner == "bon"
-    assert [v.winner for v in q.votes_for_run(engine, run.id)] == ["bon"]
+    assert [v.winner for v in votes_db.votes_for_run(engine, run.id)] == ["bon"]
 
 
 def test_annotation_queue_and_progress(engine):
-    q.save_run(engine, make_run(run_id="r1", created_at=10.0, tags=["t"]))
-    q.save_run(engine, make_run(run_id="r2", created_at=30.0))
-    q.save_run(engine, make_run(run_id="r3", created_at=20.0, tags=["t"], fused_text="Paris."))  # identical
-    q.save_run(engine, make_run(run_id="r4", created_at=5.0, fused_text=None))
-    q.save_run(engine, make_run(run_id="r5", created_at=6.0, bon_index=None))
+    runs_db.save_run(engine, make_run(run_id="r1", created_at=10.0, tags=["t"]))
+    runs_db.save_run(engine, make_run(run_id="r2", created_at=30.0))
+    runs_db.save_run(engine, make_run(run_id="r3", created_at=20.0, tags=["t"], fused_text="Paris."))  # identical
+    runs_db.save_run(engine, make_run(run_id="r4", created_at=5.0, fused_text=None))
+    runs_db.save_run(engine, make_run(run_id="r5", created_at=6.0, bon_index=None))
     failed = make_run(run_id="r6", created_at=7.0)
     failed.fused.error = "fusor timed out"
-    q.save_run(engine, failed)
+    runs_db.save_run(engine, failed)
     # r3's fused answer is its pick verbatim: out of the queue and out of the total from the start.
-    assert q.annotation_queue(engine, "ann") == ["r1", "r2"]
-    assert q.annotation_queue(engine, "ann", limit=1) == ["r1"]
-    assert q.annotation_queue(engine, "ann", tag="t") == ["r1"]
-    assert q.queue_progress(engine, "ann") == (0, 2)
-    assert q.queue_counts(engine, "ann") == q.QueueCounts(done=0, total=2, identical=1)
-    assert q.is_identical(q.load_run(engine, "r3")) and not q.is_identical(q.load_run(engine, "r1"))
-    q.record_vote(engine, run_id="r1", annotator="ann", choice="tie", a_is="bon")
-    assert q.annotation_queue(engine, "ann") == ["r2"]
-    assert q.annotation_queue(engine, "other") == ["r1", "r2"]
-    assert q.queue_progress(engine, "ann") == (1, 2)
-    assert q.queue_counts(engine, "ann") == q.QueueCounts(done=1, total=2, identical=1)
-    assert q.queue_counts(engine, "ann").remaining == 1
-    assert q.queue_counts(engine, "ann", tag="t") == q.QueueCounts(done=1, total=1, identical=1)
-    assert q.queue_counts(engine, "other", tag="t") == q.QueueCounts(done=0, total=1, identical=1)
-    assert q.queue_counts(engine, "ann", tag="none") == q.QueueCounts(done=0, total=0, identical=0)
-    assert q.queue_progress(engine, " ann ") == (1, 2)
+    assert votes_db.annotation_queue(engine, "ann") == ["r1", "r2"]
+    assert votes_db.annotation_queue(engine, "ann", limit=1) == ["r1"]
+    assert votes_db.annotation_queue(engine, "ann", tag="t") == ["r1"]
+    assert votes_db.queue_progress(engine, "ann") == (0, 2)
+    assert votes_db.queue_counts(engine, "ann") == votes_db.QueueCounts(done=0, total=2, identical=1)
+    assert runs_db.is_identical(runs_db.load_run(engine, "r3")) and not runs_db.is_identical(runs_db.load_run(engine, "r1"))
+    votes_db.record_vote(engine, run_id="r1", annotator="ann", choice="tie", a_is="bon")
+    assert votes_db.annotation_queue(engine, "ann") == ["r2"]
+    assert votes_db.annotation_queue(engine, "other") == ["r1", "r2"]
+    assert votes_db.queue_progress(engine, "ann") == (1, 2)
+    assert votes_db.queue_counts(engine, "ann") == votes_db.QueueCounts(done=1, total=2, identical=1)
+    assert votes_db.queue_counts(engine, "ann").remaining == 1
+    assert votes_db.queue_counts(engine, "ann", tag="t") == votes_db.QueueCounts(done=1, total=1, identical=1)
+    assert votes_db.queue_counts(engine, "other", tag="t") == votes_db.QueueCounts(done=0, total=1, identical=1)
+    assert votes_db.queue_counts(engine, "ann", tag="none") == votes_db.QueueCounts(done=0, total=0, identical=0)
+    assert votes_db.queue_progress(engine, " ann ") == (1, 2)
     with pytest.raises(InputError):
-        q.annotation_queue(engine, "")
+        votes_db.annotation_queue(engine, "")
     with pytest.raises(InputError):
-        q.queue_counts(engine, " ")
+        votes_db.queue_counts(engine, " ")
 
 
 def test_all_votes_with_tag_filter(engine):
-    q.save_run(engine, make_run(run_id="g1", tags=["geo"], texts=["a", "b", "c", "d"], bon_index=2))
-    q.save_run(engine, make_run(run_id="m1", tags=["math"]))
-    q.record_vote(engine, run_id="g1", annotator="a1", choice="A", a_is="fused")
+    runs_db.save_run(engine, make_run(run_id="g1", tags=["geo"], texts=["a", "b", "c", "d"], bon_index=2))
+    runs_db.save_run(engine, make_run(run_id="m1", tags=["math"]))
+    votes_db.record_vote(engine, run_id="g1", annotator="a1", choice="A", a_is="fused")
     time.sleep(0.001)
-    q.record_vote(engine, run_id="m1", annotator="a1", choice="A", a_is="bon")
-    q.record_vote(engine, run_id="g1", annotator="a2", choice="both_bad", a_is="bon")
-    everything = q.all_votes(engine)
+    votes_db.record_vote(engine, run_id="m1", annotator="a1", choice="A", a_is="bon")
+    votes_db.record_vote(engine, run_id="g1", annotator="a2", choice="both_bad", a_is="bon")
+    everything = votes_db.all_votes(engine)
     assert [(v.run_id, v.annotator, v.winner) for v in everything] == [
         ("g1", "a1", "fused"), ("m1", "a1", "bon"), ("g1", "a2", "both_bad"),
     ]
-    geo = q.all_votes(engine, tag="geo")
+    geo = votes_db.all_votes(engine, tag="geo")
     assert [(v.run_id, v.annotator) for v in geo] == [("g1", "a1"), ("g1", "a2")]
     assert all(v.n == 4 and v.bon_index == 2 and v.tags == ["geo"] for v in geo)
-    assert q.all_votes(engine, tag="none") == []
-    summary = {s.id: s.n_votes for s in q.list_runs(engine)}
+    assert votes_db.all_votes(engine, tag="none") == []
+    summary = {s.id: s.n_votes for s in listing.list_runs(engine)}
     assert summary == {"g1": 2, "m1": 1}

@@ -3,7 +3,7 @@
 Invariants: exactly one row per (run, annotator); no vote lost (each annotator's final row holds the last
 value it wrote); no write fails. Each test runs on SQLite and on PostgreSQL (``db_url``, tests/pg_support.py):
 SQLite serialises writers with BEGIN IMMEDIATE, PostgreSQL's READ COMMITTED relies on the row locks
-(SELECT ... FOR UPDATE / FOR SHARE) and the unique-race retry in storage.queries.
+(SELECT ... FOR UPDATE / FOR SHARE) and the unique-race retry in storage.votes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from storage import queries as q  # noqa: E402
+from storage import runs as runs_db  # noqa: E402
+from storage import votes as votes_db  # noqa: E402
 from storage.migrations import init_db  # noqa: E402
 from test_storage import make_run  # noqa: E402
 
@@ -39,7 +40,7 @@ def _seed(engine, k: int) -> list[str]:
     ids = []
     for i in range(k):
         run = make_run(run_id=f"shared{i}", created_at=float(i))
-        q.save_run(engine, run)
+        runs_db.save_run(engine, run)
         ids.append(run.id)
     return ids
 
@@ -59,7 +60,7 @@ def test_threads_each_last_write_wins(db_url):
                 run_id = run_ids[i % len(run_ids)]
                 choice, a_is = rng.choice(CHOICES), rng.choice(("bon", "fused"))
                 token = f"{name}-{i}" if i % 3 else None
-                vote = q.record_vote(engine, run_id=run_id, annotator=name, choice=choice, a_is=a_is,
+                vote = votes_db.record_vote(engine, run_id=run_id, annotator=name, choice=choice, a_is=a_is,
                                      client_token=token)
                 assert (vote.choice, vote.a_is, vote.annotator) == (choice, a_is, name)
                 last[(run_id, name)] = (choice, a_is)
@@ -74,8 +75,8 @@ def test_threads_each_last_write_wins(db_url):
     assert errors == []
     assert _pairs(engine) == [(r, f"t{k}", 1) for r in run_ids for k in range(6)]
     for (run_id, name), (choice, a_is) in last.items():
-        stored = q.get_vote(engine, run_id, name)
-        assert (stored.choice, stored.a_is, stored.winner) == (choice, a_is, q.winner_of(choice, a_is))
+        stored = votes_db.get_vote(engine, run_id, name)
+        assert (stored.choice, stored.a_is, stored.winner) == (choice, a_is, votes_db.winner_of(choice, a_is))
     engine.dispose()
 
 
@@ -84,13 +85,13 @@ def test_threads_racing_on_the_same_first_vote(db_url):
     engine = init_db(db_url)
     (run_id,) = _seed(engine, 1)
     start = threading.Barrier(8)
-    results: list[q.VoteRecord] = []
+    results: list[votes_db.VoteRecord] = []
     errors: list[BaseException] = []
 
     def vote(k: int) -> None:
         start.wait()
         try:
-            results.append(q.record_vote(engine, run_id=run_id, annotator="same", choice=CHOICES[k % 4],
+            results.append(votes_db.record_vote(engine, run_id=run_id, annotator="same", choice=CHOICES[k % 4],
                                          a_is="fused", comment=f"thread {k}"))
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
@@ -104,7 +105,7 @@ def test_threads_racing_on_the_same_first_vote(db_url):
     assert _pairs(engine) == [(run_id, "same", 1)]
     assert len({r.id for r in results}) == 1
     assert len({r.updated_at for r in results}) == 8  # every write was a distinct, ordered commit
-    final = q.get_vote(engine, run_id, "same")
+    final = votes_db.get_vote(engine, run_id, "same")
     newest = max(results, key=lambda r: r.updated_at)
     assert (final.comment, final.choice, final.updated_at) == (newest.comment, newest.choice, newest.updated_at)
     assert final.created_at == min(r.created_at for r in results)
@@ -148,12 +149,12 @@ def _process_worker(url: str, name: str, run_ids: list[str], rounds: int, seed: 
         choice, a_is = rng.choice(CHOICES), rng.choice(("bon", "fused"))
         comment = f"{name} round {i}"
         token = f"{name}:{i}"
-        q.record_vote(engine, run_id=run_id, annotator=name, choice=choice, a_is=a_is, comment=comment,
+        votes_db.record_vote(engine, run_id=run_id, annotator=name, choice=choice, a_is=a_is, comment=comment,
                       client_token=token)
         # A resubmission of the same form must change nothing.
-        q.record_vote(engine, run_id=run_id, annotator=name, choice="both_bad", a_is="bon", client_token=token)
+        votes_db.record_vote(engine, run_id=run_id, annotator=name, choice="both_bad", a_is="bon", client_token=token)
         own[run_id] = (choice, a_is, comment)
-        vote = q.record_vote(engine, run_id=run_ids[0], annotator="everyone", choice=choice, a_is=a_is,
+        vote = votes_db.record_vote(engine, run_id=run_ids[0], annotator="everyone", choice=choice, a_is=a_is,
                              comment=comment)
         shared.append((vote.updated_at, vote.choice, vote.comment))
     engine.dispose()
@@ -170,13 +171,13 @@ def test_processes_no_lost_and_no_duplicated_votes(db_url):
     assert _pairs(engine) == expected_pairs
     for name, outcome in zip(names, outcomes):
         for run_id, (choice, a_is, comment) in outcome["own"].items():
-            stored = q.get_vote(engine, run_id, name)
+            stored = votes_db.get_vote(engine, run_id, name)
             assert (stored.choice, stored.a_is, stored.comment) == (choice, a_is, comment)
     # The shared annotator's row holds whichever write committed last across all processes.
     writes = [w for outcome in outcomes for w in outcome["shared"]]
     assert len(writes) == 4 * 25 and len({w[0] for w in writes}) == len(writes)
     newest = max(writes)
-    final = q.get_vote(engine, run_ids[0], "everyone")
+    final = votes_db.get_vote(engine, run_ids[0], "everyone")
     assert (final.updated_at, final.choice, final.comment) == newest
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
@@ -213,7 +214,7 @@ def test_processes_starting_at_once_migrate_once(db_url):
 
 
 class _HeldClock:
-    """Stands in for the ``time`` module in storage.queries: the first ``time()`` call in the thread named
+    """Stands in for the ``time`` module in storage.votes: the first ``time()`` call in the thread named
     ``held`` waits (up to ``hold_s``) for ``release``. Everything else is the real module."""
 
     def __init__(self, release: threading.Event, hold_s: float) -> None:
@@ -240,15 +241,15 @@ def test_a_replacement_held_mid_transaction_is_not_overtaken(db_url, monkeypatch
     first and A would overwrite it with an older timestamp than the one B returned."""
     engine = init_db(db_url)
     (run_id,) = _seed(engine, 1)
-    q.record_vote(engine, run_id=run_id, annotator="ann", choice="tie", a_is="fused")
+    votes_db.record_vote(engine, run_id=run_id, annotator="ann", choice="tie", a_is="fused")
     b_done = threading.Event()
-    monkeypatch.setattr(q, "time", _HeldClock(b_done, hold_s=1.5))
-    out: dict[str, q.VoteRecord] = {}
+    monkeypatch.setattr(votes_db, "time", _HeldClock(b_done, hold_s=1.5))
+    out: dict[str, votes_db.VoteRecord] = {}
     errors: list[BaseException] = []
 
     def vote(label: str, choice: str) -> None:
         try:
-            out[label] = q.record_vote(engine, run_id=run_id, annotator="ann", choice=choice, a_is="fused")
+            out[label] = votes_db.record_vote(engine, run_id=run_id, annotator="ann", choice=choice, a_is="fused")
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
         if label == "B":
@@ -256,14 +257,14 @@ def test_a_replacement_held_mid_transaction_is_not_overtaken(db_url, monkeypatch
 
     a = threading.Thread(target=vote, args=("A", "A"), name="held")
     a.start()
-    while not q.time.held_once:  # A is inside its transaction, holding its timestamp
+    while not votes_db.time.held_once:  # A is inside its transaction, holding its timestamp
         threading.Event().wait(0.005)
     b = threading.Thread(target=vote, args=("B", "B"), name="other")
     b.start()
     a.join()
     b.join()
     assert errors == []
-    final = q.get_vote(engine, run_id, "ann")
+    final = votes_db.get_vote(engine, run_id, "ann")
     assert out["B"].updated_at > out["A"].updated_at
     assert (final.choice, final.updated_at) == ("B", out["B"].updated_at)
     engine.dispose()
@@ -276,33 +277,33 @@ def test_a_vote_held_mid_transaction_cannot_miss_a_new_pair(db_url, monkeypatch)
     engine = init_db(db_url)
     (run_id,) = _seed(engine, 1)
     saved = threading.Event()
-    monkeypatch.setattr(q, "time", _HeldClock(saved, hold_s=1.5))
+    monkeypatch.setattr(votes_db, "time", _HeldClock(saved, hold_s=1.5))
     errors: list[BaseException] = []
 
     def vote() -> None:
         try:
-            q.record_vote(engine, run_id=run_id, annotator="ann", choice="A", a_is="fused")
+            votes_db.record_vote(engine, run_id=run_id, annotator="ann", choice="A", a_is="fused")
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
     def resave() -> None:
         try:
-            run = q.load_run(engine, run_id)
+            run = runs_db.load_run(engine, run_id)
             run.fused.text = "A rewritten fused answer."
-            q.save_run(engine, run)
+            runs_db.save_run(engine, run)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
         saved.set()
 
     a = threading.Thread(target=vote, name="held")
     a.start()
-    while not q.time.held_once:
+    while not votes_db.time.held_once:
         threading.Event().wait(0.005)
     b = threading.Thread(target=resave, name="other")
     b.start()
     a.join()
     b.join()
     assert errors == []
-    assert q.load_run(engine, run_id).fused.text == "A rewritten fused answer."
-    assert q.votes_for_run(engine, run_id) == []
+    assert runs_db.load_run(engine, run_id).fused.text == "A rewritten fused answer."
+    assert votes_db.votes_for_run(engine, run_id) == []
     engine.dispose()

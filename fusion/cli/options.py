@@ -1,0 +1,161 @@
+"""What the CLI's commands share: exit codes, :class:`CliError`, argument groups, file opening, key checks,
+and the factories of model clients, caches, selectors and fusors.
+
+Imports of litellm and of storage happen inside the factories, so offline commands never pay for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Sequence, TextIO
+
+from fusion.errors import InputError
+from fusion.types import ModelSpec, SamplingSettings
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the command ran but some or all work failed
+EXIT_USAGE = 2  # the command could not start: bad arguments, missing key, unreadable file
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def eprint(*args: Any) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def open_in(path: str) -> BinaryIO:
+    """Binary, so that a line of bad UTF-8 is reported by number instead of aborting the whole read."""
+    if path == "-":
+        return sys.stdin.buffer
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"Input file not found: {path}")
+    if p.is_dir():
+        raise CliError(f"Input path is a folder, not a file: {path}")
+    try:
+        return p.open("rb")
+    except OSError as exc:
+        raise CliError(f"Cannot read {path}: {exc.strerror}") from exc
+
+
+def open_out(path: str | None) -> TextIO:
+    if not path or path == "-":
+        return sys.stdout
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p.open("w", encoding="utf-8")
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+
+
+def sampling_settings(args: argparse.Namespace) -> SamplingSettings:
+    return SamplingSettings(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        timeout=args.timeout,
+        num_retries=args.retries,
+    )
+
+
+def make_client() -> Any:
+    from fusion.llm import LiteLLMClient
+
+    return LiteLLMClient()
+
+
+def make_cache(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from storage.cache import DiskResponseCache, default_cache_dir
+
+    return DiskResponseCache(default_cache_dir())
+
+
+def build_selector(name: str, *, judge_model: str | None, api_base: str | None, client_factory: Any, args: Any) -> Any:
+    from fusion.pipeline import make_selector
+
+    if name == "judge" and not judge_model:
+        raise InputError("--selector judge needs a judge model: pass --judge-model (or --model).")
+    return make_selector(
+        name,
+        client=client_factory() if name == "judge" else None,
+        model=judge_model,
+        api_base=api_base,
+        timeout=args.timeout,
+        num_retries=args.retries,
+    )
+
+
+def build_fusor(
+    name: str, *, fusor_model: str | None, api_base: str | None, client_factory: Any, args: Any
+) -> Any:
+    from fusion.pipeline import make_fusor
+
+    if name == "llm" and not fusor_model:
+        raise InputError("--fusor llm needs a fusor model: pass --fusor-model (or --model).")
+    template = None
+    if name == "llm" and getattr(args, "template_file", None):
+        try:
+            template = Path(args.template_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"Cannot read the template file: {exc.strerror}: {args.template_file}") from exc
+    return make_fusor(
+        name,
+        client=client_factory() if name == "llm" else None,
+        model=fusor_model,
+        preset=args.preset,
+        template=template,
+        seed=args.shuffle_seed,
+        api_base=api_base,
+        timeout=args.timeout,
+        num_retries=args.retries,
+    )
+
+
+def check_keys(pool: Sequence[ModelSpec]) -> None:
+    from fusion.providers import check_keys as check_pool_keys
+
+    check_pool_keys(pool)
+
+
+def client_factory() -> Callable[[], Any]:
+    """One shared client per process, built on first use (so offline paths never import litellm)."""
+    holder: dict[str, Any] = {}
+
+    def get() -> Any:
+        if "client" not in holder:
+            holder["client"] = make_client()
+        return holder["client"]
+
+    return get
+
+
+def add_sampling(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling")
+    g.add_argument("--temperature", type=float, default=0.8)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--max-tokens", type=int, default=1024)
+    g.add_argument("--seed", type=int, default=None, help="sample k of a model uses seed+k")
+    g.add_argument("--timeout", type=float, default=120.0, help="seconds per model call")
+    g.add_argument("--retries", type=int, default=2, help="retries on 429, 5xx and timeouts")
+    g.add_argument("--concurrency", type=int, default=8, help="model calls in flight at once")
+    g.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
+    g.add_argument("--regenerate", action="store_true", help="skip cached answers (and store the new ones)")
+
+
+def add_fusor_opts(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fusor")
+    g.add_argument("--preset", default="fusion", help="fusor prompt preset: fusion, moa or blender")
+    g.add_argument("--template-file", help="a custom fusor template with {prompt} and {candidates}")
+    g.add_argument("--shuffle-seed", type=int, default=None, help="seed of the candidate order the fusor sees")

@@ -1,0 +1,126 @@
+"""``python -m fusion run``: one live run against a model (needs a key or a local server)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from fusion.cli.options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_fusor_opts,
+    add_sampling,
+    build_fusor,
+    build_selector,
+    check_keys,
+    client_factory,
+    dump,
+    eprint,
+    make_cache,
+    sampling_settings,
+)
+from fusion.pipeline import split_pool
+from fusion.types import MAX_N, Prompt
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fusion.pipeline import arun_live
+    from fusion.progress import CandidateProgress
+    from fusion.validate import check_n, check_prompt
+
+    check_prompt(args.prompt)
+    check_n(args.n)
+    models = args.model or []
+    pool = split_pool(models, args.n, api_base=args.api_base)
+    check_keys(pool)
+    get_client = client_factory()
+    fusor_model = args.fusor_model or (models[0] if args.fusor == "llm" else None)
+    judge_model = args.judge_model or args.fusor_model or models[0]
+    selector = build_selector(
+        args.selector, judge_model=judge_model, api_base=args.judge_api_base or args.api_base,
+        client_factory=get_client, args=args,
+    )
+    fusor = build_fusor(
+        args.fusor, fusor_model=fusor_model, api_base=args.fusor_api_base or args.api_base,
+        client_factory=get_client, args=args,
+    )
+    progress = CandidateProgress(args.n, quiet=args.quiet)
+    prompt = Prompt(args.prompt, system=args.system)
+    run = asyncio.run(
+        arun_live(
+            prompt,
+            pool,
+            sampling_settings(args),
+            client=get_client(),
+            selector=selector,
+            fusor=fusor,
+            cache=make_cache(not args.no_cache),
+            regenerate=args.regenerate,
+            concurrency=args.concurrency,
+            tags=args.tag or [],
+            on_candidate_event=progress,
+            on_stage=progress.stage,
+        )
+    )
+    if args.save:
+        from storage.migrations import init_db
+        from storage.runs import save_run
+
+        save_run(init_db(), run)
+        eprint(f"Saved run {run.id}.")
+    if args.json:
+        print(dump(run.to_dict()))
+    else:
+        print(format_run(run))
+    failed = run.fused is None or bool(run.fused.error)
+    if run.fused is not None and run.fused.error:
+        eprint(f"error: fusion failed: {run.fused.error}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def format_run(run: Any) -> str:
+    """The human-readable report of one run printed by ``run``."""
+    lines = [f"Prompt: {run.prompt.text}", ""]
+    scores = run.bon.scores if run.bon else []
+    for c in run.candidates:
+        mark = "  <- Best-of-N" if run.bon and run.bon.index == c.index else ""
+        score = scores[c.index] if c.index < len(scores) and scores[c.index] is not None else None
+        score_txt = f" score {score:.3g}" if score is not None else ""
+        status = f"FAILED: {c.error}" if c.error else f"{len(c.text.split())} words"
+        lines.append(f"[{c.index + 1}] {c.model} sample {c.sample_index + 1}: {status}{score_txt}{mark}")
+    if run.bon:
+        lines += ["", f"Best-of-N ({run.bon.method}):"]
+        lines.append(run.bon_text if run.bon_text is not None else f"(no pick: {run.bon.error})")
+    if run.fused:
+        lines += ["", f"Fused ({run.fused.method}):"]
+        lines.append(run.fused.text if not run.fused.error else f"(failed: {run.fused.error})")
+    if run.attribution:
+        shares = ", ".join(
+            f"{i + 1}: {s:.0%}" for i, s in enumerate(run.attribution.shares) if s > 0
+        )
+        lines += ["", f"Attribution: {run.attribution.copied_fraction:.0%} copied from candidates ({shares})"]
+    return "\n".join(lines)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="one live run against a model (needs a key or a local server)")
+    p.add_argument("prompt")
+    p.add_argument("-n", type=int, default=5, help=f"number of candidates, 1 to {MAX_N} (default 5)")
+    p.add_argument("--model", action="append", required=True,
+                   help="litellm model string; repeat for a pool of models (N is spread over them)")
+    p.add_argument("--system", help="a system message sent before the prompt")
+    p.add_argument("--api-base", help="base URL of an OpenAI-compatible server (use model openai/<name>)")
+    p.add_argument("--selector", choices=["consensus", "judge"], default="consensus")
+    p.add_argument("--judge-model", help="model of the judge selector (default: the fusor model)")
+    p.add_argument("--judge-api-base")
+    p.add_argument("--fusor", choices=["llm", "extractive"], default="llm")
+    p.add_argument("--fusor-model", help="model of the LLM fusor (default: the first --model)")
+    p.add_argument("--fusor-api-base")
+    p.add_argument("--tag", action="append", help="tag the run (repeatable)")
+    p.add_argument("--save", action="store_true", help="save the run to the database")
+    p.add_argument("--json", action="store_true", help="print the whole run as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add_sampling(p)
+    add_fusor_opts(p)
+    p.set_defaults(func=cmd_run)

@@ -31,6 +31,7 @@ from typing import IO, Any, Iterable, Iterator
 from sqlalchemy import Engine, and_, exists, func, select
 
 from fusion.errors import InputError
+from fusion.pairwise import JUDGE_PREFIX
 from fusion.text import plural
 from storage.sql import candidates, fusions, picks, reading, run_has_tag, runs, valid_text, votes
 from storage.votes import VoteRecord, all_votes
@@ -270,6 +271,7 @@ def export_dpo_jsonl(
     per_vote: bool = False,
     include_non_blind: bool = False,
     keep_conflicts: bool = False,
+    include_judges: bool = False,
 ) -> PairCount:
     """Preference pairs (Best-of-N pick against fused answer) from decisive votes, in one of TRL's
     preference dataset formats, one pair per run by default.
@@ -305,6 +307,9 @@ def export_dpo_jsonl(
         .where(votes.c.winner.in_(("fused", "bon")), fusions.c.error.is_(None))
         .order_by(votes.c.created_at, votes.c.id)
     )  # fmt: skip
+    if not include_judges:
+        # A pairwise judge's verdicts are stored as votes of "judge:<model>"; preference data is people's.
+        stmt = stmt.where(~votes.c.annotator.startswith(JUDGE_PREFIX, autoescape=True))
     if tag:
         stmt = stmt.where(run_has_tag(tag))
     if not include_non_blind and not per_vote:

@@ -178,6 +178,7 @@ class BatchClaimRow(SQLModel, table=True):
     """Which batch worker computes which run of a job (storage.claims): one row per run id, with a lease."""
 
     __tablename__ = "batch_claims"
+    __table_args__ = (Index("ix_batch_claims_free", "job", "done", "position"),)
 
     job: str = Field(primary_key=True, max_length=64)
     run_id: str = Field(primary_key=True, max_length=64)

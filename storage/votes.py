@@ -63,6 +63,7 @@ class VoteRecord:
     fused_method: str | None = None
     copied_fraction: float | None = None
     blind: bool = True  # cast before the voter saw which response was which
+    consistent: bool | None = None  # a pairwise judge's verdict: did its two orders agree (None for people)
 
     @property
     def model_groups(self) -> list[str]:
@@ -116,6 +117,7 @@ _VOTE_COLUMNS = (
     votes.c.created_at,
     votes.c.updated_at,
     votes.c.blind,
+    votes.c.consistent,
 )
 
 
@@ -161,7 +163,7 @@ def _vote_records(conn: Connection, *where: ColumnElement[bool]) -> list[VoteRec
     facts = _run_facts(conn, voted_runs)
     tags = tags_by_run(conn, subquery=voted_runs)
     out: list[VoteRecord] = []
-    for vote_id, run_id, annotator, choice, a_is, winner, comment, ranking, token, created, updated, blind in rows:
+    for vote_id, run_id, annotator, choice, a_is, winner, comment, ranking, token, created, updated, blind, consistent in rows:
         fact = facts.get(run_id)
         if fact is None:  # the run was deleted (with its votes) between the two reads
             continue
@@ -189,6 +191,7 @@ def _vote_records(conn: Connection, *where: ColumnElement[bool]) -> list[VoteRec
                 fused_method=fused_method,
                 copied_fraction=copied,
                 blind=bool(blind),
+                consistent=None if consistent is None else bool(consistent),
             )
         )
     return out
@@ -221,6 +224,7 @@ def record_vote(
     ranking: Sequence[int] | None = None,
     client_token: str | None = None,
     blind: bool = True,
+    consistent: bool | None = None,
 ) -> VoteRecord:
     """Store one annotator's verdict on a run (committed before returning) and return it.
 
@@ -256,6 +260,7 @@ def record_vote(
             "ranking": dumps(checked_ranking) if checked_ranking is not None else None,
             "client_token": token,
             "blind": blind,
+            "consistent": consistent,
         }
         vote_id = _store(conn, run_id, name, existing, values, now)
         if token is not None:
@@ -494,3 +499,16 @@ def queue_progress(engine: Engine, annotator: str, tag: str | None = None) -> tu
     identical pairs are in neither. :func:`queue_counts` also says how many were left out."""
     counts = queue_counts(engine, annotator, tag)
     return counts.done, counts.total
+
+
+def record_judge_verdict(engine: Engine, run_id: str, verdict: Any) -> VoteRecord:
+    """Store a pairwise judge's verdict (:class:`fusion.pairwise.PairwiseVerdict`) as the vote of
+    ``judge:<model>``: the fused answer as Response A, the winner as clicked, both orders' reasons as the
+    comment, blind (a judge never sees which side is which), and whether its two orders agreed."""
+    if verdict.winner is None:
+        raise InputError(f"A judgement without a verdict is not stored: {verdict.error}")
+    choice = {"fused": "A", "bon": "B", "tie": "tie"}[verdict.winner]
+    return record_vote(
+        engine, run_id=run_id, annotator=verdict.annotator, choice=choice, a_is="fused",
+        comment=verdict.rationale()[:MAX_COMMENT_CHARS], blind=True, consistent=verdict.consistent,
+    )

@@ -138,3 +138,41 @@ def test_combine_and_summary() -> None:
     assert summary.consistency == pytest.approx(2 / 3)
     assert JudgeSummary().consistency is None
 
+
+
+def test_a_verdict_is_stored_as_the_judges_vote_and_stays_out_of_dpo_pairs(db_url, tmp_path) -> None:
+    import json as _json
+
+    from fusion.pairwise import combine
+    from fusion.pipeline import run_supplied
+    from storage import export
+    from storage.migrations import init_db
+    from storage.runs import save_run
+    from storage.votes import all_votes, get_vote, record_judge_verdict, record_vote
+
+    engine = init_db(db_url)
+    run = run_supplied("How do I keep basil alive?", [
+        "Water basil when the top inch of soil is dry. Give it six hours of sun. Pinch off flower buds.",
+        "Basil needs lots of sun, at least six hours. Water when the soil surface is dry. Use a pot with drainage holes.",
+        "Keep basil warm, above 10 C. Pinch off flower buds so it keeps making leaves. Water when the soil surface is dry.",
+    ], run_id="judged-1")
+    assert run.fused.text.strip() != run.bon_text.strip()
+    save_run(engine, run)
+    inconsistent = combine("openai/m", [OrderVerdict("fused", "A", "fused is clearer", "raw1"),
+                                        OrderVerdict("bon", "A", "the first is better", "raw2")])
+    stored = record_judge_verdict(engine, "judged-1", inconsistent)
+    assert (stored.annotator, stored.winner, stored.consistent, stored.blind) == ("judge:openai/m", "tie", False, True)
+    assert "fused is clearer" in stored.comment and "position-inconsistent" in stored.comment
+    agreeing = combine("openai/m", [OrderVerdict("fused", "A", "", ""), OrderVerdict("bon", "B", "", "")])
+    again = record_judge_verdict(engine, "judged-1", agreeing)  # a re-judgement replaces the verdict
+    assert (again.winner, again.consistent) == ("fused", True)
+    assert get_vote(engine, "judged-1", "judge:openai/m").consistent is True
+    record_vote(engine, run_id="judged-1", annotator="ana", choice="B", a_is="fused")
+    assert {v.annotator: v.consistent for v in all_votes(engine)} == {"judge:openai/m": True, "ana": None}
+    out = tmp_path / "dpo.jsonl"
+    assert export.export_dpo_jsonl(engine, out) == 1  # ana's vote only: the judge's would contradict it
+    (pair,) = [_json.loads(line) for line in out.read_text().splitlines()]
+    assert pair["chosen"] == run.bon_text
+    with pytest.raises(InputError):
+        record_judge_verdict(engine, "judged-1", combine("m", [OrderVerdict("fused", None, "no", ""),
+                                                                OrderVerdict("bon", "A", "", "")]))

@@ -20,11 +20,16 @@ The split by annotator comes from the votes themselves. The group
 counts and the bootstrap stay in numpy (``fusion.stats``): the interval resamples runs, so it needs each
 run's votes, which a ``GROUP BY`` of the counts would already have summed away.
 
+:func:`attribution_columns` does the same for the attribution statistics: copied fraction, shares and
+the pick's index per attributed run, without the tags, models and records of
+``storage.queries.attribution_rows``.
+
 Uses SQLAlchemy core only and the tables of ``storage.tables``; works on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +47,8 @@ _runs = _tables["runs"]
 _run_tags = _tables["run_tags"]
 _run_model_groups = _tables["run_model_groups"]
 _votes = _tables["votes"]
+_fusions = _tables["fusions"]
+_picks = _tables["picks"]
 
 # The run-level splits this read provides, named as fusion.stats.SPLITS names them.
 MODEL_SPLIT, N_SPLIT, TAG_SPLIT = "Model", "N", "Tag"
@@ -116,4 +123,41 @@ def vote_columns(engine: Engine, *, tag: str | None = None) -> VoteColumns:
             N_SPLIT: n_pairs,
             TAG_SPLIT: tag_pairs,
         },
+    )
+
+
+@dataclass
+class AttributionColumns:
+    """Per run with an attributed fused answer without error: the copied fraction, each candidate's share
+    of the fused text (shared spans count for each source) and the Best-of-N pick's index (``None``
+    without a pick). Parallel lists, one entry per run, in no particular order."""
+
+    copied_fraction: list[float | None]
+    shares: list[list[float]]
+    bon_index: list[int | None]
+
+    def __len__(self) -> int:
+        return len(self.shares)
+
+
+def attribution_columns(engine: Engine, *, tag: str | None = None) -> AttributionColumns:
+    """What the attribution statistics read (on runs with ``tag`` if given): the runs
+    ``storage.queries.attribution_rows`` returns, without their tags, models or dates.
+
+    One statement on the fusions' covering index and the picks; the runs table is read only to filter by
+    tag (by run id, through the tags' index)."""
+    stmt = (
+        select(_fusions.c.copied_fraction, _fusions.c.shares, _picks.c.idx)
+        .select_from(_fusions.outerjoin(_picks, _picks.c.run_id == _fusions.c.run_id))
+        # shares is set exactly for attributed fused answers without error
+        .where(_fusions.c.shares.is_not(None))
+    )
+    if tag:
+        stmt = stmt.where(_fusions.c.run_id.in_(select(_run_tags.c.run_id).where(_run_tags.c.tag == tag)))
+    with _reading(engine) as conn:
+        rows = conn.execute(stmt).all()
+    return AttributionColumns(
+        copied_fraction=[None if c is None else float(c) for c, _, _ in rows],
+        shares=[[float(x) for x in json.loads(raw)] for _, raw, _ in rows],
+        bon_index=[i for _, _, i in rows],
     )

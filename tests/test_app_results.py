@@ -165,12 +165,12 @@ def test_few_runs_give_no_interval_in_the_headline(engine: Any) -> None:
 def test_a_failing_section_shows_a_message_and_the_rest_renders(
     populated: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from storage import queries
+    from storage import stats_sql
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("attribution store <b>unavailable</b>")
 
-    monkeypatch.setattr(queries, "attribution_rows", broken)
+    monkeypatch.setattr(stats_sql, "attribution_columns", broken)
     at = open_results()
     assert not at.exception
     assert any("The attribution statistics could not be shown" in t for t in texts(at.error))
@@ -194,10 +194,10 @@ def test_failing_votes_leave_attribution_and_exports(populated: Any, monkeypatch
 
 
 def test_an_unchanged_fingerprint_skips_reading_the_votes(populated: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from storage import queries, stats_sql
+    from storage import stats_sql
 
     state = {"reads": 0, "attribution_reads": 0}
-    real_votes, real_rows = stats_sql.vote_columns, queries.attribution_rows
+    real_votes, real_rows = stats_sql.vote_columns, stats_sql.attribution_columns
 
     def counted_votes(*args: Any, **kwargs: Any) -> Any:
         state["reads"] += 1
@@ -208,7 +208,7 @@ def test_an_unchanged_fingerprint_skips_reading_the_votes(populated: Any, monkey
         return real_rows(*args, **kwargs)
 
     monkeypatch.setattr(stats_sql, "vote_columns", counted_votes)
-    monkeypatch.setattr(queries, "attribution_rows", counted_rows)
+    monkeypatch.setattr(stats_sql, "attribution_columns", counted_rows)
     at = open_results()
     assert (state["reads"], state["attribution_reads"]) == (1, 1)
     first = metric(at, "Fusion-of-N win rate")

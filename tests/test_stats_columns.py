@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from fusion.stats import SPLITS, VoteTable, summarize, vote_table, vote_table_from_columns
+from fusion.stats import SPLITS, VoteTable, attribution_values, summarize, vote_table, vote_table_from_columns
 from fusion.types import model_groups
 
 
@@ -128,3 +128,14 @@ def test_bad_columns_are_refused_with_a_clear_message() -> None:
         vote_table_from_columns(["r1"], ["ana"], ["fusion"], ["A"], [True], {})
     with pytest.raises(ValueError, match="Unknown choice 'C'"):
         vote_table_from_columns(["r1"], ["ana"], ["fused"], ["C"], [True], {})
+
+
+def test_attribution_values_worked_out_by_hand() -> None:
+    values = attribution_values(
+        [0.9, 0.5, None], [[0.6, 0.3, 0.04], [0.05, 0.0], [0.2]], [1, None, 3], min_share=0.05
+    )
+    # contributors: 0.6 and 0.3 (0.04 is under the threshold); 0.05 counts (>=); one.
+    # pick share: candidate 1 of the first; no pick; an index outside the shares gives none.
+    assert values == {"copied": [0.9, 0.5, None], "contributors": [2, 1, 1], "bon_share": [0.3, None, None]}
+    with pytest.raises(ValueError, match="one entry per run"):
+        attribution_values([0.1], [], [None])

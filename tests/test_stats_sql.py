@@ -12,8 +12,8 @@ import pytest
 from fusion import stats
 from fusion.pipeline import run_supplied
 from storage.migrations import init_db
-from storage.queries import all_votes, delete_vote, record_vote, save_run
-from storage.stats_sql import MODEL_SPLIT, N_SPLIT, TAG_SPLIT, VoteColumns, vote_columns
+from storage.queries import all_votes, attribution_rows, delete_vote, record_vote, save_run
+from storage.stats_sql import MODEL_SPLIT, N_SPLIT, TAG_SPLIT, VoteColumns, attribution_columns, vote_columns
 
 ANNOTATORS = ("ana", "bo", "chidi", "dana")
 MODELS = ("openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", "ollama/llama3.1", "cohere/command-r")
@@ -114,3 +114,19 @@ def test_an_empty_database_gives_empty_columns(engine: Any) -> None:
 
 def test_the_split_names_are_fusion_stats_splits() -> None:
     assert {MODEL_SPLIT, N_SPLIT, TAG_SPLIT} | {"Annotator"} == set(stats.SPLITS)
+
+
+@pytest.mark.parametrize("tag", [None, "de", "no-such-tag"])
+def test_attribution_columns_are_the_rows_attribution_rows_returns(engine: Any, tag: str | None) -> None:
+    populate(engine)
+    rows = attribution_rows(engine, tag=tag)
+    cols = attribution_columns(engine, tag=tag)
+    # In no particular order: compare as multisets of (copied, shares, pick).
+    expected = sorted((r.copied_fraction, tuple(r.shares), r.bon_index) for r in rows)
+    got = sorted(zip(cols.copied_fraction, map(tuple, cols.shares), cols.bon_index))
+    assert got == expected and len(cols) == len(rows)
+    assert (len(cols) == 0) == (tag == "no-such-tag")
+    if rows:
+        values = stats.attribution_values(cols.copied_fraction, cols.shares, cols.bon_index, min_share=0.05)
+        assert sorted(values["contributors"]) == sorted(r.contributors(0.05) for r in rows)
+        assert sorted(values["bon_share"], key=repr) == sorted((r.bon_share for r in rows), key=repr)

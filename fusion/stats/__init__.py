@@ -13,7 +13,8 @@ the modules hold one kind of statistic each:
 * :mod:`fusion.stats.agreement` - Cohen's kappa per pair of annotators and Krippendorff's alpha (nominal)
   over all of them, on the ``winner`` of shared runs.
 * :mod:`fusion.stats.summary` - :func:`summarize`: all of the above as the Results page shows it, in one pass.
-* :mod:`fusion.stats.distribution` - n, mean, median, p10, p90, min, max of per-run numbers.
+* :mod:`fusion.stats.distribution` - n, mean, median, p10, p90, min, max of per-run numbers, and the
+  per-run attribution figures (copied fraction, contributing candidates, share of the pick).
 
 A *vote* is any object with the attributes ``run_id``, ``annotator``, ``winner`` (``fused`` | ``bon`` |
 ``tie`` | ``both_bad``), ``a_is`` (``bon`` | ``fused``: the side shown as Response A), ``choice`` (``A`` |
@@ -50,7 +51,7 @@ from fusion.stats.agreement import (
     pairwise_kappa,
 )
 from fusion.stats.bootstrap import CONFIDENCE, MIN_RUNS_FOR_INTERVAL, N_BOOT, SEED, bootstrap_ratio, quantile
-from fusion.stats.distribution import distribution
+from fusion.stats.distribution import attribution_values, distribution
 from fusion.stats.rates import POSITION_SCORE, WIN_SCORE, WinRate, position_bias, win_rate, win_rate_by
 from fusion.stats.summary import ResultsSummary, summarize
 from fusion.stats.votes import (
@@ -79,6 +80,7 @@ __all__ = [
     "VoteTable",
     "WinRate",
     "annotator_units",
+    "attribution_values",
     "bootstrap_ratio",
     "cohens_kappa",
     "distribution",

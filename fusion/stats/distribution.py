@@ -4,7 +4,7 @@ of the pick)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -25,4 +25,24 @@ def distribution(values: Iterable[float | int | None]) -> dict[str, float | int 
         "p90": p90,
         "min": float(clean.min()),
         "max": float(clean.max()),
+    }
+
+
+def attribution_values(
+    copied_fraction: Sequence[float | None],
+    shares: Sequence[Sequence[float]],
+    bon_index: Sequence[int | None],
+    *,
+    min_share: float = 0.05,
+) -> dict[str, list[float | int | None]]:
+    """Per attributed run (parallel inputs, one entry per run): the copied fraction; how many candidates
+    supply at least ``min_share`` of the fused text (a few shared words make every candidate a nominal
+    source, hence the threshold); and the share found in the Best-of-N pick (``None`` without a pick, or
+    with an index outside the shares). The inputs of :func:`distribution` for the attribution statistics."""
+    if not len(copied_fraction) == len(shares) == len(bon_index):
+        raise ValueError("Every attribution column must have one entry per run.")
+    return {
+        "copied": list(copied_fraction),
+        "contributors": [sum(1 for s in run if s >= min_share) for run in shares],
+        "bon_share": [run[i] if i is not None and 0 <= i < len(run) else None for run, i in zip(shares, bon_index)],
     }

@@ -12,22 +12,19 @@ of the page still renders: this page never raises.
 
 Speed: the vote statistics (numpy, ``fusion.stats.summarize``) are cached per vote set and blind choice. The
 key is storage's vote and run signatures (a few aggregate queries), so neither the votes nor the
-attribution rows are read again while nothing changed. The vote part of the page is an
+attribution rows are read again while nothing changed; on a change the votes are read as columns
+(``storage.stats_sql``), not as records. The vote part of the page is an
 ``st.fragment``, so the blind toggle reruns it alone (not the attribution and export sections).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import pickle
 import re
 from collections.abc import Callable, Sequence
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import streamlit as st
 
 from app import deps
@@ -74,87 +71,53 @@ def interval(low: float | None, high: float | None) -> str:
     return "none" if low is None or high is None else f"{pct(low)}–{pct(high)}"
 
 
-def signature(votes: Sequence[Any], tag: str | None) -> str:
-    """Identifies what the statistics read from a set of votes, so the bootstrap reruns only on a change.
-
-    A vote's id and ``updated_at`` change whenever the vote does (storage moves ``updated_at`` on every
-    write); the blind flag is hashed too. Run fields (N, models, source, tags) can change without touching
-    a vote (a run saved again with the same pair keeps its votes), so they are hashed once per run. The
-    attribute reads go through ``attrgetter`` and ``np.fromiter`` (C loops): 7.4 ms at 15,000 votes, the
-    cost of the old per-vote SHA-256 of six fields (7.8 ms, bench/stats_speed.py), which missed the run fields.
-    """
-    count = len(votes)
-    h = hashlib.blake2b((tag or "").encode("utf-8", "surrogatepass"), digest_size=16)
-    h.update(np.fromiter(map(attrgetter("id"), votes), dtype=np.int64, count=count).tobytes())
-    h.update(np.fromiter(map(attrgetter("updated_at"), votes), dtype=np.float64, count=count).tobytes())
-    h.update(np.fromiter(map(attrgetter("blind"), votes), dtype=bool, count=count).tobytes())
-    runs = dict(zip(map(attrgetter("run_id"), votes), map(attrgetter("n", "source", "models", "tags"), votes)))
-    # Equal contents can pickle differently only through object sharing: a needless recompute, never a stale one.
-    h.update(pickle.dumps(runs, protocol=5))
-    return h.hexdigest()
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _vote_table(key: str, _votes: Sequence[Any]) -> VoteTable:
-    """The votes as arrays, shared by the blind-only and the all-votes summaries (never mutated)."""
-    from fusion import stats
-
-    return stats.vote_table(_votes)
-
-
-@st.cache_data(show_spinner="Computing statistics ...", max_entries=16)
-def compute(key: str, include_non_blind: bool, _votes: Sequence[Any]) -> ResultsSummary:
-    """Every vote statistic the page shows (a ``fusion.stats.ResultsSummary``). ``_votes`` is not hashed:
-    ``key`` (their :func:`signature`) stands for it."""
-    from fusion import stats
-
-    return stats.summarize(_vote_table(key, _votes), include_non_blind=include_non_blind)
-
-
-def fingerprint(engine: Any, tag: str | None) -> str | None:
+def fingerprint(engine: Any, tag: str | None) -> str:
     """A cheap key that changes whenever a vote or run (on runs with ``tag``) does: storage's vote and run
-    signatures (a few aggregate queries).
-
-    With it the page skips reading every vote and attribution when nothing changed (about 0.2 s and 0.3 s
-    at 15,000 votes on 5,000 runs); without it the votes are read and :func:`signature` decides.
-    """
+    signatures (a few aggregate queries). While it is unchanged the page reads neither the votes nor the
+    attribution rows again."""
     from storage.stats_reads import runs_signature, votes_signature
 
     # The engine's URL too: two databases (tests, a second deployment) may give the same fingerprint.
     return f"{engine.url!r}|{votes_signature(engine, tag=tag)}|{runs_signature(engine, tag=tag)}"
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _vote_table(key: str, tag: str | None, _engine: Any) -> VoteTable | None:
+    """The votes as arrays (``None`` without votes), shared by the blind-only and the all-votes summaries
+    (never mutated). Read as columns in SQL (``storage.stats_sql``): building a record per vote took longer
+    than every statistic together (bench/results/stats_scale.md)."""
+    from fusion import stats
+    from storage.stats_sql import vote_columns
+
+    cols = vote_columns(_engine, tag=tag)
+    if not len(cols):
+        return None
+    return stats.vote_table_from_columns(cols.run_id, cols.annotator, cols.winner, cols.choice, cols.blind, cols.run_labels)
+
+
 @st.cache_data(show_spinner="Computing statistics ...", max_entries=16)
 def _summary_for(key: str, include_non_blind: bool, tag: str | None, _engine: Any) -> ResultsSummary | None:
-    from storage.votes import all_votes
+    from fusion import stats
 
-    votes = all_votes(_engine, tag=tag)
-    return compute(signature(votes, tag), include_non_blind, votes) if votes else None
+    table = _vote_table(key, tag, _engine)
+    return None if table is None else stats.summarize(table, include_non_blind=include_non_blind)
 
 
 def vote_summary(engine: Any, tag: str | None, include_non_blind: bool) -> ResultsSummary | None:
     """The ``ResultsSummary`` of the votes on runs with ``tag`` (all runs for ``None``), or ``None`` when
-    there are no votes; cached per storage fingerprint when there is one, else per vote-set signature."""
-    key = fingerprint(engine, tag)
-    if key is not None:
-        return _summary_for(key, include_non_blind, tag, engine)
-    from storage.votes import all_votes
-
-    votes = all_votes(engine, tag=tag)
-    return compute(signature(votes, tag), include_non_blind, votes) if votes else None
+    there are no votes; cached per storage fingerprint and blind choice."""
+    return _summary_for(fingerprint(engine, tag), include_non_blind, tag, engine)
 
 
 def _attribution_values(engine: Any, tag: str | None) -> dict[str, list[float | int | None]] | None:
-    from storage.stats_reads import attribution_rows
+    from fusion import stats
+    from storage.stats_sql import attribution_columns
 
-    rows = attribution_rows(engine, tag=tag)
-    if not rows:
+    # Columns, not records: storage.stats_reads.attribution_rows also reads tags, models and dates (4x the time).
+    cols = attribution_columns(engine, tag=tag)
+    if not len(cols):
         return None
-    return {
-        "copied": [r.copied_fraction for r in rows],
-        "contributors": [r.contributors(CONTRIBUTOR_MIN_SHARE) for r in rows],
-        "bon_share": [r.bon_share for r in rows],
-    }
+    return stats.attribution_values(cols.copied_fraction, cols.shares, cols.bon_index, min_share=CONTRIBUTOR_MIN_SHARE)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -164,9 +127,8 @@ def _attribution_for(key: str, tag: str | None, _engine: Any) -> dict[str, list[
 
 def attribution_values(engine: Any, tag: str | None) -> dict[str, list[float | int | None]] | None:
     """Per attributed run: copied fraction, candidates contributing, share of the pick; ``None`` without
-    such runs. Cached per storage fingerprint when there is one (attribution rows cost a JSON parse each)."""
-    key = fingerprint(engine, tag)
-    return _attribution_values(engine, tag) if key is None else _attribution_for(key, tag, engine)
+    such runs. Cached per storage fingerprint (attribution rows cost a JSON parse each)."""
+    return _attribution_for(fingerprint(engine, tag), tag, engine)
 
 
 def group_table(groups: dict[str, Any], column: str) -> pd.DataFrame:

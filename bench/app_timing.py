@@ -8,8 +8,8 @@ Nothing here changes what the app does: the same functions are called with the s
 wrapped (at runtime, in this server process only) to record its inclusive and exclusive (self) time,
 kept on a per-thread stack so that nested calls are not counted twice. What is wrapped:
 
-- every public function of ``storage.runs``, ``storage.listing``, ``storage.votes`` and
-  ``storage.stats_reads`` (the database: each call is one or a few queries);
+- every public function of ``storage.runs``, ``storage.listing``, ``storage.votes``,
+  ``storage.stats_reads`` and ``storage.stats_sql`` (the database: each call is one or a few queries);
 - the engine work the views do: kept reports, the sentence diff, the share partition, the statistics, and
   the offline pick, fusion and attribution of a run being made;
 - the component builders: Markdown and attribution HTML, candidate cards, diff HTML, plotly figures;
@@ -189,9 +189,10 @@ def install() -> None:
     import storage.listing
     import storage.runs
     import storage.stats_reads
+    import storage.stats_sql
     import storage.votes
 
-    for module in (storage.runs, storage.listing, storage.votes, storage.stats_reads):
+    for module in (storage.runs, storage.listing, storage.votes, storage.stats_reads, storage.stats_sql):
         wrap_module(module)
     import fusion.attribution
     import fusion.diff
@@ -214,7 +215,8 @@ def install() -> None:
     wrap_module(fusion.diff, ["run_diff"])
     wrap_module(fusion.attribution, ["partition", "verbatim_source"])
     wrap_module(fusion.stats, ["win_rate", "win_rate_by", "position_bias", "pairwise_kappa",
-                               "krippendorff_alpha", "annotator_units", "distribution"])
+                               "krippendorff_alpha", "annotator_units", "distribution", "summarize",
+                               "vote_table_from_columns", "attribution_values"])
     import components.attribution_view
     import components.candidate_cards
     import components.diff_view

@@ -9,8 +9,10 @@ the page computes on a cache miss:
 * baseline: win_rate + win_rate_by for model / N / tag / annotator + position_bias + pairwise_kappa +
   krippendorff_alpha(annotator_units), 2,000 bootstrap resamples each (the page's old ``compute``);
 * current: vote_table + summarize (the same statistics, blind votes only as the page shows by default,
-  and with non-blind votes included, as after the toggle);
-* the cache signature of the vote set: the page's old per-vote SHA-256 against the current one.
+  and with non-blind votes included, as after the toggle).
+
+(The page no longer hashes the vote set: storage's fingerprint keys its cache, and it reads votes as
+columns; bench/stats_scale.py times that whole path on a database.)
 
 Both sides run on the same votes, interleaved, ``--repeats`` times; CPU time of the process (numpy may use
 a second thread for a matrix product; that time counts too). The numbers are checked to agree: counts and
@@ -23,7 +25,6 @@ rates exactly, intervals within 0.01 (two bootstraps with different random draws
 from __future__ import annotations
 
 import argparse
-import hashlib
 import platform
 import random
 import statistics
@@ -50,7 +51,6 @@ MODELS = [
 PERSONAS = ["scenario:concise", "scenario:verbose", "scenario:coach", "scenario:skeptic", "scenario:literal"]
 SCENARIOS = ["berlin-move-es", "first-marathon", "translate-de-train", "lighthouse-story"]
 TAGS = (["pilot"], ["pilot", "long"], ["round-2"], ["round-2", "de"], [])
-SIGNATURE_CALLS = 20
 WINNER_WEIGHTS = {"fused": 0.42, "bon": 0.36, "tie": 0.14, "both_bad": 0.08}
 
 
@@ -96,13 +96,6 @@ def baseline_page(votes: list[Any]) -> dict[str, Any]:
         "kappa": old.pairwise_kappa(votes),
         "alpha": old.krippendorff_alpha(old.annotator_units(votes)),
     }
-
-
-def baseline_signature(votes: list[Any]) -> str:
-    h = hashlib.sha256(b"")
-    for v in votes:
-        h.update(f"{v.id}|{v.updated_at!r}|{v.winner}|{v.choice}|{v.run_id}|{v.annotator}\n".encode())
-    return h.hexdigest()
 
 
 def cpu(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -152,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     votes = synthetic_votes(a.votes, a.runs, a.annotators)
-    import app.results as page_module  # noqa: F401 - only its signature function is timed
-
-    t: dict[str, list[float]] = {k: [] for k in ("old", "new_blind", "new_all", "table", "old_sig", "new_sig")}
+    t: dict[str, list[float]] = {k: [] for k in ("old", "new_blind", "new_all", "table")}
     base = cur_all = None
     for r in range(a.repeats):
         dt, base = cpu(lambda: baseline_page(votes))
@@ -165,14 +156,6 @@ def main(argv: list[str] | None = None) -> int:
         t["new_blind"].append(dt + t["table"][-1])
         dt, cur_all = cpu(lambda: new.summarize(table, include_non_blind=True))
         t["new_all"].append(dt)
-        # Signatures take milliseconds: the fastest of 20 calls each, interleaved (as timeit advises: slower
-        # calls measure the machine's other jobs, not the code).
-        old_calls, new_calls = [], []
-        for _ in range(SIGNATURE_CALLS):
-            old_calls.append(cpu(lambda: baseline_signature(votes))[0])
-            new_calls.append(cpu(lambda: page_module.signature(votes, None))[0])
-        t["old_sig"].append(min(old_calls))
-        t["new_sig"].append(min(new_calls))
         print(f"repeat {r + 1}: old {t['old'][-1]:.2f} s, new {t['new_blind'][-1]:.3f} s", flush=True)
     problems = check_agreement(base, cur_all)
     med = {k: statistics.median(v) for k, v in t.items()}
@@ -194,13 +177,6 @@ def main(argv: list[str] | None = None) -> int:
         f"| the same with non-blind votes included (toggle; vote table reused) | {med['old']:.2f} | "
         f"{med['new_all']:.3f} | {med['old'] / med['new_all']:.0f}x |",
         f"| of which: reading the votes into arrays (vote_table) | - | {med['table']:.3f} | - |",
-        f"| signature of the vote set (every rerun; fastest of {SIGNATURE_CALLS} calls) | {med['old_sig'] * 1000:.1f} ms | "
-        f"{med['new_sig'] * 1000:.1f} ms | {med['old_sig'] / med['new_sig']:.1f}x |",
-        "",
-        "The baseline signature hashed six fields of every vote; the current one hashes each vote's id, "
-        "`updated_at` and blind flag and each run's N, source, models and tags once (run fields can change "
-        "without touching a vote, which the baseline missed). Once storage provides `results_fingerprint` the "
-        "page computes neither: it skips reading the votes altogether while the fingerprint is unchanged.",
         "",
         "All runs: " + ", ".join(f"{k} " + "/".join(f"{x:.3f}" for x in v) for k, v in t.items()) + ".",
         "",

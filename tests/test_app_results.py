@@ -3,14 +3,12 @@ scenario, no interval on a one-vote group, the all-"both bad" group, errors show
 fingerprint, and model or user text shown literally.
 
 The database is populated by tests/results_population.py (the built-in scenarios through run_supplied,
-votes through record_vote). Storage cannot record a non-blind vote yet (the colleague's ``votes.blind``
-column), so the tests of the blind rule serve the page the stored votes with ``blind=False`` on some of
-them, by replacing ``storage.votes.all_votes`` (the page reads votes only through it).
+votes through record_vote). The tests of the blind rule cast some of those votes again with
+``blind=False``, so the page reads them from storage as it would any vote.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -62,29 +60,25 @@ def texts(elements: Any) -> list[str]:
     return [e.value for e in elements]
 
 
-def serve_votes(monkeypatch: pytest.MonkeyPatch, engine: Any, make: Any) -> list[Any]:
-    """Make the page read ``make(stored votes)`` instead of the stored votes; return what it will read."""
+def recast_non_blind(engine: Any, which: Any) -> list[Any]:
+    """Cast again, as non-blind, the stored votes for which ``which(vote)`` holds (same button, same side);
+    return every stored vote afterwards."""
     from storage import votes as votes_db
 
-    served = make(votes_db.all_votes(engine))
-
-    def fake(engine: Any, *, tag: str | None = None) -> list[Any]:
-        return [v for v in served if tag is None or tag in v.tags]
-
-    monkeypatch.setattr(votes_db, "all_votes", fake)
-    return served
+    for v in votes_db.all_votes(engine):
+        if which(v):
+            votes_db.record_vote(engine, run_id=v.run_id, annotator=v.annotator, choice=v.choice, a_is=v.a_is, blind=False)
+    return votes_db.all_votes(engine)
 
 
 # ------------------------------------------------------------------------------------------ blind votes
 
 
-def test_blind_votes_only_by_default_and_the_toggle_includes_the_others(
-    populated: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_blind_votes_only_by_default_and_the_toggle_includes_the_others(populated: Any) -> None:
     from fusion import stats
 
     # cy's votes become non-blind: 6 of the 23.
-    served = serve_votes(monkeypatch, populated, lambda votes: [dataclasses.replace(v, blind=v.annotator != "cy") for v in votes])
+    served = recast_non_blind(populated, lambda v: v.annotator == "cy")
     n_non_blind = sum(1 for v in served if not v.blind)
     assert n_non_blind == 6
     at = open_results()
@@ -114,8 +108,8 @@ def test_blind_votes_only_by_default_and_the_toggle_includes_the_others(
     )
 
 
-def test_only_non_blind_votes(populated: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    serve_votes(monkeypatch, populated, lambda votes: [dataclasses.replace(v, blind=False) for v in votes])
+def test_only_non_blind_votes(populated: Any) -> None:
+    recast_non_blind(populated, lambda v: True)
     at = open_results()
     assert any("Every vote here is non-blind" in t for t in texts(at.info))
     assert not any(m.label == "Fusion-of-N win rate" for m in at.metric)
@@ -172,12 +166,12 @@ def test_few_runs_give_no_interval_in_the_headline(engine: Any) -> None:
 def test_a_failing_section_shows_a_message_and_the_rest_renders(
     populated: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from storage import stats_reads
+    from storage import stats_sql
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("attribution store <b>unavailable</b>")
 
-    monkeypatch.setattr(stats_reads, "attribution_rows", broken)
+    monkeypatch.setattr(stats_sql, "attribution_columns", broken)
     at = open_results()
     assert not at.exception
     assert any("The attribution statistics could not be shown" in t for t in texts(at.error))
@@ -187,9 +181,9 @@ def test_a_failing_section_shows_a_message_and_the_rest_renders(
 
 
 def test_failing_votes_leave_attribution_and_exports(populated: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from storage import votes as votes_db
+    from storage import stats_sql
 
-    monkeypatch.setattr(votes_db, "all_votes", lambda *a, **k: (_ for _ in ()).throw(OSError("disk gone")))
+    monkeypatch.setattr(stats_sql, "vote_columns", lambda *a, **k: (_ for _ in ()).throw(OSError("disk gone")))
     at = open_results()
     assert not at.exception
     assert any("The vote statistics could not be shown" in t for t in texts(at.error))
@@ -201,11 +195,10 @@ def test_failing_votes_leave_attribution_and_exports(populated: Any, monkeypatch
 
 
 def test_an_unchanged_fingerprint_skips_reading_the_votes(populated: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from storage import stats_reads
-    from storage import votes as votes_db
+    from storage import stats_sql
 
-    state = {"fingerprint": "v1", "reads": 0, "attribution_reads": 0}
-    real_votes, real_rows = votes_db.all_votes, stats_reads.attribution_rows
+    state = {"reads": 0, "attribution_reads": 0}
+    real_votes, real_rows = stats_sql.vote_columns, stats_sql.attribution_columns
 
     def counted_votes(*args: Any, **kwargs: Any) -> Any:
         state["reads"] += 1
@@ -215,8 +208,8 @@ def test_an_unchanged_fingerprint_skips_reading_the_votes(populated: Any, monkey
         state["attribution_reads"] += 1
         return real_rows(*args, **kwargs)
 
-    monkeypatch.setattr(votes_db, "all_votes", counted_votes)
-    monkeypatch.setattr(stats_reads, "attribution_rows", counted_rows)
+    monkeypatch.setattr(stats_sql, "vote_columns", counted_votes)
+    monkeypatch.setattr(stats_sql, "attribution_columns", counted_rows)
     at = open_results()
     assert (state["reads"], state["attribution_reads"]) == (1, 1)
     first = metric(at, "Fusion-of-N win rate")
@@ -230,24 +223,6 @@ def test_an_unchanged_fingerprint_skips_reading_the_votes(populated: Any, monkey
     at.run()
     assert (state["reads"], state["attribution_reads"]) == (2, 2)
     assert metric(at, "Votes (runs)") == f"{sum(len(v) for v in PLAN.values()) + 1} (9)"
-
-
-def test_signature_changes_with_what_the_statistics_read(populated: Any) -> None:
-    import app.results as results
-    from storage.votes import all_votes
-
-    votes = all_votes(populated)
-    base = results.signature(votes, None)
-    assert results.signature(list(votes), None) == base
-    assert results.signature(votes, "scenario") != base
-    changed = [
-        [dataclasses.replace(votes[0], updated_at=votes[0].updated_at + 1)] + votes[1:],
-        [dataclasses.replace(votes[0], blind=False)] + votes[1:],
-        [dataclasses.replace(v, tags=[*v.tags, "new"]) if v.run_id == votes[0].run_id else v for v in votes],
-        [dataclasses.replace(v, models=["openai/gpt-4o"]) if v.run_id == votes[0].run_id else v for v in votes],
-        votes[1:],
-    ]
-    assert all(results.signature(c, None) != base for c in changed)
 
 
 # ------------------------------------------------------------------------------------------ text

@@ -15,6 +15,11 @@ class MissingKeyError(FusionError):
     """A hosted model was asked for but no key is available for its provider."""
 
 
+class SetupError(FusionError):
+    """What the program needs around it is missing or unreachable (the database, a driver): not the
+    request's fault, and nothing a retry of the same command fixes until the set-up is."""
+
+
 class ProviderError(FusionError):
     """A model call failed after retries (rate limit, server error, timeout, bad response, unknown model)."""
 

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 
-from fusion.errors import FusionError
+from fusion.errors import SetupError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,7 @@ def is_sqlite(engine: Engine) -> bool:
 # Connection faults, said once, clearly
 
 
-class DatabaseUnavailable(FusionError):
+class DatabaseUnavailable(SetupError):
     """The database cannot be opened. The message names it (its URL without the password) and says what
     to do; ``kind`` is one of :data:`FAULT_KINDS`."""
 

@@ -203,15 +203,6 @@ def test_export_to_stdout_in_a_subprocess(voted_db: dict) -> None:
     assert "Exported 2 votes (votes-jsonl) to stdout." in proc.stderr
 
 
-def _export_options() -> set[str]:
-    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
-    return set(sub.choices["export"]._option_string_actions)
-
-
-@pytest.mark.skipif(
-    not {"--dpo-format", "--keep-conflicts", "--excel-safe"} <= _export_options(),
-    reason="fusion export has no --dpo-format/--keep-conflicts/--excel-safe yet (wired with the CLI move)",
-)
 def test_export_dpo_format_conflicts_and_excel_safe(voted_db: dict, tmp_path: Path, capsys) -> None:
     ids, runs = voted_db["ids"], voted_db["runs"]
     # geo1: ann and bob chose the fusion; cy now the pick: 2 to 1, the annotators disagree.

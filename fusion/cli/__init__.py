@@ -17,21 +17,24 @@ import argparse
 import os
 from typing import Sequence
 
-from fusion.cli import attribute, batch, export, fuse, run, scenarios
+from fusion.cli import attribute, batch, export, fuse, judge, run, scale, scenarios, users
 from fusion.cli.options import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, eprint
-from fusion.errors import FusionError, InputError, MissingKeyError
+from fusion.errors import FusionError, InputError, MissingKeyError, SetupError
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m fusion",
+        prog="fusion",
         description="Fusion-of-N from the command line: sample N candidates, pick Best-of-N, fuse, attribute.",
     )
+    from fusion import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # The order of `--help`'s command list.
-    for command in (run, fuse, attribute, scenarios, batch, export):
+    for command in (run, fuse, attribute, scenarios, batch, export, judge, scale, users):
         command.register(sub)
     return parser
 
@@ -45,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except SetupError as exc:  # before FusionError: the database or a driver, not the work: exit 2
+        eprint(f"error: {exc}")
+        return EXIT_USAGE
     except CliError as exc:
         eprint(f"error: {exc}")
         return exc.code

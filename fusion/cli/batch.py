@@ -64,7 +64,7 @@ class _Methods:
     get_client: Callable[[], Any] | None
 
 
-def _offline_methods(args: argparse.Namespace, models: list[str]) -> _Methods:
+def offline_methods(args: argparse.Namespace, models: list[str]) -> _Methods:
     asked = [
         flag
         for flag, value in (
@@ -85,7 +85,7 @@ def _offline_methods(args: argparse.Namespace, models: list[str]) -> _Methods:
     return _Methods(selector, fusor, "consensus", "extractive", [], None)
 
 
-def _live_methods(args: argparse.Namespace, models: list[str]) -> _Methods:
+def live_methods(args: argparse.Namespace, models: list[str]) -> _Methods:
     from fusion.validate import check_n
 
     check_n(args.n)
@@ -125,7 +125,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--rate-limit must be a positive number (calls per second).")
 
 
-def _batch_settings(args: argparse.Namespace, methods: _Methods, tags: list[str]) -> Any:
+def batch_settings(args: argparse.Namespace, methods: _Methods, tags: list[str]) -> Any:
     from fusion.batch import BatchSettings
 
     fusor = methods.fusor
@@ -151,8 +151,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     _check_args(args)
     models: list[str] = args.model or []
     tags = [t.strip() for t in (args.tag or []) if t.strip()]
-    methods = _offline_methods(args, models) if args.offline else _live_methods(args, models)
-    settings = _batch_settings(args, methods, tags)
+    methods = offline_methods(args, models) if args.offline else live_methods(args, models)
+    settings = batch_settings(args, methods, tags)
     pool = methods.pool
 
     stream = open_in(args.input)
@@ -162,10 +162,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         if stream is not sys.stdin.buffer:
             stream.close()
 
-    from storage.migrations import init_db
+    from storage.migrations import open_database
     from storage.sink import DatabaseSink
 
-    sink = DatabaseSink(init_db())
+    sink = DatabaseSink(open_database())
     bar = CountBar(len(items) + len(input_failures), "batch", quiet=args.quiet)
     cache = make_cache(not args.no_cache) if pool else None
     prompt_rate = RateLimiter(args.rate_limit) if args.rate_limit and args.offline else None

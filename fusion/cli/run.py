@@ -64,10 +64,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     )
     if args.save:
-        from storage.migrations import init_db
+        from storage.migrations import open_database
         from storage.runs import save_run
 
-        save_run(init_db(), run)
+        save_run(open_database(), run)
         eprint(f"Saved run {run.id}.")
     if args.json:
         print(dump(run.to_dict()))

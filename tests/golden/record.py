@@ -296,26 +296,28 @@ def readme_sources() -> list[tuple[str, str, str]]:
 def docstring_sources() -> list[tuple[str, str, str]]:
     """(id, prompt, text) per docstring of the engine worth answering with: module and class docstrings
     that are a few paragraphs long."""
-    wanted = {
-        "fusion/attribution.py": [None, "attribute"],
-        "fusion/coherence.py": [None],
-        "fusion/kept.py": [None],
-        "fusion/diff.py": [None],
-        "fusion/similarity.py": [None],
-        "fusion/batch.py": [None],
-        "fusion/scenarios.py": [None],
-        "fusion/fusors.py": ["ExtractiveFusor", "LLMFusor"],
-        "fusion/selectors.py": ["ConsensusSelector"],
-        "fusion/pipeline.py": [None],
-    }
+    # (module, file, names): None stands for the module's own docstring.
+    wanted = [
+        ("fusion.attribution", "fusion/attribution/__init__.py", [None, "attribute"]),
+        ("fusion.coherence", "fusion/coherence.py", [None]),
+        ("fusion.kept", "fusion/kept.py", [None]),
+        ("fusion.diff", "fusion/diff.py", [None]),
+        ("fusion.similarity", "fusion/similarity.py", [None]),
+        ("fusion.batch", "fusion/batch.py", [None]),
+        ("fusion.scenarios", "fusion/scenarios.py", [None]),
+        ("fusion.fusors", "fusion/fusors/extractive/__init__.py", ["ExtractiveFusor"]),
+        ("fusion.fusors", "fusion/fusors/llm.py", ["LLMFusor"]),
+        ("fusion.selectors", "fusion/selectors.py", ["ConsensusSelector"]),
+        ("fusion.pipeline", "fusion/pipeline.py", [None]),
+    ]
     out = []
-    for path, names in wanted.items():
+    for module, path, names in wanted:
         tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
         nodes = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
         for name in names:
             doc = ast.get_docstring(tree if name is None else nodes[name])
             assert doc, f"{path}:{name} has no docstring"
-            what = path.removesuffix(".py").replace("/", ".") + (f".{name}" if name else "")
+            what = module + (f".{name}" if name else "")
             slug = what.replace(".", "-").lower()
             out.append((f"doc-{slug}", f"What does {what} do, and how?", _unwrap(doc)))
     return out

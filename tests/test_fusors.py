@@ -22,7 +22,8 @@ from fusion.fusors import (
     fuse,
     render_fusor_prompt,
 )
-from fusion.fusors import _renumber_edits, length_limit
+from fusion.fusors import length_limit
+from fusion.fusors.extractive.joining import renumber_edits
 from fusion.coherence import coherence_defects
 from fusion.scenarios import load_scenarios
 from fusion.text import content_terms, numbers_in, split_sentences, split_units
@@ -975,7 +976,7 @@ def test_extractive_translation_keeps_the_colon_its_source_has() -> None:
 
 def test_renumbering_reports_where_numbers_change_length() -> None:
     text = "\n".join(["1. a"] * 11) + "\nend"
-    renumbered, edits = _renumber_edits(text)
+    renumbered, edits = renumber_edits(text)
     assert renumbered.splitlines()[9:] == ["10. a", "11. a", "end"]
     # The 10th and 11th items grow by one character where their number starts.
     assert [(at, old, new) for at, old, new in edits if new != old] == [(9 * 5, 1, 2), (10 * 5, 1, 2)]

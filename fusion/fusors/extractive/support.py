@@ -1,0 +1,117 @@
+"""Measuring support between units: how alike two units are, and how many candidates hold a unit.
+
+Two measures, for two questions. *Wording*: how much of one unit's text another unit has, by chrF
+(:class:`UnitSimilarity`; character n-grams, so inflections and small edits still agree), used to align
+sentences across candidates and to spot repeats. *Content*: how much of a unit's term weight another
+candidate has anywhere (:func:`measure_support`), so that a paraphrase in other words still counts as
+agreement.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import chain
+
+from fusion.fusors.extractive.units import CandidatePool, CandidateUnit
+from fusion.similarity import NgramProfile, chrf_from_counts, match_counts
+
+# A unit pair sharing less than this fraction of the reference unit's character trigrams cannot reach
+# the similarity thresholds in use (chrF at orders 3-6 would be too low), so chrF is not computed.
+PREFILTER = 0.2
+
+
+def trigrams(text: str) -> frozenset[str]:
+    """The character trigrams of the text, white space left out (the text itself when shorter)."""
+    chars = "".join(text.split())
+    if len(chars) < 3:
+        return frozenset([chars]) if chars else frozenset()
+    return frozenset(chars[i : i + 3] for i in range(len(chars) - 2))
+
+
+class UnitSimilarity:
+    """chrF between the units of a pool, computed on demand and remembered.
+
+    ``near[x]`` lists the similarity texts that share at least :data:`PREFILTER` of text ``x``'s trigrams:
+    any other pair is too far apart for chrF to matter and counts as 0.
+    """
+
+    def __init__(self, similarity_texts: list[str]) -> None:
+        self.texts = similarity_texts
+        self._profiles: list[NgramProfile | None] = [None] * len(similarity_texts)
+        self._cover: dict[tuple[int, int], float] = {}
+        self.near = self._candidate_pairs()
+
+    def _candidate_pairs(self) -> list[set[int]]:
+        """For each text id x, the text ids y sharing at least PREFILTER of x's trigrams (so cover(x, y)
+        may be high). Counting goes through an inverted index so that no pair is visited in Python."""
+        feats = [trigrams(t) for t in self.texts]
+        postings: dict[str, list[int]] = {}
+        for text_id, fs in enumerate(feats):
+            for f in fs:
+                postings.setdefault(f, []).append(text_id)
+        near: list[set[int]] = []
+        for text_id, fs in enumerate(feats):
+            if not fs:
+                near.append(set())
+                continue
+            counts = Counter(chain.from_iterable(postings[f] for f in fs))
+            need = PREFILTER * len(fs)
+            near.append({y for y, c in counts.items() if c >= need and y != text_id})
+        return near
+
+    def _profile(self, text_id: int) -> NgramProfile:
+        prof = self._profiles[text_id]
+        if prof is None:
+            prof = self._profiles[text_id] = NgramProfile(self.texts[text_id])
+        return prof
+
+    def cover(self, x: CandidateUnit, y: CandidateUnit) -> float:
+        """How much of unit x is found in unit y (chrF, y as hypothesis, x as reference)."""
+        if x.structural != y.structural or (x.unit.kind == "code") != (y.unit.kind == "code"):
+            return 0.0
+        return self._cover_text(x.text_id, y.text_id)
+
+    def sym(self, x: CandidateUnit, y: CandidateUnit) -> float:
+        """Symmetric agreement of two units: the mean of chrF both ways."""
+        return (self.cover(x, y) + self.cover(y, x)) / 2
+
+    def _cover_text(self, tx: int, ty: int) -> float:
+        if tx == ty:
+            return 1.0
+        if ty not in self.near[tx]:
+            return 0.0
+        got = self._cover.get((tx, ty))
+        if got is None:
+            px, py = self._profile(tx), self._profile(ty)
+            shared = match_counts(px, py)
+            got = chrf_from_counts(py, px, shared)
+            self._cover[(tx, ty)] = got
+            self._cover[(ty, tx)] = chrf_from_counts(px, py, shared)
+        return got
+
+
+def measure_support(pool: CandidatePool, threshold: float) -> None:
+    """Fill in every unit's ``holders`` (other candidates holding at least ``threshold`` of its term
+    weight), ``support`` (the mean share held) and ``unsupported`` (its numbers that neither another
+    candidate nor the prompt gives)."""
+    m = len(pool.texts)
+    prompt_nums = {t for t in pool.prompt_terms if t.startswith("#")}
+    for u in pool.units:
+        weights = pool.weights(u)
+        total = sum(weights.values())
+        if total <= 0 or m < 2:
+            continue
+        covs = []
+        for j, terms in enumerate(pool.candidate_terms):
+            if j != u.candidate:
+                covs.append(sum(w for t, w in weights.items() if t in terms) / total)
+        u.holders = sum(1 for c in covs if c >= threshold)
+        u.support = sum(covs) / len(covs)
+        u.unsupported = frozenset(n for n in u.nums if pool.df["#" + n] <= 1 and "#" + n not in prompt_nums)
+
+
+def term_dice(weights: dict[str, float], other: dict[str, float]) -> float:
+    """Weighted Dice of two units' content terms: 0 when they share none. Catches a paraphrase that chrF
+    misses ("Walk the aisle regularly" beside "Walk along the aisle every hour")."""
+    shared = sum(min(w, other[t]) for t, w in weights.items() if t in other)
+    return 2 * shared / (sum(weights.values()) + sum(other.values())) if shared else 0.0

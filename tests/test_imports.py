@@ -27,6 +27,7 @@ class Edge:
     module: str
     target: str
     line: int
+    typing_only: bool = False  # under ``if TYPE_CHECKING:``: read by type checkers, never run
 
 
 def module_names(root: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
@@ -60,7 +61,16 @@ def imports_of(module: str, path: Path, known: set[str]) -> list[Edge]:
     """What one module imports: ``import a.b`` gives a.b; ``from a import b`` gives a.b when that is a
     module of the project, else a."""
     edges: list[Edge] = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    typing_lines = {
+        inner.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for stmt in node.body
+        for inner in ast.walk(stmt)
+        if hasattr(inner, "lineno")
+    }
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             edges += [Edge(module, alias.name, node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -74,7 +84,7 @@ def imports_of(module: str, path: Path, known: set[str]) -> list[Edge]:
                     names_from_base = True
             if names_from_base and base:
                 edges.append(Edge(module, base, node.lineno))
-    return edges
+    return [Edge(e.module, e.target, e.line, e.line in typing_lines) for e in edges]
 
 
 def all_imports(root: Path, packages: tuple[str, ...] = PACKAGES) -> list[Edge]:
@@ -99,9 +109,12 @@ def engine_violations(edges: list[Edge]) -> list[str]:
 
 
 def project_graph(edges: list[Edge], known: set[str]) -> dict[str, set[str]]:
-    """Module -> the project modules it imports (``import a.b.c`` of a name inside a.b counts as a.b)."""
+    """Module -> the project modules it imports at run time (``import a.b.c`` of a name inside a.b counts as
+    a.b). Imports for type checkers only are left out: they make no circle when the program runs."""
     graph: dict[str, set[str]] = {m: set() for m in known}
     for e in edges:
+        if e.typing_only:
+            continue
         target = e.target
         while target and target not in known:
             target = target.rpartition(".")[0]
@@ -226,3 +239,20 @@ def test_a_package_importing_its_own_modules_is_no_cycle(tmp_path: Path) -> None
     (root / "fusion/cli/options.py").write_text("from fusion.cli import main\n", encoding="utf-8")
     (problem,) = check(root)
     assert problem.startswith("import cycle: ") and "fusion.cli" in problem.split(" -> ")
+
+
+def test_imports_for_type_checkers_make_no_cycle_but_still_count_against_the_engine(tmp_path: Path) -> None:
+    files = {
+        "fusion/__init__.py": "",
+        "fusion/a.py": "from fusion.b import B\n",
+        "fusion/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from fusion.a import A\n"
+                       "    from storage.runs import save_run\n",
+        "storage/__init__.py": "",
+        "storage/runs.py": "",
+        "app/__init__.py": "",
+        "components/__init__.py": "",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    assert check(tmp_path) == ["fusion.b imports storage.runs (line 4)"]

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from fusion.client import CompletionRequest, ModelClient, TokenCallback
 from fusion.errors import InputError, ProviderError
-from fusion.fusors import PRESETS, usable_or_raise
+from fusion.fusors.base import PRESETS, usable_or_raise
 from fusion.types import Candidate, FusedOutput, Prompt
 
 REQUIRED_PLACEHOLDERS = ("prompt", "candidates")

@@ -24,7 +24,7 @@ import time
 from typing import Sequence
 
 from fusion.client import TokenCallback, maybe_await
-from fusion.fusors import usable_or_raise
+from fusion.fusors.base import usable_or_raise
 from fusion.fusors.extractive.additions import add_complementary, add_supported
 from fusion.fusors.extractive.context import FusionContext
 from fusion.fusors.extractive.joining import coherent_text

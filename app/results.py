@@ -586,6 +586,113 @@ def _vote_statistics(engine: Any, tag: str | None) -> None:
     guarded("agreement", section_agreement, s)
 
 
+@st.cache_data(show_spinner="Reading the judge's verdicts ...", max_entries=8)
+def _judge_rows_for(key: str, tag: str | None, _engine: Any) -> list[Any]:
+    from fusion.judge_stats import judge_rows
+    from storage.votes import judged_votes
+
+    return judge_rows(judged_votes(_engine, tag=tag))
+
+
+def section_judge(engine: Any, tag: str | None) -> None:
+    """The pairwise LLM judge beside the people: its own win rate, never mixed into theirs."""
+    rows = _judge_rows_for(fingerprint(engine, tag), tag, engine)
+    if not rows:
+        return
+    st.header("Pairwise judge")
+    st.caption(
+        "An LLM judge compared the fused answer with the Best-of-N pick twice, once in each order "
+        "(`fusion judge`). A verdict counts when both orders agree; when they disagree the pair is a tie, and "
+        "the share of such pairs is the judge's position inconsistency. Its verdicts are kept apart from the "
+        "people's votes above."
+    )
+    table = []
+    for r in rows:
+        people = r.people_rate
+        table.append({
+            "judge": r.model,
+            "runs judged": r.rate.n_votes,
+            "judge's win rate": pct(r.rate.rate),
+            "95% CI": ci_text(r.rate.low, r.rate.high, r.rate.no_interval),
+            "people's win rate, same runs": pct(people.rate) if people is not None else "—",
+            "agreement (Cohen's kappa)": "undefined" if r.kappa is None else f"{r.kappa:.2f}",
+            "pairs compared with people": r.n_shared,
+            "position-consistent": pct(r.consistency),
+        })
+    import pandas as pd
+
+    st.dataframe(pd.DataFrame(table), hide_index=True, key=f"{KEY}_judges")
+    st.caption(
+        "Kappa compares the judge's verdict with each person's vote on the same run (fused, Best-of-N or tie; "
+        "\"both bad\" votes name no side and are left out). It is undefined without such pairs or when everyone "
+        "gave one and the same verdict."
+    )
+
+
+@st.cache_data(show_spinner="Computing win rate against N ...", max_entries=8)
+def _scaling_for(key: str, experiment: str, _engine: Any) -> dict[str, list[Any]]:
+    from fusion.judge_stats import scaling_points, split_votes
+    from fusion.scaling import tag_k
+    from storage.stats_reads import attribution_rows
+    from storage.votes import all_votes
+
+    shares: dict[str, tuple[int, float | None]] = {}
+    for row in attribution_rows(_engine, tag=experiment):
+        k = tag_k(row.tags)
+        if k is not None and k.isdigit():
+            shares[row.run_id] = (int(k), row.bon_share)
+    people, judges = split_votes(all_votes(_engine, tag=experiment))
+    out = {"people": scaling_points(people, shares)}
+    for model, verdicts in judges.items():
+        out[f"judge:{model}"] = scaling_points(verdicts, shares)
+    return out
+
+
+def section_scaling(engine: Any, tag: str | None) -> None:
+    """Win rate against N for the N-scaling experiments (`fusion scale`), people and judges apart."""
+    from storage.listing import all_tags
+
+    experiments = [t for t in all_tags(engine) if t.startswith("scale:")]
+    if tag is not None:
+        experiments = [t for t in experiments if t == tag] or experiments
+    if not experiments:
+        return
+    st.header("N-scaling experiments")
+    st.caption(
+        "Runs made by `fusion scale`: for each prompt the largest N was sampled once, and each smaller N picks "
+        "and fuses the first N of the same samples. The paper saw the largest gains below N = 10 and a plateau "
+        "past about 7."
+    )
+    experiment = st.selectbox("Experiment", experiments, key=f"{KEY}_experiment") if len(experiments) > 1 else experiments[0]
+    series = _scaling_for(fingerprint(engine, experiment), experiment, engine)
+    points, table = [], []
+    for name, rows in series.items():
+        label = "people" if name == "people" else name
+        for p in rows:
+            table.append({
+                "N": p.k, "votes by": label, "win rate": pct(p.rate.rate),
+                "95% CI": ci_text(p.rate.low, p.rate.high, p.rate.no_interval), "votes": p.rate.n_scored,
+                "fused text from the pick": pct(p.pick_share), "runs": p.n_runs,
+            })
+            if p.rate.rate is not None:
+                points.append({"n": p.k, "win_rate": p.rate.rate, "ci_low": p.rate.low, "ci_high": p.rate.high,
+                               "count": p.rate.n_scored, "series": label})
+    if len({p["n"] for p in points}) > 1:
+        from components.figures import win_rate_vs_n_figure
+
+        st.plotly_chart(win_rate_vs_n_figure(points, title="Win rate against N"), key=f"{KEY}_scaling_fig")
+    else:
+        st.info("No N of this experiment has votes yet: vote on its runs in Annotate (tag "
+                f"{md_text(experiment)}) or run `fusion judge --tag {experiment} --model ...`.")
+    import pandas as pd
+
+    st.dataframe(pd.DataFrame(table), hide_index=True, key=f"{KEY}_scaling_table")
+    st.caption(
+        "At N = 1 the fusion has one candidate to work from and usually repeats it: such runs have nothing to "
+        "vote on. \"Fused text from the pick\" is the mean share of the fused answer found in the Best-of-N pick."
+    )
+
+
 def page() -> None:
     from storage.listing import all_tags, count_runs
 
@@ -599,6 +706,8 @@ def page() -> None:
     )
     tag = None if choice in (None, ALL_TAGS) else choice
     vote_statistics(engine, tag)
+    guarded("pairwise judge", section_judge, engine, tag)
+    guarded("N-scaling experiments", section_scaling, engine, tag)
     guarded("attribution statistics", section_attribution, engine, tag)
     guarded("export section", section_exports, engine, tag)
 

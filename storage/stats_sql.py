@@ -40,6 +40,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlmodel import SQLModel
 
 import storage.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from fusion.pairwise import JUDGE_PREFIX
 from storage.db import READ_ONLY
 
 _tables = SQLModel.metadata.tables
@@ -82,12 +83,16 @@ def _reading(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def vote_columns(engine: Engine, *, tag: str | None = None) -> VoteColumns:
+def vote_columns(engine: Engine, *, tag: str | None = None, people_only: bool = True) -> VoteColumns:
     """The votes (on runs with ``tag`` if given) as the statistics read them; see the module docstring.
 
-    The same votes, in the same order, as ``storage.votes.all_votes(engine, tag=tag)``.
+    The same votes, in the same order, as ``storage.votes.all_votes(engine, tag=tag)``, less the pairwise
+    judge's verdicts (annotators ``judge:<model>``) unless ``people_only`` is False: the people's win rate
+    is never mixed with a judge's.
     """
     where: list[Any] = []
+    if people_only:
+        where.append(~_votes.c.annotator.startswith(JUDGE_PREFIX, autoescape=True))
     if tag:
         where.append(_votes.c.run_id.in_(select(_run_tags.c.run_id).where(_run_tags.c.tag == tag)))
     vote_stmt = (

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from sqlalchemy import Connection, ColumnElement, Engine, and_, case, delete, exists, func, insert, select, update
 
 from fusion.errors import InputError
+from fusion.pairwise import JUDGE_PREFIX
 from fusion.types import model_groups
 from storage.sql import (
     dumps,
@@ -512,3 +513,15 @@ def record_judge_verdict(engine: Engine, run_id: str, verdict: Any) -> VoteRecor
         engine, run_id=run_id, annotator=verdict.annotator, choice=choice, a_is="fused",
         comment=verdict.rationale()[:MAX_COMMENT_CHARS], blind=True, consistent=verdict.consistent,
     )
+
+
+def judged_votes(engine: Engine, *, tag: str | None = None) -> list[VoteRecord]:
+    """Every vote on the runs a pairwise judge has judged (the judge's verdicts and the people's votes on
+    the same runs, for agreement), on runs with ``tag`` if given. Reads nothing else, so it stays small
+    when most runs were judged by nobody."""
+    judged = select(votes.c.run_id).where(votes.c.annotator.startswith(JUDGE_PREFIX, autoescape=True))
+    where: list[ColumnElement[bool]] = [votes.c.run_id.in_(judged)]
+    if tag:
+        where.append(votes.c.run_id.in_(tagged_ids(tag)))
+    with reading(engine) as conn:
+        return _vote_records(conn, *where)

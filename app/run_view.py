@@ -467,6 +467,10 @@ def show_compare(run: Run, key: str) -> None:
         if run.fused.template:
             how += f" \\(template: {md_escape(run.fused.template)}\\)"
         st.caption(how)
+        from fusion.degenerate import run_warnings
+
+        for warning in run_warnings(run):  # shown beside the text, never instead of it
+            st.warning(md_escape(warning.message) + " The text is shown as the fusor wrote it.", icon="⚠️")
         if run.attribution is None:
             text_block(run.fused.text)
             return

@@ -239,3 +239,41 @@ def test_the_cli_keeps_litellm_offline_unless_told_otherwise(monkeypatch) -> Non
     monkeypatch.setenv("LITELLM_OFFLINE_MODE", "false")
     assert main(["scenarios"]) == 0
     assert os.environ["LITELLM_OFFLINE_MODE"] == "false"
+
+
+@pytest.mark.server
+def test_run_without_a_pick_fails_and_is_not_saved(openai_server, tmp_path, monkeypatch) -> None:
+    from storage.listing import count_runs
+    from storage.migrations import init_db
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("FUSION_DB_PATH", str(tmp_path / "fusion.db"))
+    code, out, err = cli(
+        "run", "Name a colour.", "-n", "3", "--model", "openai/ok", "--api-base", openai_server.url,
+        "--selector", "judge", "--judge-model", "openai/error500", "--fusor", "extractive", "--retries", "0",
+        "--save", "--no-cache",
+    )
+    assert code == 1, err  # the same rule as batch: no pick, a failed run
+    assert "error: no Best-of-N pick" in err and "not saved" in err and "Traceback" not in err
+    assert count_runs(init_db(f"sqlite:///{tmp_path / 'fusion.db'}")) == 0
+
+
+@pytest.mark.server
+def test_run_json_carries_the_warnings_of_a_degenerate_fusion(openai_server) -> None:
+    from openai_server import Reply
+
+    def reply(body):
+        if "candidate" in body["messages"][-1]["content"]:
+            return Reply(text="I'm ready to help. What prompt is this?")
+        return Reply(text=None)
+
+    openai_server.set_handler(reply)
+    code, out, err = cli(
+        "run", "Explain why the sky is blue.", "-n", "3", "--model", "openai/ok", "--api-base", openai_server.url,
+        "--fusor-model", "openai/tiny", "--json", "--no-cache",
+    )
+    assert code == 0, err
+    run = json.loads(out)
+    assert run["fused"]["text"] == "I'm ready to help. What prompt is this?"  # kept as written
+    assert "asks_back" in [w["code"] for w in run["warnings"]]
+    assert "warning: The fused answer asks for a task" in err

@@ -80,3 +80,41 @@ def test_no_fusion_or_a_failed_one_gets_no_warning_and_run_warnings_finds_the_pr
     run.fused.template = "custom"  # not stored with the run: no echo check, the other checks still run
     codes = [w.code for w in run_warnings(run)]
     assert "echoes_template" not in codes and "mentions_input" in codes
+
+
+def test_the_app_warns_on_the_fused_output_and_keeps_the_text(engine) -> None:
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from fusion.pipeline import attribute_fused, run_supplied
+    from storage.runs import save_run
+
+    run = run_supplied(PROMPT, [c.text for c in CANDIDATES], run_id="degenerate-1")
+    run.fused = FusedOutput(text="I'm ready to help. What prompt is this?", method="llm:tiny", template="fusion")
+    run.attribution = attribute_fused(run.fused, run.candidates)
+    save_run(engine, run)
+    main = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+    at = AppTest.from_file(main, default_timeout=60).run()
+    at.switch_page("history.py")
+    at.query_params["run"] = "degenerate-1"
+    at.run()
+    assert not any("asks for a task" in w.value for w in at.warning)  # blind: nothing tells the sides apart
+    next(b for b in at.button if b.label == "Show the labels without voting").click().run()
+    assert not at.exception
+    assert any("asks for a task instead of answering" in w.value for w in at.warning)
+    assert any("What prompt is this?" in h.proto.body for h in at.get("html"))
+
+
+def test_the_cli_puts_warnings_in_its_json(tmp_path) -> None:
+    import json
+
+    from fusion.cli import main
+
+    line = {"prompt": PROMPT.text, "candidates": [c.text for c in CANDIDATES]}
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(line) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["fuse", str(src), "-o", str(out)]) == 0
+    (record,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert record["warnings"] == []  # an extractive fusion copies: nothing degenerate

@@ -63,20 +63,32 @@ def cmd_run(args: argparse.Namespace) -> int:
             on_stage=progress.stage,
         )
     )
-    if args.save:
+    from fusion.degenerate import run_warnings
+
+    # One rule with batch: a run without a pick or without a fusion failed (and has nothing to vote on).
+    problems = []
+    if run.bon is None or run.bon.index is None:
+        problems.append(f"no Best-of-N pick: {run.bon.error if run.bon else 'the selector gave none'}")
+    if run.fused is None or run.fused.error:
+        problems.append(f"fusion failed: {run.fused.error if run.fused else 'the fusor gave no answer'}")
+    if args.save and not problems:
         from storage.migrations import open_database
         from storage.runs import save_run
 
         save_run(open_database(), run)
         eprint(f"Saved run {run.id}.")
+    warnings = run_warnings(run)
     if args.json:
-        print(dump(run.to_dict()))
+        print(dump(run.to_dict() | {"warnings": [w.to_dict() for w in warnings]}))
     else:
         print(format_run(run))
-    failed = run.fused is None or bool(run.fused.error)
-    if run.fused is not None and run.fused.error:
-        eprint(f"error: fusion failed: {run.fused.error}")
-    return EXIT_FAILED if failed else EXIT_OK
+    for w in warnings:
+        eprint(f"warning: {w.message}")
+    for problem in problems:
+        eprint(f"error: {problem}")
+    if problems and args.save:
+        eprint("The run was not saved: it has nothing to vote on.")
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 def format_run(run: Any) -> str:

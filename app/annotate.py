@@ -12,14 +12,15 @@ field has the focus).
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 import uuid
 from typing import Any
 
 import streamlit as st
 
-from app import deps
+from app import auth, deps
 from app.state import keep
-from app import auth
 from app.run_view import ANNOTATOR, WINNER_TEXT, mark_seen, show_blind_vote, show_candidates, text_block
 from components.text import md_escape, md_list
 from components.vote_panel import reveal_text
@@ -34,6 +35,9 @@ SKIPPED = "annotate_skipped"  # run ids skipped in this session, in the order th
 CURRENT = "annotate_current"  # the run on screen, kept across reruns so a click lands on the run it was for
 PENDING_RANK = "annotate_pending_rank"  # the vote just cast, waiting for an optional ranking
 LAST = "annotate_last"  # the previous vote: what to say about it, and what Undo removes
+# A stored vote this recent, met by a session that did not cast it, is reported as saved before an
+# interruption (a reload, a lost connection, a server restart) rather than quietly.
+RECENT_VOTE_S = 15 * 60
 NOTICE = "annotate_notice"
 ALL_TAGS = "All runs"
 
@@ -218,15 +222,26 @@ def _show_last(engine: Any, annotator: str, tag: str | None) -> None:
         stored = last_vote(engine, annotator, tag=tag)
         if stored is None:
             return
+        said = f"run {md_escape(stored.run_id)}\\): {WINNER_TEXT.get(stored.winner, stored.winner)}."
+        recent = time.time() - stored.updated_at < RECENT_VOTE_S
         last = {
             "run_id": stored.run_id,
             "annotator": stored.annotator,
-            "message": f"Your last vote \\(run {md_escape(stored.run_id)}\\): {WINNER_TEXT.get(stored.winner, stored.winner)}.",
-            "quiet": True,
+            # A vote saved just before a reload or a server restart may never have been acknowledged on
+            # screen, and its run is no longer in the queue: say plainly that it was kept.
+            "message": (
+                f"Your vote of {dt.datetime.fromtimestamp(stored.updated_at).strftime('%H:%M')} was saved before "
+                f"the page was reloaded or the server restarted \\({said} Undo it if that was not your choice."
+                if recent
+                else f"Your last vote \\({said}"
+            ),
+            "quiet": not recent,
+            "kind": "info" if recent else None,
         }
         st.session_state[LAST] = last
     cols = st.columns([5, 1], vertical_alignment="center")
-    (cols[0].caption if last.get("quiet") else cols[0].success)(last["message"])
+    show = cols[0].caption if last.get("quiet") else cols[0].info if last.get("kind") == "info" else cols[0].success
+    show(last["message"])
     cols[1].button("Undo my last vote", key=f"{KEY}_undo", on_click=_undo, shortcut="U", width="stretch")
 
 

@@ -25,6 +25,9 @@ env var ``FAKE_OPENAI_LATENCY``, else 0).
 ``flaky429``   Same with HTTP 429 (``Retry-After: 0``).
 ``error500``   Always HTTP 500.   ``error400``: always 400.   ``auth``: always 401.   ``notfound``: 404.
 ``malformed``  HTTP 200 with a body that is not JSON (streamed: a ``data:`` line that is not JSON).
+``html``       HTTP 200 with an HTML page, streamed or not (no event stream at all): what a misconfigured
+               proxy or a login page sends.
+``empty``      HTTP 200 with ``"choices": []`` (streamed: one chunk with no choices, then ``[DONE]``).
 ``hang``       Sleeps 60 s (or the suffix) before answering: past any sensible client timeout.
 ``stall``      Streamed: sends half the chunks of an ``ok`` answer, then hangs. Plain: like ``hang``.
 ``cut``        Streamed: sends half the chunks, then closes the connection (no finish_reason, no [DONE]).
@@ -38,6 +41,8 @@ In-process use (the ``openai_server`` pytest fixture in conftest.py wraps this):
     server = FakeOpenAIServer().start()
     server.url                      # "http://127.0.0.1:PORT/v1"
     server.requests                 # log: dicts with path, headers, body, model, started, ended
+    server.authorizations()         # the Authorization header of every request, in order (None if absent)
+    server.url_for("myhost")        # the api_base under another host name that reaches this server
     server.max_in_flight            # the largest number of requests seen in progress at once
     server.queue(Reply(status=429, headers={"Retry-After": "0"}), "ok")   # next replies, in order
     server.set_handler(lambda body: Reply(text="hi"))                      # used when the queue is empty
@@ -49,7 +54,8 @@ Subprocess use (browser and app tests)::
 
 prints ``READY http://127.0.0.1:PORT/v1`` on stdout once it accepts connections. From another process,
 ``GET <url>/_stats`` returns ``{"requests", "in_flight", "max_in_flight", "models"}`` and
-``POST <url>/_reset`` clears the log (the counterparts of ``.requests``, ``.max_in_flight`` and ``.reset()``).
+``POST <url>/_reset`` clears the log (the counterparts of ``.requests``, ``.max_in_flight`` and ``.reset()``);
+the stats also list the ``authorization`` header of every request (``null`` when absent).
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ from typing import Any, Callable, Union
 
 BEHAVIOURS = (
     "ok", "slow", "echo", "judge", "fusor", "rate-limited", "flaky", "flaky429", "error500", "error400",
-    "auth", "notfound", "malformed", "hang", "stall", "cut",
+    "auth", "notfound", "malformed", "html", "empty", "hang", "stall", "cut",
 )
 
 
@@ -80,7 +86,9 @@ class Reply:
 
     status: int = 200
     text: str | None = None
-    raw: bytes | None = None  # a literal body, sent as is (for malformed replies)
+    raw: bytes | None = None  # a literal body (for malformed replies); streamed, it goes in one data: line
+    raw_as_is: bool = False  # streamed too, send ``raw`` as the whole body, not as a data: line
+    content_type: str = "application/json"  # of a ``raw`` body
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before the first byte
     error: str | None = None  # message of an error body (status >= 400)
@@ -252,6 +260,14 @@ class FakeOpenAIServer:
         with self._lock:
             self._handler = handler
 
+    def url_for(self, host: str) -> str:
+        """The api_base under another name for this machine (the server must listen where it resolves)."""
+        return f"http://{host}:{self.port}/v1"
+
+    def authorizations(self) -> list[str | None]:
+        with self._lock:
+            return [r["headers"].get("authorization") for r in self.requests]
+
     def count(self, model: str | None = None) -> int:
         with self._lock:
             return sum(1 for r in self.requests if model is None or r["model"] == model)
@@ -343,6 +359,14 @@ class FakeOpenAIServer:
             return Reply(status=404, error=f"The model '{model}' does not exist", delay=delay)
         if name == "malformed":
             return Reply(raw=b"<html>this is not JSON", delay=delay)
+        if name == "html":
+            return Reply(raw=b"<html><body>Please log in</body></html>", raw_as_is=True, content_type="text/html",
+                         delay=delay)
+        if name == "empty":
+            if body.get("stream"):
+                return Reply(raw=b'{"id": "x", "object": "chat.completion.chunk", "created": 0, "choices": []}',
+                             delay=delay)
+            return Reply(raw=b'{"id": "x", "object": "chat.completion", "created": 0, "choices": []}', delay=delay)
         if name == "hang":
             return Reply(text="too late", delay=self.hang_seconds if latency is None else latency)
         text = ok_text(prompt, variant)
@@ -382,7 +406,8 @@ class _Handler(BaseHTTPRequestHandler):
             with owner._lock:
                 stats = {"requests": len(owner.requests), "in_flight": owner.in_flight,
                          "max_in_flight": owner.max_in_flight,
-                         "models": [r["model"] for r in owner.requests]}
+                         "models": [r["model"] for r in owner.requests],
+                         "authorization": [r["headers"].get("authorization") for r in owner.requests]}
             self._send(200, json.dumps(stats).encode())
         elif self.path.rstrip("/").endswith("/health"):
             self._send(200, b"ok", "text/plain")
@@ -442,13 +467,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)
             return
         if reply.raw is not None:
-            if body.get("stream"):
+            if body.get("stream") and not reply.raw_as_is:
                 self._start_stream()
-                self.wfile.write(b"data: " + reply.raw + b"\n\n")
+                self.wfile.write(b"data: " + reply.raw + b"\n\ndata: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True
                 return
-            self._send(reply.status, reply.raw, headers=reply.headers)
+            self._send(reply.status, reply.raw, reply.content_type, headers=reply.headers)
             return
         if reply.status >= 400:
             err = {"error": {"message": reply.error or f"HTTP {reply.status}", "type": "fake_error",

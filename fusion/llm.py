@@ -25,6 +25,7 @@ import logging
 import random
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -44,6 +45,7 @@ TIMEOUT_RETRIES = 1
 STREAM_TOTAL_FACTOR = 10
 
 _configured = False
+_warmed = False
 
 
 def _litellm() -> Any:
@@ -53,8 +55,36 @@ def _litellm() -> Any:
     if not _configured:
         litellm.suppress_debug_info = True
         logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+        # Our deadline can cancel acompletion after it made its streaming coroutine and before it awaited
+        # it; Python then prints a warning on stderr at garbage collection, in the middle of the CLI's one
+        # clear line. The cancellation is ours and reported as a timeout, so the warning says nothing.
+        warnings.filterwarnings(
+            "ignore", message=r"coroutine 'OpenAIChatCompletion\.\w+' was never awaited", category=RuntimeWarning
+        )
         _configured = True
     return litellm
+
+
+async def _warm_up(litellm: Any) -> None:
+    """Make litellm's first call in this process once, offline (``mock_response``), before any deadline runs.
+
+    The first real call imports some 65 more modules (about 0.8 s here, several seconds on a loaded
+    machine); inside an attempt that time would count against the person's timeout.
+    """
+    global _warmed
+    if _warmed:
+        return
+    _warmed = True  # set first: concurrent calls must not all warm up
+    messages = [{"role": "user", "content": "warm-up"}]
+    try:
+        await litellm.acompletion(model="openai/warm-up", messages=messages, mock_response="ok", api_key="x")
+        stream = await litellm.acompletion(
+            model="openai/warm-up", messages=messages, mock_response="ok", api_key="x", stream=True
+        )
+        async for _ in stream:
+            pass
+    except Exception:  # noqa: BLE001 - only a speed-up; the real call reports its own failures
+        logging.getLogger("fusion.llm").debug("litellm warm-up failed", exc_info=True)
 
 
 @dataclass
@@ -116,6 +146,7 @@ class LiteLLMClient:
         on_token: TokenCallback | None = None,
     ) -> Completion:
         litellm = _litellm()
+        await _warm_up(litellm)
         attempts = 1 + max(0, int(request.num_retries))
         started = time.perf_counter()
         timeouts = 0

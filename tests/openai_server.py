@@ -23,7 +23,10 @@ env var ``FAKE_OPENAI_LATENCY``, else 0).
 ``rate-limited`` Always HTTP 429 with ``Retry-After: 1``.
 ``flaky``      The first request with a given body gets HTTP 500, later identical ones get ``ok``.
 ``flaky429``   Same with HTTP 429 (``Retry-After: 0``).
-``error500``   Always HTTP 500.   ``error400``: always 400.   ``auth``: always 401.   ``notfound``: 404.
+``flaky-judge``, ``flaky-fusor``: the first request with a given body gets HTTP 500, later identical ones
+               behave like ``judge`` / ``fusor`` (a judge or fusor that recovers on retry).
+``error500``   Always HTTP 500.   ``error503``: always 503.   ``error400``: always 400.   ``auth``: always
+               401.   ``notfound``: 404.
 ``malformed``  HTTP 200 with a body that is not JSON (streamed: a ``data:`` line that is not JSON).
 ``html``       HTTP 200 with an HTML page, streamed or not (no event stream at all): what a misconfigured
                proxy or a login page sends.
@@ -55,7 +58,8 @@ Subprocess use (browser and app tests)::
 prints ``READY http://127.0.0.1:PORT/v1`` on stdout once it accepts connections. From another process,
 ``GET <url>/_stats`` returns ``{"requests", "in_flight", "max_in_flight", "models"}`` and
 ``POST <url>/_reset`` clears the log (the counterparts of ``.requests``, ``.max_in_flight`` and ``.reset()``);
-the stats also list the ``authorization`` header of every request (``null`` when absent).
+the stats also list the ``authorization`` header of every request (``null`` when absent) and when each
+began (``started_at``, seconds since the epoch).
 """
 
 from __future__ import annotations
@@ -75,7 +79,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Union
 
 BEHAVIOURS = (
-    "ok", "slow", "echo", "judge", "fusor", "rate-limited", "flaky", "flaky429", "error500", "error400",
+    "ok", "slow", "echo", "judge", "fusor", "rate-limited", "flaky", "flaky429", "flaky-judge", "flaky-fusor",
+    "error500", "error503", "error400",
     "auth", "notfound", "malformed", "html", "empty", "hang", "stall", "cut",
 )
 
@@ -349,8 +354,15 @@ class FakeOpenAIServer:
                     return Reply(status=500, error="Transient failure", delay=delay)
                 return Reply(status=429, headers={"Retry-After": "0"}, error="Rate limit reached", delay=delay)
             return Reply(text=ok_text(prompt, f"seed={body.get('seed')}"), delay=delay)
+        if name in ("flaky-judge", "flaky-fusor"):
+            if seen == 0:
+                return Reply(status=500, error="Transient failure", delay=delay)
+            inner = judge_text(prompt) if name == "flaky-judge" else fusor_text(prompt)
+            return Reply(text=inner, delay=delay)
         if name == "error500":
             return Reply(status=500, error="Internal server error", delay=delay)
+        if name == "error503":
+            return Reply(status=503, error="Service temporarily unavailable", delay=delay)
         if name == "error400":
             return Reply(status=400, error="Invalid request: 'messages' is malformed", delay=delay)
         if name == "auth":
@@ -407,7 +419,8 @@ class _Handler(BaseHTTPRequestHandler):
                 stats = {"requests": len(owner.requests), "in_flight": owner.in_flight,
                          "max_in_flight": owner.max_in_flight,
                          "models": [r["model"] for r in owner.requests],
-                         "authorization": [r["headers"].get("authorization") for r in owner.requests]}
+                         "authorization": [r["headers"].get("authorization") for r in owner.requests],
+                         "started_at": [r["started_at"] for r in owner.requests]}
             self._send(200, json.dumps(stats).encode())
         elif self.path.rstrip("/").endswith("/health"):
             self._send(200, b"ok", "text/plain")
@@ -441,6 +454,7 @@ class _Handler(BaseHTTPRequestHandler):
             "body": body,
             "model": body.get("model"),
             "started": time.monotonic(),
+            "started_at": time.time(),  # wall clock, comparable across processes
             "ended": None,
         }
         with owner._lock:

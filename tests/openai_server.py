@@ -100,6 +100,7 @@ class Reply:
     cut_after: int | None = None  # streaming: drop the connection after this many chunks
     stall_after: int | None = None  # streaming: after this many chunks, sleep ``stall`` seconds
     stall: float = 0.0
+    chunk_delay: float = 0.0  # streaming: seconds between chunks (a slow, steady model)
     close: bool = False  # drop the connection without answering
 
 
@@ -526,6 +527,8 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.stall_after is not None and i == reply.stall_after:
                 self.wfile.flush()
                 self.owner._sleep(reply.stall)
+            if reply.chunk_delay and i:
+                self.owner._sleep(reply.chunk_delay)
             delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
             self.wfile.write(chunk(delta, None))
             self.wfile.flush()

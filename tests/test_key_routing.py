@@ -163,10 +163,12 @@ def app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     st.cache_resource.clear()
 
 
-def app_live_run(base: str, *, typed_key: str = "") -> None:
+def app_live_run(base: str, *, typed_key: str = "", key_bases: list[str] | None = None) -> None:
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120)
+    if key_bases is not None:
+        at.secrets["fusion"] = {"key_bases": key_bases}
     at.run()
     assert not at.exception, at.exception
     at.sidebar.text_input(key="keep.api_base").input(base).run()
@@ -203,3 +205,11 @@ def test_app_live_mode_sends_the_key_typed_beside_the_url(server: FakeOpenAIServ
     assert server.count() == 5
     assert leaked(server) == []
     assert set(server.authorizations()) == {f"Bearer {TYPED_KEY}"}
+
+
+@needs_name
+def test_app_sends_the_operator_key_to_a_url_listed_in_secrets(server: FakeOpenAIServer, app_db: Path) -> None:
+    # The app's control: listed in [fusion] key_bases, the same URL does get the key, so the app tests
+    # above would see a leak if there were one.
+    app_live_run(url(server), key_bases=[url(server)])
+    assert set(server.authorizations()) == {f"Bearer {ENV_KEY}"}

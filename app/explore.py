@@ -25,7 +25,7 @@ from components.text import md_escape
 from fusion.errors import FusionError, InputError, NotEnoughCandidates
 from fusion.pipeline import MethodConfig
 from fusion.text import plural
-from fusion.types import Candidate, ModelSpec, Prompt, Run, SamplingSettings
+from fusion.types import DEFAULT_TIMEOUT_S, Candidate, ModelSpec, Prompt, Run, SamplingSettings
 
 log = logging.getLogger("fusion.app")
 
@@ -68,13 +68,34 @@ def method_settings() -> MethodConfig:
         help="Ollama, vLLM, LM Studio or any OpenAI-compatible server. Used by the judge, the fusor and live "
         "generation; model names are then `openai/<name>`.",
     )
+    _init("keep.api_key", "")
+    sb.text_input(
+        "Key for this server (optional)",
+        key="keep.api_key",
+        type="password",
+        help="Sent only to the server URL above, and kept only for this browser session. A local server "
+        "needs none. The provider keys of this app's operator never go to a URL typed here unless the operator "
+        "listed it (FUSION_KEY_BASES or [fusion] key_bases in .streamlit/secrets.toml).",
+    )
+    api_base = (st.session_state.get("keep.api_base") or "").strip() or None
+    bases, bases_problem = key_bases()
+    if bases_problem:
+        sb.error(md_escape(bases_problem) + " No provider key is sent to any server URL until it is fixed.")
     keys = deps.provider_key_names()
     if keys:
         sb.caption("Provider keys found: " + md_escape(", ".join(keys)) + ".")
-    elif (st.session_state.get("keep.api_base") or "").strip():
+    elif api_base:
         sb.caption("No provider key found; a local server needs none. Name its models `openai/<name>`.")
     else:
         sb.caption("No provider key found (set one in the environment or .streamlit/secrets.toml).")
+    if api_base:
+        from fusion.keys import is_listed_base
+
+        if is_listed_base(api_base, bases):
+            sb.caption("This server is on the operator's list: it gets the provider key (or the key typed above).")
+        else:
+            sb.caption("This server gets the key typed above, or none: provider keys go only to their "
+                       "providers and to servers the operator listed.")
     sb.header("Method")
     _init("keep.m_selector", "consensus")
     selector = sb.radio(
@@ -111,6 +132,13 @@ def method_settings() -> MethodConfig:
                 "Template ({prompt} and {candidates} are filled in)", height=260, key=f"keep.m_template_{preset}"
             )
             template = None if edited == PRESETS[preset].template else edited
+    _init("keep.m_timeout", int(DEFAULT_TIMEOUT_S))
+    timeout = sb.number_input(
+        "Timeout per call (s)", 1, 600, key="keep.m_timeout",
+        help="How long any model call (a candidate, the judge, the fusor) may wait for its answer, or for the "
+        "next piece of a streamed one, before it is retried once and then given up.",
+    )  # fmt: skip
+    typed_key = (st.session_state.get("keep.api_key") or "").strip()
     config = MethodConfig(
         selector=selector,
         fusor=fusor,
@@ -118,12 +146,28 @@ def method_settings() -> MethodConfig:
         fusor_model=fusor_model,
         preset=preset,
         template=template,
-        api_base=(st.session_state.get("keep.api_base") or "").strip() or None,
+        api_base=api_base,
+        api_key=(typed_key or None) if api_base else None,  # the key typed for that URL, for that URL only
+        timeout=float(timeout),
     )
     problem = method_problem(config)
     if problem:
         sb.warning(problem)
     return config
+
+
+def key_bases() -> tuple[tuple[str, ...], str | None]:
+    """The base URLs the operator's provider keys may go to (FUSION_KEY_BASES and ``[fusion] key_bases`` in
+    .streamlit/secrets.toml), and what is wrong with that setting, if anything (then none is listed)."""
+    from fusion.keys import env_key_bases, parse_key_bases
+
+    try:
+        listed = env_key_bases() + parse_key_bases(
+            deps.fusion_defaults().get("key_bases"), source="[fusion] key_bases in .streamlit/secrets.toml"
+        )
+    except FusionError as exc:
+        return (), str(exc)
+    return tuple(dict.fromkeys(listed)), None
 
 
 def method_problem(config: MethodConfig) -> str | None:
@@ -135,7 +179,8 @@ def method_problem(config: MethodConfig) -> str | None:
     if config.fusor == "llm" and not (config.fusor_model or "").strip():
         return "The LLM fusor needs a fusor model."
     try:
-        check_keys([ModelSpec(m, api_base=config.api_base) for m in config.models()], deps.secrets())
+        check_keys([ModelSpec(m, api_base=config.api_base, api_key=config.api_key) for m in config.models()],
+                   deps.secrets(), allowed=key_bases()[0])
     except FusionError as exc:
         return f"{exc} Or give an OpenAI-compatible server URL above."
     return None
@@ -165,7 +210,7 @@ def build(config: MethodConfig) -> tuple[Any, Any]:
     from fusion.pipeline import build_method
 
     client = None if config.offline else deps.get_client()
-    return build_method(config, client=client, secrets=deps.secrets())
+    return build_method(config, client=client, secrets=deps.secrets(), allowed=key_bases()[0])
 
 
 # ------------------------------------------------------------------------------------------ the view
@@ -658,7 +703,6 @@ def live(config: MethodConfig) -> None:
     _init("keep.live_max_tokens", 1024)
     _init("keep.live_cache", True)
     _init("keep.live_regen", False)
-    _init("keep.live_timeout", 120)
     view = _views().get(MODES[2])
     # With a result on screen the form folds away (a link to a generated run opens on the run); what was
     # typed is kept either way.
@@ -691,10 +735,9 @@ def _live_inputs(config: MethodConfig) -> dict[str, Any] | None:
     temperature = c3.slider("Temperature", 0.0, 2.0, step=0.05, key="keep.live_temperature")
     max_tokens = c4.number_input("Max tokens", min_value=16, max_value=32768, key="keep.live_max_tokens")
     seed_txt = c5.text_input("Seed (optional)", key=keep("keep.live_seed", ""))
-    with st.expander("Cache and retries"):
+    with st.expander("Cache"):
         use_cache = st.checkbox("Use the response cache", key="keep.live_cache")
         regenerate = st.checkbox("Regenerate (ignore cached answers)", key="keep.live_regen")
-        timeout = st.number_input("Timeout per call (s)", 5, 600, key="keep.live_timeout")
     if not deps.provider_key_names() and not config.api_base:
         st.caption(
             "No provider key found: set one (e.g. OPENAI_API_KEY) in the environment or .streamlit/secrets.toml, "
@@ -706,16 +749,17 @@ def _live_inputs(config: MethodConfig) -> dict[str, Any] | None:
     return dict(
         prompt=prompt or "", models_txt=models_txt or "", n=int(n), temperature=float(temperature),
         max_tokens=int(max_tokens), seed_txt=seed_txt or "", use_cache=bool(use_cache),
-        regenerate=bool(regenerate), timeout=float(timeout),
+        regenerate=bool(regenerate),
     )  # fmt: skip
 
 
 def generate_live(
     *, prompt: str, models_txt: str, n: int, temperature: float, max_tokens: int, seed_txt: str,
-    use_cache: bool, regenerate: bool, timeout: float, config: MethodConfig,
+    use_cache: bool, regenerate: bool, config: MethodConfig,
 ) -> Run | None:  # fmt: skip
+    from fusion.keys import key_for
     from fusion.pipeline import arun_live, split_pool
-    from fusion.providers import check_keys, find_api_key
+    from fusion.providers import check_keys
     from fusion.validate import check_n, check_prompt
 
     secrets = deps.secrets()
@@ -731,16 +775,23 @@ def generate_live(
                 seed = int(seed_txt.strip())
             except ValueError:
                 raise InputError(f"The seed must be a whole number, not {seed_txt.strip()!r}.") from None
+        allowed = key_bases()[0]
+        # Each sample carries the key chosen for where it goes: the one typed for the URL, the operator's
+        # only for a provider's own endpoint or a listed URL, else a placeholder.
         pool = [
-            ModelSpec(s.model, samples=s.samples, api_base=api_base, api_key=find_api_key(s.model, api_base, secrets))
+            ModelSpec(s.model, samples=s.samples, api_base=api_base,
+                      api_key=key_for(s.model, api_base, typed_key=config.api_key, secrets=secrets, allowed=allowed))
             for s in split_pool(models, n, api_base=api_base)
-        ]
-        check_keys(pool, secrets)
+        ]  # fmt: skip
+        check_keys(pool, secrets, allowed=allowed)
         selector, fusor = build(config)
     except FusionError as exc:
         st.session_state[FAILED] = (attempt, str(exc))
         return None
-    settings = SamplingSettings(temperature=temperature, max_tokens=max_tokens, seed=seed, timeout=timeout)
+    settings = SamplingSettings(
+        temperature=temperature, max_tokens=max_tokens, seed=seed, timeout=config.timeout,
+        num_retries=config.num_retries,
+    )  # fmt: skip
 
     st.subheader("Candidates")
     per_row = 4 if n > 6 else 3 if n > 4 else max(n, 2)

@@ -17,7 +17,8 @@ from typing import Any, AsyncIterator, Callable, Sequence
 from fusion.client import Completion, CompletionRequest, ModelClient, ResponseCache, TokenCallback, maybe_await
 from fusion.errors import FusionError, NotEnoughCandidates, ProviderError
 from fusion.llm import redact
-from fusion.providers import find_api_key, required_key_env
+from fusion.keys import key_for
+from fusion.providers import required_key_env
 from fusion.types import Candidate, ModelSpec, Prompt, SamplingSettings
 from fusion.validate import check_pool, check_prompt
 
@@ -176,7 +177,9 @@ async def generate_candidates(
     pool = check_pool(pool)
     plans = plan_samples(prompt, pool, settings)
     semaphore = asyncio.Semaphore(max(1, int(concurrency)))
-    keys = {id(spec): spec.api_key or find_api_key(spec.model, spec.api_base) for spec in pool}
+    # spec.api_key is a key given for that spec's base by whoever chose it; otherwise the operator's key goes
+    # only where fusion.keys allows (the provider's own endpoint, a listed base), else a placeholder.
+    keys = {id(spec): key_for(spec.model, spec.api_base, typed_key=spec.api_key) for spec in pool}
 
     async def emit(event: GenerationEvent) -> None:
         if on_event is None:

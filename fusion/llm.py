@@ -3,8 +3,17 @@ openai/<name> with ``api_base`` for any OpenAI-compatible server).
 
 litellm is imported inside the call, never at module import: importing it costs several seconds and the
 offline paths must not pay that. Retries are ours, not litellm's or the openai SDK's (both are switched off),
-so one call makes exactly ``1 + request.num_retries`` requests and every failure ends as one
+so one call makes at most ``1 + request.num_retries`` requests and every failure ends as one
 :class:`~fusion.errors.ProviderError` with a one-line message for the person at the screen.
+
+``request.timeout`` bounds every role's wait (candidates, judge, fusor) the same way: an attempt fails when
+the answer (or, streaming, its first chunk or the next one) takes longer than that. A timeout is retried
+once at most: a server that hung through the whole limit twice is not coming back while a person waits,
+so a hanging server costs at most two timeouts plus one backoff.
+
+Keys: the key passed in is sent as is; with none, a call to a base URL carries
+:data:`~fusion.keys.PLACEHOLDER_KEY`, never whatever litellm would find in the environment (see
+:mod:`fusion.keys` for who chooses the key).
 """
 
 from __future__ import annotations
@@ -16,18 +25,27 @@ import logging
 import random
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from fusion.client import Completion, CompletionRequest, TokenCallback, maybe_await
 from fusion.errors import ProviderError
-from fusion.providers import is_local_base, provider_of, required_key_env
+from fusion.keys import PLACEHOLDER_KEY
+from fusion.providers import provider_of, required_key_env
 
-# Sent to local OpenAI-compatible servers that need no key: the openai SDK refuses to run without one, and
-# an environment key (a real OpenAI key) must not be sent to an arbitrary local server.
-LOCAL_PLACEHOLDER_KEY = "sk-local-no-key"
+# Kept under its old name for callers and tests written before every base URL got the placeholder.
+LOCAL_PLACEHOLDER_KEY = PLACEHOLDER_KEY
+
+# A timeout is retried this many times at most, whatever ``num_retries`` says (see the module docstring).
+TIMEOUT_RETRIES = 1
+
+# A stream that keeps sending is given this many times its timeout in all: a server trickling a token
+# just inside the timeout must not hold the page forever.
+STREAM_TOTAL_FACTOR = 10
 
 _configured = False
+_warmed = False
 
 
 def _litellm() -> Any:
@@ -37,8 +55,36 @@ def _litellm() -> Any:
     if not _configured:
         litellm.suppress_debug_info = True
         logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+        # Our deadline can cancel acompletion after it made its streaming coroutine and before it awaited
+        # it; Python then prints a warning on stderr at garbage collection, in the middle of the CLI's one
+        # clear line. The cancellation is ours and reported as a timeout, so the warning says nothing.
+        warnings.filterwarnings(
+            "ignore", message=r"coroutine 'OpenAIChatCompletion\.\w+' was never awaited", category=RuntimeWarning
+        )
         _configured = True
     return litellm
+
+
+async def _warm_up(litellm: Any) -> None:
+    """Make litellm's first call in this process once, offline (``mock_response``), before any deadline runs.
+
+    The first real call imports some 65 more modules (about 0.8 s here, several seconds on a loaded
+    machine); inside an attempt that time would count against the person's timeout.
+    """
+    global _warmed
+    if _warmed:
+        return
+    _warmed = True  # set first: concurrent calls must not all warm up
+    messages = [{"role": "user", "content": "warm-up"}]
+    try:
+        await litellm.acompletion(model="openai/warm-up", messages=messages, mock_response="ok", api_key="x")
+        stream = await litellm.acompletion(
+            model="openai/warm-up", messages=messages, mock_response="ok", api_key="x", stream=True
+        )
+        async for _ in stream:
+            pass
+    except Exception:  # noqa: BLE001 - only a speed-up; the real call reports its own failures
+        logging.getLogger("fusion.llm").debug("litellm warm-up failed", exc_info=True)
 
 
 @dataclass
@@ -100,16 +146,21 @@ class LiteLLMClient:
         on_token: TokenCallback | None = None,
     ) -> Completion:
         litellm = _litellm()
+        await _warm_up(litellm)
         attempts = 1 + max(0, int(request.num_retries))
         started = time.perf_counter()
+        timeouts = 0
         for attempt in range(attempts):
             state = _AttemptState()
             try:
-                async with asyncio.timeout(request.timeout or None):
+                # Our own deadline, moved on by each streamed chunk (see _Deadline); litellm's timeout is
+                # per socket read and misses a server that trickles.
+                async with asyncio.timeout(None) as scope:
+                    state.deadline = _Deadline(scope, request.timeout)
                     await self._attempt(litellm, request, api_key, on_token, state)
             except TimeoutError:
-                # Our hard deadline: litellm's own timeout is per read and misses a server that trickles.
-                failure = _Failure("timeout", None, True)
+                timeouts += 1
+                failure = _Failure("timeout", None, timeouts <= TIMEOUT_RETRIES)
             except _AttemptFailed as exc:
                 failure = classify(exc.original)
             else:
@@ -153,8 +204,10 @@ class LiteLLMClient:
                 kwargs[name] = value
         if api_key:
             kwargs["api_key"] = api_key
-        elif is_local_base(request.api_base):
-            kwargs["api_key"] = LOCAL_PLACEHOLDER_KEY
+        elif request.api_base:
+            # Without an explicit key litellm would take the provider's key from the environment and
+            # send it to this base URL, which may be anyone's server.
+            kwargs["api_key"] = PLACEHOLDER_KEY
         if on_token is None:
             try:
                 response = await litellm.acompletion(**kwargs)
@@ -173,11 +226,17 @@ class LiteLLMClient:
         while True:
             try:
                 chunk = await iterator.__anext__()
-                delta, usage = _read_chunk(chunk)
+                delta, usage, spoke = _read_chunk(chunk)
             except StopAsyncIteration:
+                if not state.spoke:
+                    # litellm turns a 200 whose body is no event stream (an HTML error page, plain JSON)
+                    # into a single finish chunk it makes up itself: nothing came from the server.
+                    raise _AttemptFailed(_MalformedError("the stream carried no chat completion chunk")) from None
                 return
             except Exception as exc:
                 raise _AttemptFailed(exc) from exc
+            state.deadline.progress()
+            state.spoke = state.spoke or spoke or usage != (None, None)
             if usage != (None, None):
                 state.usage = usage
             if delta:
@@ -187,11 +246,31 @@ class LiteLLMClient:
                 await maybe_await(on_token(delta))
 
 
+class _Deadline:
+    """When the attempt in ``scope`` gives up: ``timeout`` seconds from its start, moved on to ``timeout``
+    after each streamed chunk, but never past ``STREAM_TOTAL_FACTOR`` timeouts from the start."""
+
+    def __init__(self, scope: asyncio.Timeout, timeout: float | None) -> None:
+        self.scope = scope
+        self.timeout = timeout or None
+        self.loop = asyncio.get_running_loop()
+        if self.timeout:
+            now = self.loop.time()
+            self.last = now + STREAM_TOTAL_FACTOR * self.timeout
+            scope.reschedule(now + self.timeout)
+
+    def progress(self) -> None:
+        if self.timeout:
+            self.scope.reschedule(min(self.loop.time() + self.timeout, self.last))
+
+
 @dataclass
 class _AttemptState:
     parts: list[str] = field(default_factory=list)
     emitted: int = 0  # characters already passed to on_token
     usage: tuple[int | None, int | None] = (None, None)
+    spoke: bool = False  # a chunk carried a role, content or usage: the server did send a stream
+    deadline: Any = None  # the attempt's _Deadline
 
 
 # Internal kinds folded into the ones ProviderError documents.
@@ -210,15 +289,18 @@ def _read_response(response: Any) -> tuple[str, tuple[int | None, int | None]]:
     return content or "", _usage(getattr(response, "usage", None))
 
 
-def _read_chunk(chunk: Any) -> tuple[str, tuple[int | None, int | None]]:
+def _read_chunk(chunk: Any) -> tuple[str, tuple[int | None, int | None], bool]:
+    """The chunk's text, its usage, and whether it carried anything from the server (a role or text)."""
     delta_text = ""
+    spoke = False
     choices = getattr(chunk, "choices", None) or []
     if choices:
         delta = getattr(choices[0], "delta", None)
         content = getattr(delta, "content", None) if delta is not None else None
         if isinstance(content, str):
             delta_text = content
-    return delta_text, _usage(getattr(chunk, "usage", None))
+        spoke = content is not None or getattr(delta, "role", None) is not None
+    return delta_text, _usage(getattr(chunk, "usage", None)), spoke
 
 
 def _usage(usage: Any) -> tuple[int | None, int | None]:
@@ -268,7 +350,9 @@ def classify(exc: BaseException) -> _Failure:
 
     # The order matters: litellm reports a non-JSON body as HTTP 500 and a dropped connection as
     # InternalServerError, so look at the cause before the status.
-    if any(isinstance(e, (json.JSONDecodeError, _MalformedError)) for e in chain):
+    if any(isinstance(e, (json.JSONDecodeError, _MalformedError)) for e in chain) or (
+        "empty or invalid response from llm endpoint" in low  # litellm's words for a 200 that is not JSON
+    ):
         return _Failure("malformed", None, False, detail)
     if "LiteLLMUnknownProvider" in names or "llm provider not provided" in low:
         return _Failure("unknown_model", None, False, detail)

@@ -8,15 +8,25 @@ script would compute. Model-backed steps are async (they run concurrently and st
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from fusion.attribution import attribute
 from fusion.client import ModelClient, ResponseCache, TokenCallback, maybe_await
 from fusion.errors import NotEnoughCandidates
 from fusion.fusors import ExtractiveFusor, Fusor
 from fusion.selectors import ConsensusSelector, Selector
-from fusion.types import Attribution, Candidate, FusedOutput, ModelSpec, Prompt, Run, SamplingSettings
+from fusion.types import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    Attribution,
+    Candidate,
+    FusedOutput,
+    ModelSpec,
+    Prompt,
+    Run,
+    SamplingSettings,
+)
 from fusion.validate import check_candidate_texts, check_pool, check_prompt
 
 # Stages reported through ``on_stage``, in order.
@@ -165,6 +175,12 @@ class MethodConfig:
     preset: str = "fusion"
     template: str | None = None  # a custom fusor template; None uses the preset's
     api_base: str | None = None  # an OpenAI-compatible server for the judge and the fusor
+    # The key given together with ``api_base`` by whoever chose that URL; the operator's keys reach a base
+    # only when it is listed (fusion.keys). Out of repr, equality and the signature: it is never stored.
+    api_key: str | None = field(default=None, repr=False, compare=False)
+    # One time limit per attempt and one retry count for every role: candidates, judge and fusor.
+    timeout: float = DEFAULT_TIMEOUT_S
+    num_retries: int = DEFAULT_RETRIES
 
     @property
     def offline(self) -> bool:
@@ -201,22 +217,25 @@ class MethodConfig:
 
 
 def build_method(
-    config: MethodConfig, *, client: ModelClient | None, secrets: Mapping[str, str] | None = None
+    config: MethodConfig,
+    *,
+    client: ModelClient | None,
+    secrets: Mapping[str, str] | None = None,
+    allowed: Iterable[str] | None = None,
 ) -> tuple[Selector, Fusor]:
     """The selector and fusor ``config`` names (refusing early, with the variable to set, when a hosted model
-    has no key)."""
+    has no key), both bound by ``config.timeout`` and ``config.num_retries``. ``allowed``: the base URLs the
+    operator's keys may go to (None reads ``FUSION_KEY_BASES``)."""
     selector = make_selector(
-        config.selector, client=client, model=config.judge_model, api_base=config.api_base, secrets=secrets
-    )
+        config.selector, client=client, model=config.judge_model, api_base=config.api_base,
+        api_key=config.api_key, secrets=secrets, allowed=allowed, timeout=config.timeout,
+        num_retries=config.num_retries,
+    )  # fmt: skip
     fusor = make_fusor(
-        config.fusor,
-        client=client,
-        model=config.fusor_model,
-        preset=config.preset,
-        template=config.template,
-        api_base=config.api_base,
-        secrets=secrets,
-    )
+        config.fusor, client=client, model=config.fusor_model, preset=config.preset, template=config.template,
+        api_base=config.api_base, api_key=config.api_key, secrets=secrets, allowed=allowed,
+        timeout=config.timeout, num_retries=config.num_retries,
+    )  # fmt: skip
     return selector, fusor
 
 
@@ -226,12 +245,15 @@ def make_selector(
     client: ModelClient | None = None,
     model: str | None = None,
     api_base: str | None = None,
+    api_key: str | None = None,
     secrets: Mapping[str, str] | None = None,
-    timeout: float = 120.0,
-    num_retries: int = 2,
+    allowed: Iterable[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    num_retries: int = DEFAULT_RETRIES,
 ) -> Selector:
-    """The selector called ``name`` ("consensus" or "judge"). A judge needs a model, and a key for it
-    (from the environment or ``secrets``) unless it runs on a local server."""
+    """The selector called ``name`` ("consensus" or "judge"). A judge needs a model, and a key for it: the
+    one given with ``api_base`` (``api_key``), else the operator's (the environment or ``secrets``) where
+    :func:`fusion.keys.key_for` lets it go; a base the operator did not list gets only ``api_key`` or none."""
     from fusion.errors import InputError
     from fusion.selectors import JudgeSelector
 
@@ -242,7 +264,7 @@ def make_selector(
     model = (model or "").strip()
     if not model:
         raise InputError("The judge selector needs a judge model.")
-    api_key = _key_for(model, api_base, secrets)
+    api_key = _key_for(model, api_base, api_key, secrets, allowed)
     if client is None:
         raise InputError("The judge selector needs a model client.")
     return JudgeSelector(client, model, api_base=api_base, api_key=api_key, timeout=timeout, num_retries=num_retries)
@@ -257,12 +279,14 @@ def make_fusor(
     template: str | None = None,
     seed: int | None = None,
     api_base: str | None = None,
+    api_key: str | None = None,
     secrets: Mapping[str, str] | None = None,
-    timeout: float = 180.0,
-    num_retries: int = 2,
+    allowed: Iterable[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    num_retries: int = DEFAULT_RETRIES,
 ) -> Fusor:
     """The fusor called ``name`` ("extractive" or "llm"). The LLM fusor needs a model, a known preset or a
-    valid template, and a key (from the environment or ``secrets``) unless it runs on a local server."""
+    valid template, and a key chosen as for :func:`make_selector`."""
     from fusion.errors import InputError
     from fusion.fusors import PRESETS, LLMFusor
 
@@ -275,7 +299,7 @@ def make_fusor(
         raise InputError("The LLM fusor needs a fusor model.")
     if preset not in PRESETS:
         raise InputError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
-    api_key = _key_for(model, api_base, secrets)
+    api_key = _key_for(model, api_base, api_key, secrets, allowed)
     if client is None:
         raise InputError("The LLM fusor needs a model client.")
     return LLMFusor(
@@ -284,12 +308,21 @@ def make_fusor(
     )
 
 
-def _key_for(model: str, api_base: str | None, secrets: Mapping[str, str] | None) -> str | None:
-    """Refuse early (MissingKeyError naming the variable) when a hosted model has no key."""
-    from fusion.providers import check_keys, find_api_key
+def _key_for(
+    model: str,
+    api_base: str | None,
+    typed_key: str | None,
+    secrets: Mapping[str, str] | None,
+    allowed: Iterable[str] | None,
+) -> str | None:
+    """The key the judge or fusor sends (see :func:`fusion.keys.key_for`); refuses early (MissingKeyError
+    naming the variable) when a hosted model has none."""
+    from fusion.keys import key_for
+    from fusion.providers import check_keys
 
-    check_keys([ModelSpec(model, api_base=api_base)], secrets)
-    return find_api_key(model, api_base, secrets)
+    allowed = None if allowed is None else tuple(allowed)
+    check_keys([ModelSpec(model, api_base=api_base, api_key=typed_key)], secrets, allowed=allowed)
+    return key_for(model, api_base, typed_key=typed_key, secrets=secrets, allowed=allowed)
 
 
 def split_pool(models: Sequence[str], n: int, api_base: str | None = None) -> list[ModelSpec]:

@@ -1,4 +1,6 @@
 """Which API key a model needs, and where to find it (the environment first, then a secrets mapping).
+Where a key may be sent at all is decided in :mod:`fusion.keys`: the operator's keys go only to a
+provider's own endpoint or to a base URL the operator listed.
 
 Pure Python, no litellm import: the app calls this on every rerun to decide between live and offline mode.
 The environment-variable names are the ones litellm itself reads for each provider prefix.
@@ -9,10 +11,11 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
 from fusion.errors import MissingKeyError
+from fusion.keys import may_use_operator_key
 from fusion.types import ModelSpec
 
 
@@ -79,7 +82,8 @@ def provider_of(model: str) -> str | None:
 
 
 def is_local_base(api_base: str | None) -> bool:
-    """True for servers on this machine or a private network (a local vLLM, Ollama, a test server)."""
+    """True for servers on this machine or a private network (a local vLLM, Ollama, a test server): a
+    missing key is no error there. Whether a key may be sent there is :mod:`fusion.keys`' question."""
     if not api_base:
         return False
     host = urlparse(api_base if "://" in api_base else "http://" + api_base).hostname or ""
@@ -92,19 +96,29 @@ def is_local_base(api_base: str | None) -> bool:
     return ip.is_loopback or ip.is_private or ip.is_unspecified or ip.is_link_local
 
 
-def required_key_env(model: str, api_base: str | None = None) -> list[str]:
-    """Env vars that can hold the key for ``model`` (preferred first); empty when no key is needed or
-    the provider is one this table does not know (litellm then finds credentials its own way)."""
-    if is_local_base(api_base):
+def required_key_env(
+    model: str, api_base: str | None = None, *, allowed: Iterable[str] | None = None
+) -> list[str]:
+    """Env vars that must hold the key for ``model`` called at ``api_base`` (preferred first).
+
+    Empty when no operator key may or need go there: a base URL the operator did not list (it gets only
+    a key typed with it, see :mod:`fusion.keys`), a local server, or a provider this table does not know
+    (litellm then finds credentials its own way). ``allowed=None`` reads ``FUSION_KEY_BASES``.
+    """
+    if api_base and (is_local_base(api_base) or not may_use_operator_key(api_base, allowed)):
         return []
+    return _provider_env(model)
+
+
+def _provider_env(model: str) -> list[str]:
     provider = provider_of(model)
     if provider is None or provider not in _BY_PREFIX:
         return []
     return list(_BY_PREFIX[provider].env)
 
 
-def _from_env(name: str) -> str | None:
-    value = os.environ.get(name)
+def _from_env(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    value = (os.environ if env is None else env).get(name)
     return value.strip() if value and value.strip() else None
 
 
@@ -118,11 +132,22 @@ def _from_secrets(name: str, secrets: Mapping[str, object] | None) -> str | None
     return found.strip() if isinstance(found, str) and found.strip() else None
 
 
-def find_api_key(model: str, api_base: str | None = None, secrets: Mapping[str, str] | None = None) -> str | None:
-    """The key for ``model``: the first of its env vars set in the environment, then in ``secrets``."""
-    names = required_key_env(model, api_base)
+def find_api_key(
+    model: str,
+    api_base: str | None = None,
+    secrets: Mapping[str, object] | None = None,
+    *,
+    allowed: Iterable[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str | None:
+    """The operator's key for ``model``: the first of its env vars set in ``env`` (default the process
+    environment), then in ``secrets``; None when there is none, and always None for a base URL the
+    operator did not list (``allowed``; None reads ``FUSION_KEY_BASES``)."""
+    if not may_use_operator_key(api_base, allowed):
+        return None
+    names = _provider_env(model)
     for name in names:
-        if value := _from_env(name):
+        if value := _from_env(name, env):
             return value
     for name in names:
         if value := _from_secrets(name, secrets):
@@ -130,14 +155,16 @@ def find_api_key(model: str, api_base: str | None = None, secrets: Mapping[str, 
     return None
 
 
-def check_keys(pool: Sequence[ModelSpec], secrets: Mapping[str, str] | None = None) -> None:
+def check_keys(
+    pool: Sequence[ModelSpec], secrets: Mapping[str, object] | None = None, *, allowed: Iterable[str] | None = None
+) -> None:
     """Raise ``MissingKeyError`` naming the env var to set for every model of the pool that lacks a key."""
     missing: list[str] = []
     for spec in pool:
         if spec.api_key:
             continue
-        names = required_key_env(spec.model, spec.api_base)
-        if names and find_api_key(spec.model, spec.api_base, secrets) is None:
+        names = required_key_env(spec.model, spec.api_base, allowed=allowed)
+        if names and find_api_key(spec.model, spec.api_base, secrets, allowed=allowed) is None:
             line = f"{spec.model}: set {names[0]}"
             if line not in missing:
                 missing.append(line)

@@ -21,7 +21,7 @@ from fusion.client import CompletionRequest, ModelClient
 from fusion.errors import InputError, ProviderError
 from fusion.similarity import chrf_matrix
 from fusion.text import plural
-from fusion.types import BestOfN, Candidate, Prompt
+from fusion.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, BestOfN, Candidate, Prompt
 
 T = TypeVar("T")
 
@@ -252,8 +252,8 @@ class JudgeSelector:
         api_key: str | None = None,
         rubric: str | None = None,
         concurrency: int = 8,
-        timeout: float = 120.0,
-        num_retries: int = 2,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        num_retries: int = DEFAULT_RETRIES,
     ) -> None:
         if not model or not model.strip():
             raise InputError("The judge selector needs a judge model name.")

@@ -49,6 +49,12 @@ class Prompt:
         return cls(**_known(cls, data))
 
 
+# One time limit for every role (candidates, judge, fusor): with these a hanging server is given up on
+# after two attempts, about 41 s (fusion.llm retries a timeout once at most).
+DEFAULT_TIMEOUT_S = 20.0
+DEFAULT_RETRIES = 2
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
     """Sampling parameters for every candidate call of a run."""
@@ -57,8 +63,8 @@ class SamplingSettings:
     top_p: float | None = None
     max_tokens: int | None = 1024
     seed: int | None = None
-    timeout: float = 120.0  # seconds for one model call
-    num_retries: int = 2  # extra attempts on 429, 5xx and timeouts
+    timeout: float = DEFAULT_TIMEOUT_S  # seconds one attempt of a model call may wait (see fusion.llm)
+    num_retries: int = DEFAULT_RETRIES  # extra attempts on 429, 5xx and (once) timeouts
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

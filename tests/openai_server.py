@@ -23,8 +23,14 @@ env var ``FAKE_OPENAI_LATENCY``, else 0).
 ``rate-limited`` Always HTTP 429 with ``Retry-After: 1``.
 ``flaky``      The first request with a given body gets HTTP 500, later identical ones get ``ok``.
 ``flaky429``   Same with HTTP 429 (``Retry-After: 0``).
-``error500``   Always HTTP 500.   ``error400``: always 400.   ``auth``: always 401.   ``notfound``: 404.
+``flaky-judge``, ``flaky-fusor``: the first request with a given body gets HTTP 500, later identical ones
+               behave like ``judge`` / ``fusor`` (a judge or fusor that recovers on retry).
+``error500``   Always HTTP 500.   ``error503``: always 503.   ``error400``: always 400.   ``auth``: always
+               401.   ``notfound``: 404.
 ``malformed``  HTTP 200 with a body that is not JSON (streamed: a ``data:`` line that is not JSON).
+``html``       HTTP 200 with an HTML page, streamed or not (no event stream at all): what a misconfigured
+               proxy or a login page sends.
+``empty``      HTTP 200 with ``"choices": []`` (streamed: one chunk with no choices, then ``[DONE]``).
 ``hang``       Sleeps 60 s (or the suffix) before answering: past any sensible client timeout.
 ``stall``      Streamed: sends half the chunks of an ``ok`` answer, then hangs. Plain: like ``hang``.
 ``cut``        Streamed: sends half the chunks, then closes the connection (no finish_reason, no [DONE]).
@@ -38,6 +44,8 @@ In-process use (the ``openai_server`` pytest fixture in conftest.py wraps this):
     server = FakeOpenAIServer().start()
     server.url                      # "http://127.0.0.1:PORT/v1"
     server.requests                 # log: dicts with path, headers, body, model, started, ended
+    server.authorizations()         # the Authorization header of every request, in order (None if absent)
+    server.url_for("myhost")        # the api_base under another host name that reaches this server
     server.max_in_flight            # the largest number of requests seen in progress at once
     server.queue(Reply(status=429, headers={"Retry-After": "0"}), "ok")   # next replies, in order
     server.set_handler(lambda body: Reply(text="hi"))                      # used when the queue is empty
@@ -49,7 +57,9 @@ Subprocess use (browser and app tests)::
 
 prints ``READY http://127.0.0.1:PORT/v1`` on stdout once it accepts connections. From another process,
 ``GET <url>/_stats`` returns ``{"requests", "in_flight", "max_in_flight", "models"}`` and
-``POST <url>/_reset`` clears the log (the counterparts of ``.requests``, ``.max_in_flight`` and ``.reset()``).
+``POST <url>/_reset`` clears the log (the counterparts of ``.requests``, ``.max_in_flight`` and ``.reset()``);
+the stats also list the ``authorization`` header of every request (``null`` when absent) and when each
+began (``started_at``, seconds since the epoch).
 """
 
 from __future__ import annotations
@@ -69,8 +79,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Union
 
 BEHAVIOURS = (
-    "ok", "slow", "echo", "judge", "fusor", "rate-limited", "flaky", "flaky429", "error500", "error400",
-    "auth", "notfound", "malformed", "hang", "stall", "cut",
+    "ok", "slow", "echo", "judge", "fusor", "rate-limited", "flaky", "flaky429", "flaky-judge", "flaky-fusor",
+    "error500", "error503", "error400",
+    "auth", "notfound", "malformed", "html", "empty", "hang", "stall", "cut",
 )
 
 
@@ -80,13 +91,16 @@ class Reply:
 
     status: int = 200
     text: str | None = None
-    raw: bytes | None = None  # a literal body, sent as is (for malformed replies)
+    raw: bytes | None = None  # a literal body (for malformed replies); streamed, it goes in one data: line
+    raw_as_is: bool = False  # streamed too, send ``raw`` as the whole body, not as a data: line
+    content_type: str = "application/json"  # of a ``raw`` body
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before the first byte
     error: str | None = None  # message of an error body (status >= 400)
     cut_after: int | None = None  # streaming: drop the connection after this many chunks
     stall_after: int | None = None  # streaming: after this many chunks, sleep ``stall`` seconds
     stall: float = 0.0
+    chunk_delay: float = 0.0  # streaming: seconds between chunks (a slow, steady model)
     close: bool = False  # drop the connection without answering
 
 
@@ -252,6 +266,14 @@ class FakeOpenAIServer:
         with self._lock:
             self._handler = handler
 
+    def url_for(self, host: str) -> str:
+        """The api_base under another name for this machine (the server must listen where it resolves)."""
+        return f"http://{host}:{self.port}/v1"
+
+    def authorizations(self) -> list[str | None]:
+        with self._lock:
+            return [r["headers"].get("authorization") for r in self.requests]
+
     def count(self, model: str | None = None) -> int:
         with self._lock:
             return sum(1 for r in self.requests if model is None or r["model"] == model)
@@ -333,8 +355,15 @@ class FakeOpenAIServer:
                     return Reply(status=500, error="Transient failure", delay=delay)
                 return Reply(status=429, headers={"Retry-After": "0"}, error="Rate limit reached", delay=delay)
             return Reply(text=ok_text(prompt, f"seed={body.get('seed')}"), delay=delay)
+        if name in ("flaky-judge", "flaky-fusor"):
+            if seen == 0:
+                return Reply(status=500, error="Transient failure", delay=delay)
+            inner = judge_text(prompt) if name == "flaky-judge" else fusor_text(prompt)
+            return Reply(text=inner, delay=delay)
         if name == "error500":
             return Reply(status=500, error="Internal server error", delay=delay)
+        if name == "error503":
+            return Reply(status=503, error="Service temporarily unavailable", delay=delay)
         if name == "error400":
             return Reply(status=400, error="Invalid request: 'messages' is malformed", delay=delay)
         if name == "auth":
@@ -343,6 +372,14 @@ class FakeOpenAIServer:
             return Reply(status=404, error=f"The model '{model}' does not exist", delay=delay)
         if name == "malformed":
             return Reply(raw=b"<html>this is not JSON", delay=delay)
+        if name == "html":
+            return Reply(raw=b"<html><body>Please log in</body></html>", raw_as_is=True, content_type="text/html",
+                         delay=delay)
+        if name == "empty":
+            if body.get("stream"):
+                return Reply(raw=b'{"id": "x", "object": "chat.completion.chunk", "created": 0, "choices": []}',
+                             delay=delay)
+            return Reply(raw=b'{"id": "x", "object": "chat.completion", "created": 0, "choices": []}', delay=delay)
         if name == "hang":
             return Reply(text="too late", delay=self.hang_seconds if latency is None else latency)
         text = ok_text(prompt, variant)
@@ -382,7 +419,9 @@ class _Handler(BaseHTTPRequestHandler):
             with owner._lock:
                 stats = {"requests": len(owner.requests), "in_flight": owner.in_flight,
                          "max_in_flight": owner.max_in_flight,
-                         "models": [r["model"] for r in owner.requests]}
+                         "models": [r["model"] for r in owner.requests],
+                         "authorization": [r["headers"].get("authorization") for r in owner.requests],
+                         "started_at": [r["started_at"] for r in owner.requests]}
             self._send(200, json.dumps(stats).encode())
         elif self.path.rstrip("/").endswith("/health"):
             self._send(200, b"ok", "text/plain")
@@ -416,6 +455,7 @@ class _Handler(BaseHTTPRequestHandler):
             "body": body,
             "model": body.get("model"),
             "started": time.monotonic(),
+            "started_at": time.time(),  # wall clock, comparable across processes
             "ended": None,
         }
         with owner._lock:
@@ -442,13 +482,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)
             return
         if reply.raw is not None:
-            if body.get("stream"):
+            if body.get("stream") and not reply.raw_as_is:
                 self._start_stream()
-                self.wfile.write(b"data: " + reply.raw + b"\n\n")
+                self.wfile.write(b"data: " + reply.raw + b"\n\ndata: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True
                 return
-            self._send(reply.status, reply.raw, headers=reply.headers)
+            self._send(reply.status, reply.raw, reply.content_type, headers=reply.headers)
             return
         if reply.status >= 400:
             err = {"error": {"message": reply.error or f"HTTP {reply.status}", "type": "fake_error",
@@ -487,6 +527,8 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.stall_after is not None and i == reply.stall_after:
                 self.wfile.flush()
                 self.owner._sleep(reply.stall)
+            if reply.chunk_delay and i:
+                self.owner._sleep(reply.chunk_delay)
             delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
             self.wfile.write(chunk(delta, None))
             self.wfile.flush()

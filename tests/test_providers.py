@@ -22,6 +22,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for provider in PROVIDERS:
         for name in provider.env:
             monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("FUSION_KEY_BASES", raising=False)
     return monkeypatch
 
 
@@ -79,9 +80,14 @@ def test_is_local_base(api_base: str | None, local: bool) -> None:
     assert is_local_base(api_base) is local
 
 
-def test_local_api_base_needs_no_key() -> None:
+def test_local_api_base_needs_no_key(clean_env: pytest.MonkeyPatch) -> None:
     assert required_key_env("openai/my-local-model", "http://127.0.0.1:8000/v1") == []
-    # A remote OpenAI-compatible endpoint still needs the prefix's key.
+    # A remote endpoint the operator did not list gets no operator key, so none is required for it ...
+    assert required_key_env("openai/my-model", "https://api.example.com/v1") == []
+    # ... and one the operator listed needs the prefix's key.
+    assert required_key_env("openai/my-model", "https://api.example.com/v1",
+                            allowed=["https://api.example.com/v1"]) == ["OPENAI_API_KEY"]
+    clean_env.setenv("FUSION_KEY_BASES", "https://api.example.com/v1")
     assert required_key_env("openai/my-model", "https://api.example.com/v1") == ["OPENAI_API_KEY"]
 
 

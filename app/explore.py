@@ -19,9 +19,11 @@ import streamlit as st
 
 from app import deps
 from app.run_view import mark_seen, show_run, text_block
+from app.session_watch import session_gone
 from app.state import keep
 from components.candidate_cards import render_candidate_card
 from components.text import md_escape
+from fusion.cancel import until_stopped
 from fusion.errors import FusionError, InputError, NotEnoughCandidates
 from fusion.pipeline import MethodConfig
 from fusion.text import plural
@@ -46,6 +48,10 @@ DEFAULT_MODEL = "openai/gpt-4o-mini"
 def _init(key: str, value: Any) -> None:
     """Give a kept widget its value (the one it had before a trip to another page, else ``value``)."""
     keep(key, value)
+
+
+CONCURRENCY_KEY = "keep.m_concurrency"
+DEFAULT_CONCURRENCY = 8
 
 
 def method_settings() -> MethodConfig:
@@ -137,6 +143,12 @@ def method_settings() -> MethodConfig:
         "Timeout per call (s)", 1, 600, key="keep.m_timeout",
         help="How long any model call (a candidate, the judge, the fusor) may wait for its answer, or for the "
         "next piece of a streamed one, before it is retried once and then given up.",
+    )  # fmt: skip
+    _init(CONCURRENCY_KEY, DEFAULT_CONCURRENCY)
+    sb.number_input(
+        "Model calls at once", 1, 32, key=CONCURRENCY_KEY,
+        help="How many candidates are generated at the same time. A local server that answers one request at a "
+        "time (llama.cpp, a small Ollama) does best with 1: requests queued behind others only wait.",
     )  # fmt: skip
     typed_key = (st.session_state.get("keep.api_key") or "").strip()
     config = MethodConfig(
@@ -401,11 +413,12 @@ def finish(run: Run, config: MethodConfig, *, attempt: tuple[Any, ...], stream_f
             with st.status("Choosing and fusing ...", expanded=stream_fusion) as status:
                 # A blind run must not show which text is the fusion while it is written: count, don't show.
                 on_token = fused_streamer(st.empty()) if stream_fusion else fused_counter(status)
-                asyncio.run(
+                asyncio.run(until_stopped(  # a closed tab or a new run ends the calls (fusion.cancel)
                     acomplete(
                         run, selector=selector, fusor=fusor, on_stage=stage_reporter(status), on_fused_token=on_token
-                    )
-                )
+                    ),
+                    session_gone(),
+                ))
         box.empty()
         # The selector and fusor report their own failures on the run instead of raising; here, with the
         # candidates already known, a run without a pick or a fusion is a failed attempt: say why and keep
@@ -828,13 +841,15 @@ def generate_live(
     on_fused = fused_streamer(st.empty(), caption="Fusing ...")
     with st.status(f"Sampling {n} candidates ...", expanded=False) as status:
         try:
-            run = asyncio.run(
+            concurrency = int(st.session_state.get(CONCURRENCY_KEY) or DEFAULT_CONCURRENCY)
+            run = asyncio.run(until_stopped(  # a closed tab or a new run ends the calls (fusion.cancel)
                 arun_live(
                     Prompt(prompt), pool, settings, client=deps.get_client(), selector=selector, fusor=fusor,
-                    cache=deps.get_cache() if use_cache else None, regenerate=regenerate, concurrency=8,
+                    cache=deps.get_cache() if use_cache else None, regenerate=regenerate, concurrency=concurrency,
                     on_candidate_event=on_event, on_stage=stage_reporter(status), on_fused_token=on_fused,
-                )
-            )  # fmt: skip
+                ),
+                session_gone(),
+            ))  # fmt: skip
         except NotEnoughCandidates as exc:
             status.update(label="Not enough usable candidates", state="error")
             st.session_state[FAILED] = (attempt, str(exc))

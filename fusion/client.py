@@ -22,7 +22,7 @@ class CompletionRequest:
     max_tokens: int | None = None
     seed: int | None = None
     api_base: str | None = None
-    timeout: float = 120.0
+    timeout: float = 20.0  # fusion.types.DEFAULT_TIMEOUT_S (not imported: the types import nothing of this)
     num_retries: int = 2
 
     @staticmethod

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from fusion.client import CompletionRequest, ModelClient
 from fusion.errors import InputError, ProviderError
 from fusion.selectors import _escape_tags
-from fusion.types import Prompt
+from fusion.types import DEFAULT_TIMEOUT_S, Prompt
 
 SYSTEMS = ("fused", "bon")
 VERDICTS = ("fused", "bon", "tie")
@@ -223,7 +223,7 @@ class PairwiseJudge:
         *,
         api_base: str | None = None,
         api_key: str | None = None,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
         num_retries: int = 2,
         max_tokens: int = 400,
     ) -> None:

@@ -44,6 +44,17 @@ def lines(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+# Scenarios whose offline fusion differs from the pick at N = 3 and 5, so there is a pair to judge.
+PAIRED_SCENARIOS = ("first-marathon", "escape-html-bug", "bones-adult-newborn", "postgres-move-checklist")
+
+
+def scenario_lines(tmp_path: Path, ids: tuple[str, ...] = PAIRED_SCENARIOS) -> Path:
+    from fusion.scenarios import load_scenarios
+
+    return lines(tmp_path, [{"id": s.id, "prompt": s.prompt, "candidates": list(s.candidates)}
+                            for s in load_scenarios() if s.id in ids])
+
+
 def prefers_longer(body: dict[str, Any]) -> Reply:
     """A position-consistent judge: the longer response wins, wherever it is shown."""
     user = body["messages"][-1]["content"]
@@ -83,8 +94,7 @@ def test_scale_offline_saves_nested_runs_and_resumes(tmp_path: Path, db: Any, ca
 def test_judge_judges_once_and_stores_verdicts_apart(tmp_path: Path, db: Any, openai_server, capsys) -> None:
     from storage.votes import all_votes
 
-    path = lines(tmp_path, [{"id": "basil", "prompt": "How do I keep basil alive?", "candidates": BASIL},
-                            {"id": "bread", "prompt": "How do I bake bread?", "candidates": BREAD}])
+    path = scenario_lines(tmp_path)
     assert main(["scale", str(path), "--n", "1,5", "--experiment", "e2", "-q"]) == 0
     openai_server.set_handler(prefers_longer)
     args = ["judge", "--model", "openai/pj", "--api-base", openai_server.url, "--tag", "scale:e2", "--quiet"]
@@ -93,7 +103,7 @@ def test_judge_judges_once_and_stores_verdicts_apart(tmp_path: Path, db: Any, op
     verdicts = [v for v in all_votes(db) if v.annotator == "judge:openai/pj"]
     judged = {v.run_id for v in verdicts}
     # N = 1 runs fuse one candidate into itself: nothing to compare, not judged.
-    assert judged and all(not rid.endswith("-k1") for rid in judged)
+    assert len(judged) == len(PAIRED_SCENARIOS) and all(rid.endswith("-k5") for rid in judged)
     assert all(v.consistent is True and v.winner in ("fused", "bon") and v.blind for v in verdicts)
     assert len(openai_server.requests) == 2 * len(judged)  # both orders, once each
     assert f"Judged {len(judged)} run" in err
@@ -108,7 +118,7 @@ def test_judge_judges_once_and_stores_verdicts_apart(tmp_path: Path, db: Any, op
 def test_a_failing_judge_exits_non_zero_and_stores_nothing(tmp_path: Path, db: Any, openai_server, capsys) -> None:
     from storage.votes import all_votes
 
-    path = lines(tmp_path, [{"id": "basil", "prompt": "How do I keep basil alive?", "candidates": BASIL}])
+    path = scenario_lines(tmp_path, PAIRED_SCENARIOS[:1])
     assert main(["scale", str(path), "--n", "5", "--experiment", "e3", "-q"]) == 0
     code = main(["judge", "--model", "openai/error500", "--api-base", openai_server.url, "--retries", "0",
                  "--quiet"])
@@ -122,11 +132,12 @@ def test_scale_with_a_pairwise_judge_judges_as_it_goes(tmp_path: Path, db: Any, 
     from storage.votes import all_votes
 
     openai_server.set_handler(prefers_longer)
-    path = lines(tmp_path, [{"id": "bread", "prompt": "How do I bake bread?", "candidates": BREAD}])
+    path = scenario_lines(tmp_path, PAIRED_SCENARIOS[:2])
     code = main(["scale", str(path), "--n", "2,5", "--experiment", "e4", "--pairwise-judge", "openai/pj",
                  "--api-base", openai_server.url, "-q"])
     assert code == 0, capsys.readouterr().err
-    assert {v.annotator for v in all_votes(db)} <= {"judge:openai/pj"}
+    assert len(all_votes(db)) == 2  # the N = 5 runs; at N = 2 the fusion is the pick
+    assert {v.annotator for v in all_votes(db)} == {"judge:openai/pj"}
     assert all("scale:e4" in v.tags for v in all_votes(db))
 
 

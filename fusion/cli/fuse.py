@@ -6,6 +6,7 @@ other lines are still processed.
 
 from __future__ import annotations
 
+
 import argparse
 import asyncio
 import sys
@@ -26,7 +27,7 @@ from fusion.cli.options import (
 from fusion.errors import FusionError
 from fusion.jsonl import fuse_record as parse_fuse_record
 from fusion.jsonl import iter_json_lines
-from fusion.types import Prompt
+from fusion.types import DEFAULT_TIMEOUT_S, Prompt
 
 
 def fuse_record(obj: dict[str, Any], lineno: int, *, selector: Any, fusor: Any) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def register(sub: Any) -> None:
     p.add_argument("--judge-model", help="LLM judge model (default: --model; none: offline consensus)")
     p.add_argument("--fusor-model", help="LLM fusor model (default: --model; none: offline extractive)")
     p.add_argument("--api-base")
-    p.add_argument("--timeout", type=float, default=180.0)
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds one attempt of a model call may wait")
     p.add_argument("--retries", type=int, default=2)
     p.add_argument("-q", "--quiet", action="store_true")
     add_fusor_opts(p)

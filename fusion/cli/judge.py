@@ -14,6 +14,7 @@ from typing import Any
 from fusion.cli.options import EXIT_FAILED, EXIT_OK, eprint
 from fusion.errors import InputError
 from fusion.text import plural
+from fusion.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
 DEFAULT_CONCURRENCY = 4
 
@@ -103,7 +104,7 @@ def register(sub: Any) -> None:
     p.add_argument("--rate-limit", type=float, default=None, help="at most this many judge calls per second")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="runs judged at once")
     p.add_argument("--limit", type=int, default=None, help="judge at most this many runs")
-    p.add_argument("--timeout", type=float, default=20.0, help="seconds per judge call attempt")
-    p.add_argument("--retries", type=int, default=1, help="retries on 429, 5xx and timeouts")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds one judge call attempt may wait")
+    p.add_argument("--retries", type=int, default=DEFAULT_RETRIES, help="retries on 429, 5xx and (once) timeouts")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_judge)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Sequence, TextIO
 
 from fusion.errors import InputError
-from fusion.types import ModelSpec, SamplingSettings
+from fusion.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, ModelSpec, SamplingSettings
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the command ran but some or all work failed
@@ -147,8 +147,10 @@ def add_sampling(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=float, default=None)
     g.add_argument("--max-tokens", type=int, default=1024)
     g.add_argument("--seed", type=int, default=None, help="sample k of a model uses seed+k")
-    g.add_argument("--timeout", type=float, default=120.0, help="seconds per model call")
-    g.add_argument("--retries", type=int, default=2, help="retries on 429, 5xx and timeouts")
+    g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                   help=f"seconds one attempt of a model call may wait for a byte (default {DEFAULT_TIMEOUT_S:g})")
+    g.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
+                   help=f"retries on 429, 5xx and (once) timeouts (default {DEFAULT_RETRIES})")
     g.add_argument("--concurrency", type=int, default=8, help="model calls in flight at once")
     g.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     g.add_argument("--regenerate", action="store_true", help="skip cached answers (and store the new ones)")

@@ -15,7 +15,7 @@ from typing import Sequence
 from fusion.client import CompletionRequest, ModelClient, TokenCallback
 from fusion.errors import InputError, ProviderError
 from fusion.fusors.base import PRESETS, usable_or_raise
-from fusion.types import Candidate, FusedOutput, Prompt
+from fusion.types import DEFAULT_TIMEOUT_S, Candidate, FusedOutput, Prompt
 
 REQUIRED_PLACEHOLDERS = ("prompt", "candidates")
 ALLOWED_PLACEHOLDERS = ("prompt", "candidates", "n")
@@ -111,7 +111,7 @@ class LLMFusor:
         api_key: str | None = None,
         temperature: float = 0.3,
         max_tokens: int | None = 2048,
-        timeout: float = 180.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
         num_retries: int = 2,
     ) -> None:
         if not model or not model.strip():

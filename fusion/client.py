@@ -24,6 +24,8 @@ class CompletionRequest:
     api_base: str | None = None
     timeout: float = 20.0  # fusion.types.DEFAULT_TIMEOUT_S (not imported: the types import nothing of this)
     num_retries: int = 2
+    # "json_object": ask for structured output where the provider supports it (litellm drops it elsewhere).
+    response_format: str | None = None
 
     @staticmethod
     def from_messages(model: str, messages: list[dict[str, str]], **kwargs: Any) -> CompletionRequest:
@@ -37,6 +39,8 @@ class CompletionRequest:
         d = asdict(self)
         d.pop("timeout")
         d.pop("num_retries")
+        if d.get("response_format") is None:
+            d.pop("response_format", None)  # so requests made before the field existed keep their cache keys
         d["messages"] = [list(m) for m in self.messages]
         return d
 

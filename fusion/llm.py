@@ -202,6 +202,8 @@ class LiteLLMClient:
             value = getattr(request, name)
             if value is not None:
                 kwargs[name] = value
+        if request.response_format:
+            kwargs["response_format"] = {"type": request.response_format}
         if api_key:
             kwargs["api_key"] = api_key
         elif request.api_base:

@@ -257,6 +257,7 @@ class PairwiseJudge:
             api_base=self.api_base,
             timeout=self.timeout,
             num_retries=self.num_retries,
+            response_format="json_object",
         )
 
     async def _order(self, prompt: Prompt, fused: str, pick: str, a_is: str) -> OrderVerdict:

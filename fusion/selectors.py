@@ -13,6 +13,7 @@ have one entry per candidate passed, in the order passed (``None`` score for an 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 from typing import Any, Coroutine, Protocol, Sequence, TypeVar, runtime_checkable
@@ -160,9 +161,9 @@ _JUDGE_USER = """\
 {response}
 </response>
 
-Write a brief justification (two to four sentences), then end with a final line of exactly this form, \
-where N is a whole number from 1 (useless) to 10 (excellent):
-Score: N"""
+Answer with a JSON object only, of this form, where N is a whole number from 1 (useless) to 10 (excellent):
+{{"justification": "<two to four sentences>", "score": N}}
+If you cannot write JSON, write the justification and end with a final line: Score: N"""
 
 _NUM = r"(\d{1,3}(?:[.,]\d+)?)"
 _OUT_OF = r"(?:\s*(?:/|out\s+of|of)\s*(\d{1,3}(?:\.\d+)?))?"
@@ -211,7 +212,14 @@ def parse_judge_score(reply: str) -> tuple[float | None, str]:
 
 
 def judge_justification(reply: str) -> str:
-    """The judge's reply without its score line, trimmed and capped in length."""
+    """The judge's justification: the JSON answer's, or the reply without its score line; capped in length."""
+    try:
+        obj = json.loads((reply or "").strip())
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict) and isinstance(obj.get("justification"), str) and obj["justification"].strip():
+        text = obj["justification"].strip()
+        return text if len(text) <= _NOTE_LIMIT else text[: _NOTE_LIMIT - 1].rstrip() + "…"
     lines = (reply or "").strip().splitlines()
     # Drop trailing lines that hold nothing but the score (and blank lines around it).
     while lines and (not lines[-1].strip() or _is_score_line(lines[-1])):
@@ -292,6 +300,7 @@ class JudgeSelector:
             api_base=self.api_base,
             timeout=self.timeout,
             num_retries=self.num_retries,
+            response_format="json_object",
         )
 
     async def _judge(self, sem: asyncio.Semaphore, prompt: Prompt, c: Candidate) -> tuple[float | None, str]:

@@ -280,3 +280,12 @@ def test_server_as_a_subprocess(openai_server_process, fast_client) -> None:
     assert complete(fast_client, req).text == ok_text(PROMPT[0]["content"], "seed=9")
     stats = json.load(urllib.request.urlopen(url + "/_stats", timeout=5))
     assert stats["requests"] == 1 and stats["models"] == ["ok"]
+
+
+def test_a_structured_request_asks_the_server_for_json(openai_server, fast_client) -> None:
+    openai_server.set_handler(lambda body: Reply(text='{"score": 7}'))
+    complete(fast_client, request(openai_server, "ok", response_format="json_object"))
+    complete(fast_client, request(openai_server, "ok"))
+    first, second = (r["body"] for r in openai_server.requests)
+    assert first["response_format"] == {"type": "json_object"}
+    assert "response_format" not in second

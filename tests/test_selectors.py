@@ -222,7 +222,8 @@ def test_judge_picks_highest_score_and_records_notes() -> None:
         assert req.api_base == "http://127.0.0.1:9/v1"
         assert "sk-secret" not in repr(req)
         assert PROMPT.text in req.messages[-1][1]
-        assert "Score: N" in req.messages[-1][1]
+        assert '"score": N' in req.messages[-1][1] and "Score: N" in req.messages[-1][1]  # JSON, text fallback
+        assert req.response_format == "json_object"
     assert client.keys_seen == ["sk-secret"] * 3
     assert "sk-secret" not in repr(judge)
 
@@ -327,3 +328,25 @@ def test_judge_concurrency_is_bounded() -> None:
 def test_judge_needs_a_model() -> None:
     with pytest.raises(InputError):
         JudgeSelector(FakeModelClient(), " ")
+
+
+def test_a_json_judgement_is_read_and_its_justification_kept() -> None:
+    client = FakeModelClient([
+        '{"justification": "Correct and complete.", "score": 8}',
+        "Too short.\nScore: 4",  # a model that ignored JSON mode: the text rule still reads it
+        '{"justification": "Unsure.", "rating": "high"}',  # no number: no score, never a guess
+    ])
+    bon = asyncio.run(JudgeSelector(client, "m").aselect(PROMPT, [Candidate(i, f"answer {i}") for i in range(3)]))
+    assert bon.scores == [8.0, 4.0, None]
+    assert bon.notes[0] == "Correct and complete."
+    assert bon.notes[1] == "Too short."
+    assert "reply:" in bon.notes[2] and "Unsure." in bon.notes[2]  # the raw reply beside "no score"
+
+
+def test_cache_keys_of_requests_without_a_response_format_did_not_change() -> None:
+    from fusion.client import CompletionRequest
+
+    plain = CompletionRequest.from_messages("m", [{"role": "user", "content": "hi"}])
+    assert "response_format" not in plain.cache_fields()
+    structured = CompletionRequest.from_messages("m", [{"role": "user", "content": "hi"}], response_format="json_object")
+    assert structured.cache_fields()["response_format"] == "json_object"

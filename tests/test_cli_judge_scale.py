@@ -169,3 +169,20 @@ def test_version() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0
+
+
+def test_scale_live_samples_the_largest_n_once(tmp_path: Path, db: Any, openai_server, capsys) -> None:
+    from storage.listing import list_runs
+    from storage.runs import load_run
+
+    path = lines(tmp_path, [{"id": "sky", "prompt": "Why is the sky blue?"}])
+    code = main(["scale", str(path), "--n", "1,3", "--experiment", "live", "--model", "openai/ok",
+                 "--fusor-model", "openai/fusor", "--api-base", openai_server.url, "--seed", "3", "--no-cache", "-q"])
+    assert code == 0, capsys.readouterr().err
+    samples = [r for r in openai_server.requests if r["model"] == "ok"]
+    fusions = [r for r in openai_server.requests if r["model"] == "fusor"]
+    assert len(samples) == 3 and len(fusions) == 2  # three samples drawn once; one fusion per N
+    runs = {s.id[-2:]: load_run(db, s.id) for s in list_runs(db, limit=None)}
+    assert sorted(runs) == ["k1", "k3"]
+    assert runs["k1"].candidates[0].text == runs["k3"].candidates[0].text  # the same draw, nested
+    assert runs["k3"].fused.method == "llm:openai/fusor"

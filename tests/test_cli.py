@@ -277,3 +277,23 @@ def test_run_json_carries_the_warnings_of_a_degenerate_fusion(openai_server) -> 
     assert run["fused"]["text"] == "I'm ready to help. What prompt is this?"  # kept as written
     assert "asks_back" in [w["code"] for w in run["warnings"]]
     assert "warning: The fused answer asks for a task" in err
+
+
+@pytest.mark.server
+def test_run_reads_a_long_prompt_from_a_file_or_stdin(openai_server, tmp_path) -> None:
+    # 45,000 characters (within the 50,000 limit) of Japanese: 135 KB of UTF-8, more than an argument holds.
+    long_prompt = "要約してください。" + "日本語の文章です。" * 5_000
+    path = tmp_path / "prompt.txt"
+    path.write_text(long_prompt, encoding="utf-8")
+    common = ["-n", "2", "--model", "openai/ok", "--api-base", openai_server.url, "--fusor", "extractive",
+              "--no-cache", "--json"]
+    code, out, err = cli("run", "--prompt-file", str(path), *common)
+    assert code == 0, err
+    assert json.loads(out)["prompt"]["text"] == long_prompt
+    code, out, err = cli("run", "-", *common, stdin="Why is the sky blue?")
+    assert code == 0, err
+    assert json.loads(out)["prompt"]["text"] == "Why is the sky blue?"
+    code, out, err = cli("run", "x", "--prompt-file", str(path), *common)
+    assert code == 2 and "not both" in err
+    code, out, err = cli("run", "--prompt-file", str(tmp_path / "absent.txt"), *common)
+    assert code == 2 and "Cannot read the prompt file" in err and "Traceback" not in err

@@ -84,9 +84,15 @@ def cmd_fuse(args: argparse.Namespace) -> int:
                 else:
                     out.write(dump(record) + "\n")
                     out.flush()
-                    failed = record["fused"].get("error") is not None
-                    if failed:
-                        eprint(f"line {lineno}: fusion failed: {record['fused']['error']}")
+                    bon = record["bon"] or {}
+                    problems = []
+                    if bon.get("index") is None:  # the same rule as run and batch: no pick, a failed line
+                        problems.append(f"no Best-of-N pick: {bon.get('error') or 'the selector gave none'}")
+                    if record["fused"].get("error") is not None:
+                        problems.append(f"fusion failed: {record['fused']['error']}")
+                    failed = bool(problems)
+                    for problem in problems:
+                        eprint(f"line {lineno}: {problem}")
                     failures += failed
                     bar.advance(ok=not failed)
                     continue

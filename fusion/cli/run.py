@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+from pathlib import Path
 from typing import Any
 
 from fusion.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
+    CliError,
     add_fusor_opts,
     add_sampling,
     build_fusor,
@@ -29,6 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from fusion.progress import CandidateProgress
     from fusion.validate import check_n, check_prompt
 
+    args.prompt = read_prompt(args)
     check_prompt(args.prompt)
     check_n(args.n)
     models = args.model or []
@@ -115,9 +119,31 @@ def format_run(run: Any) -> str:
     return "\n".join(lines)
 
 
+def read_prompt(args: argparse.Namespace) -> str:
+    """The prompt from the argument, ``-`` (standard input) or ``--prompt-file``: a command line holds at
+    most about 128 KiB, far less than the longest prompt allowed."""
+    if args.prompt_file is not None:
+        if args.prompt not in (None, ""):
+            raise CliError("Give the prompt as an argument or with --prompt-file, not both.")
+        if args.prompt_file == "-":
+            return sys.stdin.read()
+        try:
+            return Path(args.prompt_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"Cannot read the prompt file {args.prompt_file}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError:
+            raise CliError(f"The prompt file {args.prompt_file} is not UTF-8 text.") from None
+    if args.prompt == "-":
+        return sys.stdin.read()
+    if args.prompt is None:
+        raise CliError("Give a prompt: as an argument, '-' to read it from standard input, or --prompt-file.")
+    return args.prompt
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("run", help="one live run against a model (needs a key or a local server)")
-    p.add_argument("prompt")
+    p.add_argument("prompt", nargs="?", help="the prompt; '-' reads it from standard input")
+    p.add_argument("--prompt-file", metavar="PATH", help="read the prompt from a UTF-8 file ('-': standard input)")
     p.add_argument("-n", type=int, default=5, help=f"number of candidates, 1 to {MAX_N} (default 5)")
     p.add_argument("--model", action="append", required=True,
                    help="litellm model string; repeat for a pool of models (N is spread over them)")

@@ -770,7 +770,7 @@ def generate_live(
     *, prompt: str, models_txt: str, n: int, temperature: float, max_tokens: int, seed_txt: str,
     use_cache: bool, regenerate: bool, config: MethodConfig,
 ) -> Run | None:  # fmt: skip
-    from fusion.keys import key_for
+    from fusion.providers import key_for
     from fusion.pipeline import arun_live, split_pool
     from fusion.providers import check_keys
     from fusion.validate import check_n, check_prompt

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 from fusion.client import Completion, CompletionRequest, ModelClient, ResponseCache, TokenCallback
 from fusion.errors import FusionError, InputError
-from fusion.jsonl import iter_json_lines, json_line
+from fusion.jsonl import iter_json_lines, json_line, storable_text
 from fusion.types import Candidate, ModelSpec, Prompt, Run, SamplingSettings
 from fusion.validate import check_candidate_texts, check_prompt
 
@@ -117,12 +117,14 @@ def parse_item(obj: dict[str, Any], line: int) -> BatchItem:
     if obj.get("candidates") is not None:
         # Two usable candidates at least: with one there is nothing to choose between or fuse.
         texts = check_candidate_texts(obj["candidates"], low=2)
+    # As the database will hold them (NUL and lone surrogates made U+FFFD), so that the output line, the
+    # stored run and the run id all agree.
     return BatchItem(
         line=line,
-        input_id=rid,
-        prompt=Prompt(prompt, system=system or None),
-        tags=[t.strip() for t in tags],
-        candidates=texts,
+        input_id=storable_text(rid) if isinstance(rid, str) else rid,
+        prompt=Prompt(storable_text(prompt), system=storable_text(system) if system else None),
+        tags=[storable_text(t.strip()) for t in tags],
+        candidates=[storable_text(t) for t in texts] if texts is not None else None,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Callable, Sequence
 from fusion.client import Completion, CompletionRequest, ModelClient, ResponseCache, TokenCallback, maybe_await
 from fusion.errors import FusionError, NotEnoughCandidates, ProviderError
 from fusion.llm import redact
-from fusion.keys import key_for
+from fusion.providers import key_for
 from fusion.providers import required_key_env
 from fusion.types import Candidate, ModelSpec, Prompt, SamplingSettings
 from fusion.validate import check_pool, check_prompt

@@ -105,6 +105,16 @@ def replace_lone_surrogates(text: str) -> str:
         return _LONE_SURROGATE.sub("\ufffd", text)
 
 
+def storable_text(value: str) -> str:
+    """``value`` unchanged unless it holds characters a database refuses: a lone surrogate, which UTF-8
+    cannot encode, or NUL, which PostgreSQL text cannot hold. Both become U+FFFD, on every database, so a
+    run reads back the same from SQLite and PostgreSQL. The batch runner applies it to its input too, so
+    an output line says what the database holds."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return replace_lone_surrogates(value)
+
+
 def json_line(record: dict[str, Any]) -> str:
     """One output line: strict JSON (NaN refused), non-ASCII kept as is, lone surrogates replaced, then a
     newline. (``json.dumps`` escapes NUL and other control characters, so the line holds none.)"""

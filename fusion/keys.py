@@ -105,31 +105,3 @@ def may_use_operator_key(api_base: str | None, allowed: Iterable[str] | None = N
     if not api_base or not api_base.strip():
         return True
     return is_listed_base(api_base, env_key_bases() if allowed is None else allowed)
-
-
-def key_for(
-    model: str,
-    api_base: str | None,
-    *,
-    typed_key: str | None = None,
-    env: Mapping[str, str] | None = None,
-    secrets: Mapping[str, object] | None = None,
-    allowed: Iterable[str] | None = None,
-) -> str | None:
-    """The key to send with a call of ``model`` to ``api_base``.
-
-    * ``typed_key`` (given together with this base by the person who chose it) wins: it is theirs.
-    * No base: the provider's key from ``env`` (default the process environment), then ``secrets``; None
-      when there is none (litellm then looks for the provider's credentials itself, for its own endpoint).
-    * A listed base (``allowed``; None reads ``FUSION_KEY_BASES``): the same, else the placeholder.
-    * Any other base: :data:`PLACEHOLDER_KEY`, never the operator's key.
-    """
-    if typed_key and typed_key.strip():
-        return typed_key.strip()
-    from fusion.providers import find_api_key  # providers imports this module
-
-    if may_use_operator_key(api_base, allowed):
-        found = find_api_key(model, api_base, secrets, allowed=allowed, env=env)
-        if found is not None or not api_base:
-            return found
-    return PLACEHOLDER_KEY

@@ -253,7 +253,7 @@ def make_selector(
 ) -> Selector:
     """The selector called ``name`` ("consensus" or "judge"). A judge needs a model, and a key for it: the
     one given with ``api_base`` (``api_key``), else the operator's (the environment or ``secrets``) where
-    :func:`fusion.keys.key_for` lets it go; a base the operator did not list gets only ``api_key`` or none."""
+    :func:`fusion.providers.key_for` lets it go; a base the operator did not list gets only ``api_key`` or none."""
     from fusion.errors import InputError
     from fusion.selectors import JudgeSelector
 
@@ -315,9 +315,9 @@ def _key_for(
     secrets: Mapping[str, str] | None,
     allowed: Iterable[str] | None,
 ) -> str | None:
-    """The key the judge or fusor sends (see :func:`fusion.keys.key_for`); refuses early (MissingKeyError
+    """The key the judge or fusor sends (see :func:`fusion.providers.key_for`); refuses early (MissingKeyError
     naming the variable) when a hosted model has none."""
-    from fusion.keys import key_for
+    from fusion.providers import key_for
     from fusion.providers import check_keys
 
     allowed = None if allowed is None else tuple(allowed)

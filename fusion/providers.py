@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
 from fusion.errors import MissingKeyError
-from fusion.keys import may_use_operator_key
+from fusion.keys import PLACEHOLDER_KEY, may_use_operator_key
 from fusion.types import ModelSpec
 
 
@@ -190,3 +190,28 @@ def providers_with_keys(secrets: Mapping[str, str] | None = None) -> list[str]:
             seen_env.add(p.env)
             titles.append(p.title)
     return titles
+
+def key_for(
+    model: str,
+    api_base: str | None,
+    *,
+    typed_key: str | None = None,
+    env: Mapping[str, str] | None = None,
+    secrets: Mapping[str, object] | None = None,
+    allowed: Iterable[str] | None = None,
+) -> str | None:
+    """The key to send with a call of ``model`` to ``api_base``.
+
+    * ``typed_key`` (given together with this base by the person who chose it) wins: it is theirs.
+    * No base: the provider's key from ``env`` (default the process environment), then ``secrets``; None
+      when there is none (litellm then looks for the provider's credentials itself, for its own endpoint).
+    * A listed base (``allowed``; None reads ``FUSION_KEY_BASES``): the same, else the placeholder.
+    * Any other base: :data:`PLACEHOLDER_KEY`, never the operator's key.
+    """
+    if typed_key and typed_key.strip():
+        return typed_key.strip()
+    if may_use_operator_key(api_base, allowed):
+        found = find_api_key(model, api_base, secrets, allowed=allowed, env=env)
+        if found is not None or not api_base:
+            return found
+    return PLACEHOLDER_KEY

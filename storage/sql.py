@@ -22,7 +22,7 @@ from sqlalchemy import Connection, ColumnElement, Engine, Select, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import SQLModel
 
-from fusion.jsonl import replace_lone_surrogates
+from fusion.jsonl import storable_text
 from storage.db import READ_ONLY, is_transient
 import storage.tables  # noqa: F401 - importing it registers the tables on SQLModel.metadata
 
@@ -46,13 +46,7 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def valid_text(value: str) -> str:
-    """``value`` unchanged unless it holds characters a database refuses: a lone surrogate (possible in
-    decoded model output), which UTF-8 cannot encode, or NUL, which PostgreSQL text cannot hold. Both
-    become U+FFFD, on every database, so a run reads back the same from SQLite and PostgreSQL."""
-    if "\x00" in value:
-        value = value.replace("\x00", "\ufffd")
-    return replace_lone_surrogates(value)
+valid_text = storable_text  # the rule is the engine's (fusion.jsonl), so batch output lines agree with it
 
 
 def scrub(value: Any) -> Any:

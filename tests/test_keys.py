@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from fusion.errors import InputError, MissingKeyError
-from fusion.keys import PLACEHOLDER_KEY, env_key_bases, is_listed_base, key_for, parse_base, parse_key_bases
+from fusion.keys import PLACEHOLDER_KEY, env_key_bases, is_listed_base, parse_base, parse_key_bases
+from fusion.providers import key_for
 from fusion.providers import PROVIDERS, check_keys, find_api_key
 from fusion.types import ModelSpec
 

@@ -62,12 +62,6 @@ def test_batch_line_with_nul_is_saved_and_a_rerun_finds_it(db_url, tmp_path, mon
     engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="fusion/batch.py writes the output line from the input's text (NUL kept) while the database holds "
-    "U+FFFD: the two disagree until batch scrubs the item text as it reads it (reported, issue 10)",
-)
 def test_batch_output_line_matches_the_stored_run_when_the_input_has_nul(tmp_path, monkeypatch):
     db = tmp_path / "fusion.db"
     monkeypatch.delenv("DATABASE_URL", raising=False)

@@ -22,7 +22,7 @@ DEFAULT_CONCURRENCY = 4
 def pairwise_judge(model: str, *, api_base: str | None, timeout: float, retries: int, rate_limit: float | None,
                    client: Any = None) -> Any:
     """The judge, its key chosen by the same rule as every other model call."""
-    from fusion.keys import key_for
+    from fusion.providers import key_for
     from fusion.pairwise import PairwiseJudge
     from fusion.providers import check_keys
     from fusion.types import ModelSpec

@@ -100,7 +100,22 @@ def _summary_for(key: str, include_non_blind: bool, tag: str | None, _engine: An
     from fusion import stats
 
     table = _vote_table(key, tag, _engine)
-    return None if table is None else stats.summarize(table, include_non_blind=include_non_blind)
+    # The splits are computed one at a time, when their tab is opened (_split_for): their bootstraps were
+    # most of a cache miss at 15,000 votes (bench/results/stats_scale.md).
+    return None if table is None else stats.summarize(table, include_non_blind=include_non_blind, splits=())
+
+
+@st.cache_data(show_spinner="Computing statistics ...", max_entries=32)
+def _split_for(key: str, include_non_blind: bool, tag: str | None, name: str, _engine: Any) -> dict[str, Any]:
+    from fusion import stats
+
+    table = _vote_table(key, tag, _engine)
+    return {} if table is None else stats.split_rates(table, name, include_non_blind=include_non_blind)
+
+
+def split_groups(engine: Any, tag: str | None, include_non_blind: bool, name: str) -> dict[str, Any]:
+    """The win rates of one split's groups (``ResultsSummary.by[name]``), cached like the summary."""
+    return _split_for(fingerprint(engine, tag), include_non_blind, tag, name, engine)
 
 
 def vote_summary(engine: Any, tag: str | None, include_non_blind: bool) -> ResultsSummary | None:
@@ -218,7 +233,7 @@ def blind_note(s: ResultsSummary) -> None:
         )
 
 
-def section_win_rate(s: ResultsSummary) -> None:
+def section_win_rate(s: ResultsSummary, engine: Any, tag: str | None) -> None:
     from fusion.stats import MIN_RUNS_FOR_INTERVAL
 
     w = s.overall
@@ -244,7 +259,7 @@ def section_win_rate(s: ResultsSummary) -> None:
         st.info("Every vote so far says both answers are bad, so there is no win rate yet.")
 
     st.subheader("Split by model, N, tag and annotator")
-    split_tabs(s)
+    split_tabs(s, engine, tag)
 
 
 
@@ -253,17 +268,19 @@ def split_label(name: str) -> str:
 
 
 @st.fragment
-def split_tabs(s: ResultsSummary) -> None:
+def split_tabs(s: ResultsSummary, engine: Any, tag: str | None) -> None:
     """One tab per split; only the open tab is drawn (a chart and a table each: drawing all four on every
     load cost the browser more than the rest of the page), and a tab change reruns this fragment alone."""
     from components.html_charts import win_rate_bars_html
 
-    names = list(s.by)
+    from fusion.stats import SPLITS
+
+    names = list(SPLITS)
     tabs = st.tabs([split_label(n) for n in names], key=SPLIT_TAB, on_change="rerun")
     for name, tab in zip(names, tabs):
         if not tab.open:
             continue
-        groups = s.by[name]
+        groups = s.by[name] if name in s.by else split_groups(engine, tag, s.include_non_blind, name)
         column = SPLIT_NAMES.get(name, name.lower())
         with tab:
             if not groups:
@@ -581,7 +598,7 @@ def _vote_statistics(engine: Any, tag: str | None) -> None:
     if s.n_used == 0:
         st.info("Every vote here is non-blind. Turn on **Include non-blind votes** to see what they say.")
         return
-    guarded("win rate", section_win_rate, s)
+    guarded("win rate", section_win_rate, s, engine, tag)
     guarded("position bias", section_position, s)
     guarded("agreement", section_agreement, s)
 

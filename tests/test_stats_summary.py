@@ -287,3 +287,16 @@ def test_bootstrap_ratio_takes_any_scores() -> None:
     assert low < sums.sum() / counts.sum() < high
     with pytest.raises(ValueError):
         bootstrap_ratio(np.array([]), np.array([]))
+
+
+def test_splits_on_demand_equal_the_full_summary() -> None:
+    from fusion.stats import split_rates, vote_table
+
+    votes = [V(f"r{i % 7}", ("fused", "bon", "tie", "both_bad")[i % 4], blind=i % 5 != 0) for i in range(60)]
+    for include in (False, True):
+        full = summarize(votes, include_non_blind=include)
+        lean = summarize(votes, include_non_blind=include, splits=())
+        assert lean.by == {} and lean.overall == full.overall and lean.position == full.position
+        table = vote_table(votes)
+        for name, groups in full.by.items():
+            assert split_rates(table, name, include_non_blind=include) == groups

@@ -53,7 +53,7 @@ from fusion.stats.agreement import (
 from fusion.stats.bootstrap import CONFIDENCE, MIN_RUNS_FOR_INTERVAL, N_BOOT, SEED, bootstrap_ratio, quantile
 from fusion.stats.distribution import attribution_values, distribution
 from fusion.stats.rates import POSITION_SCORE, WIN_SCORE, WinRate, position_bias, win_rate, win_rate_by
-from fusion.stats.summary import ResultsSummary, summarize
+from fusion.stats.summary import ResultsSummary, split_rates, summarize
 from fusion.stats.votes import (
     CHOICES,
     SPLITS,
@@ -89,6 +89,7 @@ __all__ = [
     "pairwise_kappa",
     "position_bias",
     "quantile",
+    "split_rates",
     "summarize",
     "vote_model_groups",
     "vote_table",

@@ -47,25 +47,25 @@ def summarize(
     seed: int = SEED,
     confidence: float = CONFIDENCE,
     min_runs: int = MIN_RUNS_FOR_INTERVAL,
+    splits: Sequence[str] | None = None,
 ) -> ResultsSummary:
     """The win rate overall and split by :data:`SPLITS`, position bias, pairwise Cohen's kappa and
     Krippendorff's alpha, over the blind votes only (or all of them with ``include_non_blind``).
 
     Each figure equals what :func:`win_rate`, :func:`win_rate_by`, :func:`position_bias`,
     :func:`pairwise_kappa` and :func:`krippendorff_alpha` give for the same votes; the votes are read once.
+    ``splits`` limits ``by`` to those splits (``()``: none): a bootstrap per group is most of the cost, and
+    a page showing one split at a time computes the others only when asked (:func:`split_rates`).
     """
     table = votes if isinstance(votes, VoteTable) else vote_table(votes)
     kw = _boot_kw(n_boot, seed, confidence, min_runs)
     n_blind = int(table.blind.sum())
     used = None if include_non_blind else np.flatnonzero(table.blind)
-    by: dict[str, dict[str, WinRate]] = {}
-    for name, groups in table.groups.items():
-        out: dict[str, WinRate] = {}
-        for label, members in groups.items():
-            idx = members if used is None else members[table.blind[members]]
-            if len(idx):
-                out[label] = _win(table, idx, **kw)
-        by[name] = out
+    by = {
+        name: split_rates(table, name, include_non_blind=include_non_blind, **kw)
+        for name in table.groups
+        if splits is None or name in splits
+    }
     used_annotators = table.annotator if used is None else table.annotator[used]
     alpha, alpha_runs = _alpha(table, used)
     return ResultsSummary(
@@ -80,3 +80,24 @@ def summarize(
         n_non_blind=len(table) - n_blind,
         include_non_blind=include_non_blind,
     )
+
+
+def split_rates(
+    table: VoteTable,
+    name: str,
+    *,
+    include_non_blind: bool = False,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+    confidence: float = CONFIDENCE,
+    min_runs: int = MIN_RUNS_FOR_INTERVAL,
+) -> dict[str, WinRate]:
+    """The win rate of every group of one split (a name of :data:`SPLITS`), as :func:`summarize` gives it
+    in ``by[name]``; groups without a vote in use are left out."""
+    kw = _boot_kw(n_boot, seed, confidence, min_runs)
+    out: dict[str, WinRate] = {}
+    for label, members in table.groups.get(name, {}).items():
+        idx = members if include_non_blind else members[table.blind[members]]
+        if len(idx):
+            out[label] = _win(table, idx, **kw)
+    return out

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Collection, Sequence
 
-from sqlalchemy import Engine, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 
 from fusion.errors import InputError
 from storage.db import is_sqlite
@@ -189,7 +189,8 @@ def reopen(engine: Engine, job: str, run_ids: Sequence[str]) -> None:
         with engine.begin() as conn:
             conn.execute(
                 update(claims)
-                .where(claims.c.job == job, claims.c.done.is_(True), claims.c.run_id.in_(ids[start : start + 500]))
+                .where(claims.c.job == job, claims.c.done.is_(True))
+                .where(claims.c.run_id.in_(ids[start : start + 500]))
                 .values(done=False, worker=None, lease_until=0.0)
             )
 
@@ -201,9 +202,9 @@ def finished_by(engine: Engine, job: str, run_ids: Sequence[str]) -> dict[str, s
     with engine.connect() as conn:
         for start in range(0, len(ids), 500):
             rows = conn.execute(
-                select(claims.c.run_id, claims.c.worker).where(
-                    claims.c.job == job, claims.c.done.is_(True), claims.c.run_id.in_(ids[start : start + 500])
-                )
+                select(claims.c.run_id, claims.c.worker)
+                .where(claims.c.job == job, claims.c.done.is_(True))
+                .where(claims.c.run_id.in_(ids[start : start + 500]))
             )
             found.update({r[0]: r[1] for r in rows})
     return found

@@ -71,7 +71,9 @@ class DatabaseClaims:
         claims_db.reopen(self.engine, self.job, run_ids)
 
     def claim(self, exclude: Collection[str]) -> str | None:
-        got = claims_db.claim(self.engine, self.job, self.worker, limit=1, lease_s=self.lease_s, exclude=exclude)
+        got = claims_db.claim(
+            self.engine, self.job, self.worker, limit=1, lease_s=self.lease_s, exclude=exclude
+        )
         if not got:
             return None
         self._held.add(got[0])

@@ -161,7 +161,8 @@ def test_three_workers_share_a_job_and_a_killed_one_is_taken_over(tmp_path: Path
         # it again, the finisher would be that one, and the first worker's line would not match it.
         for i, lines in enumerate(written):
             for record in lines:
-                assert rows[record["id"]].worker.startswith(f"w{i}:"), (i, record["id"], rows[record["id"]].worker)
+                finisher = rows[record["id"]].worker
+                assert finisher.startswith(f"w{i}:"), (i, record["id"], finisher)
                 stored = runs_db.load_run(engine, record["id"])
                 assert stored is not None
                 assert stored.to_dict() == {k: v for k, v in record.items() if k not in EXTRAS}
@@ -235,3 +236,55 @@ def test_sqlite_takes_one_worker_per_job(tmp_path: Path, monkeypatch) -> None:
     assert [by_id[r["id"]] for r in complete_lines(rebuilt)] == complete_lines(rebuilt)
     assert main(["export", "--format", "runs", "--job", "job-unknown", "-o", str(tmp_path / "x.jsonl")]) == 2
     assert main(["export", "--format", "votes-csv", "--job", job]) == 2  # --job is the runs format's
+
+
+def test_a_stalled_worker_whose_lease_ran_out_does_not_save_the_run(tmp_path: Path, db_url: str) -> None:
+    """A worker that stops renewing (here: its event loop blocked past the lease) loses the run to another;
+    when it wakes up it drops its result instead of saving the run a second time."""
+    import asyncio
+    import threading
+
+    from fusion.batch import arun_batch
+    from fusion.fusors import ExtractiveFusor
+    from fusion.selectors import ConsensusSelector
+    from storage.sink import DatabaseClaims, DatabaseSink
+
+    class StallingSelector(ConsensusSelector):
+        async def aselect(self, prompt, candidates):  # type: ignore[no-untyped-def]
+            time.sleep(1.5)  # blocks the loop: no lease renewal meanwhile
+            return await super().aselect(prompt, candidates)
+
+    engine = init_db(db_url)
+    src = prompts_file(tmp_path / "in.jsonl", 1)
+    items, _ = read_items(src.read_bytes().splitlines(keepends=True))
+    settings = BatchSettings(offline=True)
+    reports: dict[str, Any] = {}
+
+    def run(name: str, selector: Any, lease_s: float) -> None:
+        reports[name] = asyncio.run(
+            arun_batch(
+                items, settings=settings, sink=DatabaseSink(engine), output=tmp_path / f"{name}.jsonl",
+                selector=selector, fusor=ExtractiveFusor(), claims=DatabaseClaims(engine, lease_s=lease_s),
+                poll_s=0.05,
+            )
+        )  # fmt: skip
+
+    other = threading.Timer(0.7, run, args=("other", ConsensusSelector(), 30.0))
+    other.start()
+    try:
+        run("stalled", StallingSelector(), 0.3)
+    finally:
+        other.join(timeout=60)
+    try:
+        stalled, taker = reports["stalled"], reports["other"]
+        assert (stalled.done, stalled.elsewhere, stalled.failed) == (0, 1, 0)
+        assert (taker.done, taker.elsewhere) == (1, 0)
+        assert complete_lines(tmp_path / "stalled.jsonl") == []
+        [line] = complete_lines(tmp_path / "other.jsonl")
+        stored = runs_db.load_run(engine, line["id"])
+        assert stored is not None and stored.to_dict() == {k: v for k, v in line.items() if k not in EXTRAS}
+        assert claims_db.finished_by(engine, stalled.job, [line["id"]])[line["id"]].endswith(
+            claims_db.worker_name(tmp_path / "other.jsonl").rsplit(":", 1)[1]
+        )
+    finally:
+        engine.dispose()

@@ -70,7 +70,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "export", help="votes (CSV, JSON Lines), DPO pairs, SFT data or batch output lines (runs) from the database"
+        "export",
+        help="votes (CSV, JSON Lines), DPO pairs, SFT data or batch output lines (runs) from the database",
     )
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--tag", help="only runs with this tag")

@@ -502,7 +502,12 @@ async def arun_batch(
     if claims is not None:
         report.job = batch_job_id(ids.values())
         # Before the output file is touched: a worker refused here (SQLite) leaves everything as it was.
-        claims.start(report.job, [(ids[id(item)], item) for item in items], out_path)
+        try:
+            claims.start(report.job, [(ids[id(item)], item) for item in items], out_path)
+        except FusionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the database behind the claims; one clear line
+            raise _claims_fault(exc) from exc
     try:
         return await _run_batch(
             items, ids, report, out_path, settings=settings, sink=sink, selector=selector, fusor=fusor,
@@ -512,7 +517,10 @@ async def arun_batch(
         )  # fmt: skip
     finally:
         if claims is not None:
-            claims.stop()
+            try:
+                claims.stop()
+            except Exception:  # noqa: BLE001 - not to hide the error in flight; unrenewed leases run out
+                pass
 
 
 async def _run_batch(
@@ -776,10 +784,22 @@ async def _run_shared(
     renewing = asyncio.create_task(renewer())
     try:
         await asyncio.gather(*(slot() for _ in range(max(1, int(concurrency)))))
+        settle()
+    except FusionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - only the claim calls raise here (a line's failure is caught)
+        raise _claims_fault(exc) from exc
     finally:
         renewing.cancel()
         await asyncio.gather(renewing, return_exceptions=True)
-    settle()
+
+
+def _claims_fault(exc: Exception) -> FusionError:
+    detail = " ".join(str(exc).split())[:200]
+    return FusionError(
+        f"the batch's claims could not be read or written ({type(exc).__name__}: {detail}). Finished "
+        "prompts are kept; run the same command again when the database is back."
+    )
 
 
 async def _run_claimed(job: _Job, claims: ClaimSink, item: BatchItem, rid: str) -> bool:

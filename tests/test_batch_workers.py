@@ -235,6 +235,10 @@ def test_sqlite_takes_one_worker_per_job(tmp_path: Path, monkeypatch) -> None:
     by_id = {r["id"]: r for r in complete_lines(first_out)}
     assert [by_id[r["id"]] for r in complete_lines(rebuilt)] == complete_lines(rebuilt)
     assert main(["export", "--format", "runs", "--job", "job-unknown", "-o", str(tmp_path / "x.jsonl")]) == 2
+    everything = tmp_path / "everything.jsonl"
+    assert main(["export", "--format", "runs", "-o", str(everything)]) == 0  # no --job: every stored run
+    assert sorted(r["id"] for r in complete_lines(everything)) == sorted(by_id)
+    assert main(["batch", str(src), "-o", str(second_out), "--offline", "--lease", "0"]) == 2
     assert main(["export", "--format", "votes-csv", "--job", job]) == 2  # --job is the runs format's
 
 
@@ -288,3 +292,28 @@ def test_a_stalled_worker_whose_lease_ran_out_does_not_save_the_run(tmp_path: Pa
         )
     finally:
         engine.dispose()
+
+
+def test_a_fault_of_the_claims_database_is_one_clear_error(tmp_path: Path) -> None:
+    import pytest
+
+    from fusion.batch import run_batch
+    from fusion.errors import FusionError
+    from fusion.fusors import ExtractiveFusor
+    from fusion.selectors import ConsensusSelector
+    from storage.sink import DatabaseClaims, DatabaseSink
+
+    class LostConnection(DatabaseClaims):
+        def claim(self, exclude):  # type: ignore[no-untyped-def]
+            raise RuntimeError("server closed the connection unexpectedly")
+
+    engine = init_db(f"sqlite:///{tmp_path / 'fusion.db'}")
+    items, _ = read_items(prompts_file(tmp_path / "in.jsonl", 2).read_bytes().splitlines(keepends=True))
+    with pytest.raises(FusionError, match="claims could not be read or written .*server closed the connection"):
+        run_batch(
+            items, settings=BatchSettings(offline=True), sink=DatabaseSink(engine), output=tmp_path / "out.jsonl",
+            selector=ConsensusSelector(), fusor=ExtractiveFusor(), claims=LostConnection(engine),
+        )  # fmt: skip
+    # The job is let go on the way out: a new worker is not refused.
+    claims_db.hold_job(engine, batch_job_id(expected_run_ids(tmp_path / "in.jsonl")), "next-worker")
+    engine.dispose()

@@ -235,7 +235,9 @@ def register(sub: Any) -> None:
         help="JSON Lines of {id?, prompt, tags?, candidates?} -> runs saved to the database and --output",
         description="Take every prompt through the method, save each run to the database (FUSION_DB_PATH "
         "or DATABASE_URL) and append it to --output. Run the same command again after an interruption: "
-        "finished prompts are skipped, nothing is lost or duplicated.",
+        "finished prompts are skipped, nothing is lost or duplicated. Several workers given the same input "
+        "and the same PostgreSQL database share the prompts, each writing its own runs to its own --output "
+        "(fusion export --format runs --job JOB writes them all to one file).",
     )
     p.add_argument("input", help="input .jsonl file ('-' for stdin)")
     p.add_argument("-o", "--output", required=True, help="output .jsonl file; a re-run resumes from it")

@@ -23,6 +23,17 @@ Resume. A batch can be killed at any moment and run again with the same command:
 Storage: where runs go is a :class:`RunSink` passed in (``storage.sink.DatabaseSink`` is the database);
 this module never imports storage.
 
+Several workers. With a :class:`ClaimSink` (``storage.sink.DatabaseClaims``), several processes given the
+same input and settings share its prompts. The job is named by its run ids (:func:`batch_job_id`: same
+input and settings, same job). Each worker claims a run before computing it, renews the leases of the
+runs it computes, marks a run finished right after saving it, then appends it to *its own* output file;
+a run another worker holds is left to it, and waited for once the worker's own share is done (if that
+worker was killed, its lease runs out and the run is taken over). So every run is computed and saved by
+one worker and is in at most one output file; runs finished by other workers are counted as "taken by
+other workers" and are in their files (``fusion export --format runs`` writes one file of all of them).
+The order save, finish, append means a kill can leave a run saved and finished but in no output file
+(never in two): the export has it. On SQLite the claim sink admits one worker per job.
+
 Rate limit: :class:`RateLimiter` spaces out starts evenly; wrap the model client in
 :class:`RateLimitedClient` to limit model calls, or pass a limiter as ``prompt_rate`` to limit prompts.
 """
@@ -36,7 +47,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -196,6 +207,16 @@ def batch_run_id(item: BatchItem, settings: BatchSettings) -> str:
     return RUN_ID_PREFIX + hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
+JOB_ID_PREFIX = "job-"
+
+
+def batch_job_id(run_ids: Iterable[str]) -> str:
+    """The job of a batch: a hash of its sorted run ids, so every worker given the same input and settings
+    (lines in any order) names the same job."""
+    blob = "\n".join(sorted(set(run_ids)))
+    return JOB_ID_PREFIX + hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Rate limiting
 
@@ -268,12 +289,17 @@ def _finite(value: Any) -> Any:
 def output_record(run: Run, item: BatchItem) -> dict[str, Any]:
     """The output line of a run: ``Run.to_dict()`` plus ``input_id``, ``input_line``, and ``kept`` and
     ``diff`` as ``fuse`` writes them (see :func:`fusion.readout.readout_fields`)."""
+    return run_output_record(run, item.input_id, item.line)
+
+
+def run_output_record(run: Run, input_id: str | int | None, input_line: int | None) -> dict[str, Any]:
+    """:func:`output_record` from the input's id and line (a stored run rebuilt into a batch line)."""
     from fusion.readout import readout_fields
 
     record = _finite(run.to_dict())
     record.update(_finite(readout_fields(run)))
-    record["input_id"] = item.input_id
-    record["input_line"] = item.line
+    record["input_id"] = input_id
+    record["input_line"] = input_line
     return record
 
 
@@ -359,6 +385,8 @@ class BatchReport:
     failures: list[LineFailure] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)  # every finished run of this input, in input order
     repaired_tail: bool = False
+    elsewhere: int = 0  # finished by other workers of the job (in their output files, not in this one)
+    job: str | None = None  # the job's id when workers share it (a ClaimSink was given)
 
     @property
     def ok(self) -> bool:
@@ -395,6 +423,53 @@ class RunSink(Protocol):
         ...
 
 
+class ClaimSink(Protocol):
+    """Which worker computes which run of a job shared by several (``storage.sink.DatabaseClaims``).
+    Every method but :meth:`start` acts for this worker on the job :meth:`start` named."""
+
+    lease_s: float  # a claim not renewed for this long is free again
+
+    def start(self, job: str, runs: Sequence[tuple[str, BatchItem]], output: str | os.PathLike[str]) -> None:
+        """Join the job (registering its runs); raise :class:`InputError` when this worker may not."""
+        ...
+
+    def finished(self, run_ids: Sequence[str]) -> dict[str, bool]:
+        """The finished runs among ``run_ids``: True when this worker (its output file) finished it."""
+        ...
+
+    def reopen(self, run_ids: Sequence[str]) -> None:
+        """Finished runs whose saved run is gone (deleted): free them to be redone."""
+        ...
+
+    def claim(self, exclude: Collection[str]) -> str | None:
+        """Take the next free run (input order), not one of ``exclude``; None when none is free now."""
+        ...
+
+    def holds(self, run_id: str) -> bool:
+        """Whether this worker still holds the run (renewing its lease)."""
+        ...
+
+    def renew(self, run_ids: Collection[str]) -> None:
+        """Extend the leases of the runs this worker computes (and its hold on the job)."""
+        ...
+
+    def finish(self, run_ids: Sequence[str]) -> None:
+        """The runs are saved: never claimed again."""
+        ...
+
+    def release(self, run_ids: Sequence[str]) -> None:
+        """Give back runs this worker did not finish."""
+        ...
+
+    def others_busy(self) -> int:
+        """How many runs of the job other live workers compute now."""
+        ...
+
+    def stop(self) -> None:
+        """Let go of everything this worker still holds."""
+        ...
+
+
 async def arun_batch(
     items: Sequence[BatchItem],
     *,
@@ -411,22 +486,70 @@ async def arun_batch(
     input_failures: Sequence[LineFailure] = (),
     on_progress: Callable[..., Any] | None = None,
     on_failure: Callable[[LineFailure], Any] | None = None,
+    claims: ClaimSink | None = None,
+    poll_s: float | None = None,
 ) -> BatchReport:
     """Run every item not finished yet, at most ``concurrency`` prompts at once; see the module notes.
 
     ``sink`` keeps the runs; ``client`` samples lines without candidates (required for them); the selector
-    and fusor hold their own clients. ``on_progress(ok=..., skipped=...)`` is called once per item (a
-    ``CountBar.advance`` fits); ``on_failure`` once per failed line, input failures included.
+    and fusor hold their own clients. ``on_progress(ok=..., skipped=..., elsewhere=...)`` is called once
+    per item (a ``CountBar.advance`` fits); ``on_failure`` once per failed line, input failures included.
+    ``claims`` shares the job with other workers; ``poll_s`` is how often a worker whose own share is done
+    looks whether the runs others hold are finished (default: a third of the lease, at most 2 s).
     """
     report = BatchReport(total=len(items) + len(input_failures))
-    for failure in input_failures:
-        _fail(report, failure, on_failure, on_progress)
-
+    ids = {id(item): batch_run_id(item, settings) for item in items}
     out_path = Path(output)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    if claims is not None:
+        report.job = batch_job_id(ids.values())
+        # Before the output file is touched: a worker refused here (SQLite) leaves everything as it was.
+        try:
+            claims.start(report.job, [(ids[id(item)], item) for item in items], out_path)
+        except FusionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the database behind the claims; one clear line
+            raise _claims_fault(exc) from exc
+    try:
+        return await _run_batch(
+            items, ids, report, out_path, settings=settings, sink=sink, selector=selector, fusor=fusor,
+            client=client, cache=cache, regenerate=regenerate, concurrency=concurrency,
+            prompt_rate=prompt_rate, input_failures=input_failures, on_progress=on_progress,
+            on_failure=on_failure, claims=claims, poll_s=poll_s,
+        )  # fmt: skip
+    finally:
+        if claims is not None:
+            try:
+                claims.stop()
+            except Exception:  # noqa: BLE001 - not to hide the error in flight; unrenewed leases run out
+                pass
+
+
+async def _run_batch(
+    items: Sequence[BatchItem],
+    ids: dict[int, str],
+    report: BatchReport,
+    out_path: Path,
+    *,
+    settings: BatchSettings,
+    sink: RunSink,
+    selector: Any,
+    fusor: Any,
+    client: ModelClient | None,
+    cache: ResponseCache | None,
+    regenerate: bool,
+    concurrency: int,
+    prompt_rate: RateLimiter | None,
+    input_failures: Sequence[LineFailure],
+    on_progress: Callable[..., Any] | None,
+    on_failure: Callable[[LineFailure], Any] | None,
+    claims: ClaimSink | None,
+    poll_s: float | None,
+) -> BatchReport:
+    for failure in input_failures:
+        _fail(report, failure, on_failure, on_progress)
     state = load_output(out_path)
     report.repaired_tail = state.cut_tail
-    ids = {id(item): batch_run_id(item, settings) for item in items}
     in_db, restored = _restore_from_output(items, ids, state, sink)
 
     # Opened once for the whole batch; each append is one small write, not worth a thread.
@@ -441,8 +564,11 @@ async def arun_batch(
             regenerate=regenerate, prompt_rate=prompt_rate, report=report, append=append,
             on_progress=on_progress, on_failure=on_failure,
         )  # fmt: skip
-        todo = _resume(items, ids, state, in_db, restored, job)
-        await _drain(todo, lambda item: _run_one(job, item, ids[id(item)]), concurrency)
+        if claims is None:
+            todo = _resume(items, ids, state, in_db, restored, job)
+            await _drain(todo, lambda item: _run_one(job, item, ids[id(item)]), concurrency)
+        else:
+            await _run_shared(items, ids, state, in_db, restored, job, claims, concurrency, poll_s)
 
     report.run_ids = [ids[id(item)] for item in items if ids[id(item)] in job.finished]
     return report
@@ -500,14 +626,26 @@ def _resume(
     in_db: set[str],
     restored: set[str],
     job: _Job,
+    *,
+    theirs: Collection[str] = (),
+    claim_first: Collection[str] = (),
 ) -> list[BatchItem]:
     """Count the lines finished already, complete those half finished (in the sink, not in the output:
-    their line is written from the stored run) and return the rest, to compute."""
+    their line is written from the stored run) and return the rest, to compute.
+
+    With other workers: ``theirs`` were finished by another worker (in its output, not to be written to
+    this one); ``claim_first`` are in the sink but nobody finished them, so they are returned too (the
+    worker that claims one writes its line from the sink)."""
     report, on_progress = job.report, job.on_progress
     todo: list[BatchItem] = []
     for item in items:
         rid = ids[id(item)]
-        if rid in state.by_run and rid in in_db:
+        if rid in theirs:
+            report.elsewhere += 1
+            _advance(on_progress, elsewhere=True)
+        elif rid in claim_first:
+            todo.append(item)
+        elif rid in state.by_run and rid in in_db:
             job.finished[rid] = None
             if rid in restored:
                 report.recovered += 1
@@ -529,43 +667,178 @@ def _resume(
     return todo
 
 
+async def _compute_line(job: _Job, item: BatchItem, rid: str) -> Run:
+    """One line's run, complete and named (raises when it is not usable)."""
+    if job.prompt_rate is not None:
+        await job.prompt_rate.acquire()
+    run = await _compute(
+        item,
+        job.settings,
+        selector=job.selector,
+        fusor=job.fusor,
+        client=job.client,
+        cache=job.cache,
+        regenerate=job.regenerate,
+    )
+    problem = _complete_run(run)
+    if problem is not None:
+        raise FusionError(problem)
+    run.id = rid
+    run.source = BATCH_SOURCE
+    run.tags = _merge_tags(item.tags, job.settings.tags)
+    return run
+
+
+def _line_failure(item: BatchItem, exc: Exception) -> LineFailure:
+    if isinstance(exc, FusionError):
+        return LineFailure(item.line, item.input_id, str(exc))
+    detail = " ".join(str(exc).split())[:300]
+    return LineFailure(item.line, item.input_id, f"{type(exc).__name__}: {detail}")
+
+
 async def _run_one(job: _Job, item: BatchItem, rid: str) -> None:
     """Compute one line, save it, append its output line; a failure is reported, never raised."""
     try:
-        if job.prompt_rate is not None:
-            await job.prompt_rate.acquire()
-        run = await _compute(
-            item,
-            job.settings,
-            selector=job.selector,
-            fusor=job.fusor,
-            client=job.client,
-            cache=job.cache,
-            regenerate=job.regenerate,
-        )
-        problem = _complete_run(run)
-        if problem is not None:
-            raise FusionError(problem)
-        run.id = rid
-        run.source = BATCH_SOURCE
-        run.tags = _merge_tags(item.tags, job.settings.tags)
+        run = await _compute_line(job, item, rid)
         # The sink first, then the output line: a kill in between is repaired from the sink.
         job.sink.save(run)
         job.append(run, item)
-    except FusionError as exc:
-        _fail(job.report, LineFailure(item.line, item.input_id, str(exc)), job.on_failure, job.on_progress)
     except Exception as exc:  # noqa: BLE001 - one line's surprise must not sink the others
-        detail = " ".join(str(exc).split())[:300]
-        _fail(
-            job.report,
-            LineFailure(item.line, item.input_id, f"{type(exc).__name__}: {detail}"),
-            job.on_failure,
-            job.on_progress,
-        )
+        _fail(job.report, _line_failure(item, exc), job.on_failure, job.on_progress)
     else:
         job.finished[rid] = None
         job.report.done += 1
         _advance(job.on_progress, ok=True)
+
+
+async def _run_shared(
+    items: Sequence[BatchItem],
+    ids: dict[int, str],
+    state: OutputState,
+    in_db: set[str],
+    restored: set[str],
+    job: _Job,
+    claims: ClaimSink,
+    concurrency: int,
+    poll_s: float | None,
+) -> None:
+    """The batch as one of several workers: claim, compute, save, finish, append; see the module notes."""
+    by_run = {ids[id(item)]: item for item in items}
+    # Finished, yet not in the sink: deleted since. Claims are read first and the sink after, so a run
+    # another worker saves and finishes meanwhile is seen in the sink and not redone.
+    unsaved = list(claims.finished([rid for rid in by_run if rid not in in_db]))
+    if unsaved:
+        claims.reopen(sorted(set(unsaved) - job.sink.done(unsaved)))
+    mine = [rid for rid in state.by_run if rid in in_db and rid in by_run]
+    claims.finish(mine)  # in this worker's output and saved: done (a no-op unless a kill came between)
+    only_saved = [rid for rid in by_run if rid in in_db and rid not in state.by_run]
+    finished = claims.finished(only_saved)
+    theirs = {rid for rid, ours in finished.items() if not ours}
+    claim_first = {rid for rid in only_saved if rid not in finished}
+    todo = _resume(items, ids, state, in_db, restored, job, theirs=theirs, claim_first=claim_first)
+
+    waiting = {ids[id(item)] for item in todo}  # neither in this output nor finished elsewhere, yet
+    failed: set[str] = set()  # this worker failed on them: not taken again by it (a re-run retries them)
+    computing: set[str] = set()
+    poll = poll_s if poll_s is not None else min(2.0, claims.lease_s / 3)
+
+    def settle() -> None:
+        """Count the waiting runs other workers have finished meanwhile."""
+        if not waiting:
+            return
+        for rid in claims.finished(sorted(waiting)):
+            if rid not in job.finished and rid not in failed:
+                waiting.discard(rid)
+                job.report.elsewhere += 1
+                _advance(job.on_progress, elsewhere=True)
+
+    async def renewer() -> None:
+        while True:
+            await asyncio.sleep(claims.lease_s / 3)
+            try:
+                claims.renew(set(computing))
+            except Exception:  # noqa: BLE001 - a missed renewal is retried; holds() checks before saving
+                pass
+
+    async def slot() -> None:
+        while True:
+            rid = claims.claim(failed)
+            if rid is None:
+                settle()
+                if not claims.others_busy():
+                    return
+                await asyncio.sleep(poll)  # others compute the rest; if one was killed, its lease runs out
+                continue
+            item = by_run.get(rid)
+            if item is None:  # cannot happen: the job is named by exactly these run ids
+                failed.add(rid)
+                claims.release([rid])
+                continue
+            computing.add(rid)
+            try:
+                if not await _run_claimed(job, claims, item, rid):
+                    failed.add(rid)
+            finally:
+                computing.discard(rid)
+                if rid not in failed:
+                    waiting.discard(rid)  # finished here, or taken over by another (counted already)
+
+    renewing = asyncio.create_task(renewer())
+    try:
+        await asyncio.gather(*(slot() for _ in range(max(1, int(concurrency)))))
+        settle()
+    except FusionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - only the claim calls raise here (a line's failure is caught)
+        raise _claims_fault(exc) from exc
+    finally:
+        renewing.cancel()
+        await asyncio.gather(renewing, return_exceptions=True)
+
+
+def _claims_fault(exc: Exception) -> FusionError:
+    detail = " ".join(str(exc).split())[:200]
+    return FusionError(
+        f"the batch's claims could not be read or written ({type(exc).__name__}: {detail}). Finished "
+        "prompts are kept; run the same command again when the database is back."
+    )
+
+
+async def _run_claimed(job: _Job, claims: ClaimSink, item: BatchItem, rid: str) -> bool:
+    """One claimed line: its stored run when a worker saved it and stopped before finishing it, else
+    computed and saved. False when it failed (reported, and the claim given back)."""
+    try:
+        if rid in job.sink.done([rid]):
+            stored = job.sink.load(rid)
+            if stored is not None and _complete_run(stored) is None:
+                claims.finish([rid])
+                job.append(stored, item)
+                job.finished[rid] = None
+                job.report.recovered += 1
+                _advance(job.on_progress, ok=True)
+                return True
+        run = await _compute_line(job, item, rid)
+        if not claims.holds(rid):
+            # This worker's lease ran out (it was stalled) and another took the run: its result is the one.
+            job.report.elsewhere += 1
+            _advance(job.on_progress, elsewhere=True)
+            return True
+        # Saved, finished, then appended: a kill between leaves the run in no output file (the export has
+        # it), never in two.
+        job.sink.save(run)
+        claims.finish([rid])
+        job.append(run, item)
+    except Exception as exc:  # noqa: BLE001 - one line's surprise must not sink the others
+        try:
+            claims.release([rid])
+        except Exception:  # noqa: BLE001 - the database is failing too; the lease runs out by itself
+            pass
+        _fail(job.report, _line_failure(item, exc), job.on_failure, job.on_progress)
+        return False
+    job.finished[rid] = None
+    job.report.done += 1
+    _advance(job.on_progress, ok=True)
+    return True
 
 
 async def _drain(

@@ -62,6 +62,7 @@ class CountBar:
         self.ok = 0
         self.failed = 0
         self.skipped = 0
+        self.elsewhere = 0  # done by other workers of a shared batch job
         self.t0 = time.monotonic()
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_print = 0.0
@@ -69,10 +70,12 @@ class CountBar:
 
     @property
     def count(self) -> int:
-        return self.ok + self.failed + self.skipped
+        return self.ok + self.failed + self.skipped + self.elsewhere
 
-    def advance(self, *, ok: bool = True, skipped: bool = False) -> None:
-        if skipped:
+    def advance(self, *, ok: bool = True, skipped: bool = False, elsewhere: bool = False) -> None:
+        if elsewhere:
+            self.elsewhere += 1
+        elif skipped:
             self.skipped += 1
         elif ok:
             self.ok += 1
@@ -95,6 +98,8 @@ class CountBar:
         parts = [f"{self.label} [{bar}] {self.count}/{self.total}", f"ok {self.ok}", f"failed {self.failed}"]
         if self.skipped:
             parts.append(f"skipped {self.skipped}")
+        if self.elsewhere:
+            parts.append(f"taken by other workers: {self.elsewhere}")
         parts.append(f"{elapsed:.0f} s")
         text = "  ".join(parts)
         if final or self.count >= self.total:

@@ -273,6 +273,14 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX IF NOT EXISTS ix_batch_claims_free ON batch_claims (job, done, position)",
         ],
     ),
+    Migration(
+        "0006_batch_claims_input",
+        "batch_claims: each run's input id and line, so a job's output can be rebuilt from the database",
+        [
+            "ALTER TABLE batch_claims ADD COLUMN input_id TEXT",
+            "ALTER TABLE batch_claims ADD COLUMN input_line INTEGER",
+        ],
+    ),
 ]
 
 _RECORD_TABLE = """

@@ -186,6 +186,8 @@ class BatchClaimRow(SQLModel, table=True):
     worker: str | None = Field(default=None, max_length=300)
     lease_until: float = 0.0
     done: bool = False
+    input_id: str | None = Field(default=None, sa_type=Text)  # JSON of the input line's id (1 and "1" differ)
+    input_line: int | None = None
 
 
 ALL_TABLES = (

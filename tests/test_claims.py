@@ -103,3 +103,48 @@ def test_a_killed_holder_lets_the_job_go_when_its_lease_ends(store) -> None:
     claims.hold_job(store, "job1", "w2")
     claims.register(store, "job1", IDS[:3])
     assert claims.state(store, "job1").free == 3  # the holder row is not a run
+
+
+def test_input_refs_and_the_job_order_are_kept(store) -> None:
+    claims.register(store, "job1", IDS[:3], inputs=[("a", 1), (7, 2), (None, 4)])
+    assert claims.job_run_ids(store, "job1") == IDS[:3]
+    refs = claims.input_refs(store, IDS[:3], job="job1")
+    assert refs[IDS[0]] == claims.InputRef("a", 1)
+    assert refs[IDS[1]] == claims.InputRef(7, 2)  # a number stays a number
+    assert refs[IDS[2]] == claims.InputRef(None, 4)
+    assert claims.job_run_ids(store, "nobody") == []
+
+
+def test_claims_leave_out_excluded_runs_and_reopen_frees_a_finished_one(store) -> None:
+    claims.register(store, "job1", IDS[:3])
+    assert claims.claim(store, "job1", "w1", limit=3, exclude=[IDS[0]]) == IDS[1:3]
+    claims.finish(store, "job1", IDS[1:3], "w1")
+    assert claims.finished_by(store, "job1", IDS[:3]) == {IDS[1]: "w1", IDS[2]: "w1"}
+    claims.reopen(store, "job1", [IDS[2]])  # its saved run was deleted: to be done again
+    assert claims.claim(store, "job1", "w2", limit=3) == [IDS[0], IDS[2]]
+
+
+def test_claims_of_a_dead_worker_of_this_host_are_let_go_at_once(store) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    code = "import os; print(os.getpid())"
+    gone = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    dead = f"{socket.gethostname()}:{int(gone.stdout)}:out1"
+    claims.register(store, "job1", IDS[:2])
+    assert claims.claim(store, "job1", dead, limit=1) == [IDS[0]]
+    assert claims.claim(store, "job1", "elsewhere:123:out2", limit=1) == [IDS[1]]  # another host: kept
+    assert claims.held_by_others(store, "job1", "me") == 2
+    assert claims.reap(store, "job1") == 1
+    assert claims.claim(store, "job1", "me", limit=2) == [IDS[0]]
+
+
+def test_worker_names_tie_a_restarted_worker_to_its_output(monkeypatch) -> None:
+    monkeypatch.setenv(claims.WORKER_ENV, "gpu-box")
+    name = claims.worker_name("out/a.jsonl")
+    host, pid, out = name.split(":")
+    assert host == "gpu-box" and pid.isdigit() and len(out) == 10
+    assert claims.same_owner(name, f"gpu-box:1:{out}")  # the same worker started again
+    assert not claims.same_owner(name, claims.worker_name("out/b.jsonl"))
+    assert not claims.same_owner(name, f"other:1:{out}")

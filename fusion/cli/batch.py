@@ -2,6 +2,11 @@
 appended to ``--output``; a re-run resumes (see :mod:`fusion.batch`).
 
 ``batch --offline`` never imports litellm; live batches import it on the first model call.
+
+Several workers (processes, machines) given the same input, settings and PostgreSQL database share the
+prompts: each claims a prompt before computing it and writes only its own runs to its own ``--output``;
+``fusion export --format runs --job JOB`` writes every run of the job as one file. A worker killed holds
+its prompts until ``--lease`` runs out. SQLite takes one worker per job and refuses a second (exit 2).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from fusion.pipeline import split_pool
 from fusion.types import MAX_N
 
 BATCH_CONCURRENCY = 4
+LEASE_S = 120.0  # storage.claims.LEASE_S; not imported, so `--help` loads no storage
 
 
 def _limited_client_factory(rate: float | None) -> Callable[[], Any]:
@@ -123,6 +129,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--concurrency must be at least 1.")
     if args.rate_limit is not None and not args.rate_limit > 0:
         raise InputError("--rate-limit must be a positive number (calls per second).")
+    if not 0 < args.lease < float("inf"):
+        raise InputError("--lease must be a positive number of seconds.")
 
 
 def batch_settings(args: argparse.Namespace, methods: _Methods, tags: list[str]) -> Any:
@@ -163,9 +171,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
             stream.close()
 
     from storage.migrations import open_database
-    from storage.sink import DatabaseSink
+    from storage.sink import DatabaseClaims, DatabaseSink
 
-    sink = DatabaseSink(open_database())
+    engine = open_database()
+    sink = DatabaseSink(engine)
+    claims = DatabaseClaims(engine, lease_s=args.lease)
     bar = CountBar(len(items) + len(input_failures), "batch", quiet=args.quiet)
     cache = make_cache(not args.no_cache) if pool else None
     prompt_rate = RateLimiter(args.rate_limit) if args.rate_limit and args.offline else None
@@ -186,6 +196,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 input_failures=input_failures,
                 on_progress=bar.advance,
                 on_failure=lambda failure: eprint(f"{failure}"),
+                claims=claims,
             )
         )
     finally:
@@ -204,8 +215,16 @@ def _report(report: Any, output: str) -> None:
         parts.append(f"{report.skipped} already finished")
     if report.recovered:
         parts.append(f"{report.recovered} recovered")
+    if report.elsewhere:
+        parts.append(f"{report.elsewhere} taken by other workers")
     parts.append(f"{report.failed} failed")
-    eprint(f"batch: {report.total} lines: " + ", ".join(parts) + f". Output: {output}")
+    job = f" (job {report.job})" if report.job else ""
+    eprint(f"batch: {report.total} lines: " + ", ".join(parts) + f". Output: {output}{job}")
+    if report.elsewhere and report.job:
+        eprint(
+            f"The runs other workers did are in their output files; `fusion export --format runs --job "
+            f"{report.job} -o FILE` writes every run of this job to one file."
+        )
     if report.failed:
         eprint("Run the same command again to retry the failed lines.")
 
@@ -216,7 +235,9 @@ def register(sub: Any) -> None:
         help="JSON Lines of {id?, prompt, tags?, candidates?} -> runs saved to the database and --output",
         description="Take every prompt through the method, save each run to the database (FUSION_DB_PATH "
         "or DATABASE_URL) and append it to --output. Run the same command again after an interruption: "
-        "finished prompts are skipped, nothing is lost or duplicated.",
+        "finished prompts are skipped, nothing is lost or duplicated. Several workers given the same input "
+        "and the same PostgreSQL database share the prompts, each writing its own runs to its own --output "
+        "(fusion export --format runs --job JOB writes them all to one file).",
     )
     p.add_argument("input", help="input .jsonl file ('-' for stdin)")
     p.add_argument("-o", "--output", required=True, help="output .jsonl file; a re-run resumes from it")
@@ -251,6 +272,14 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--fusor-model", help="model of the LLM fusor (default: the first --model)")
     p.add_argument("--fusor-api-base")
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=LEASE_S,
+        metavar="SECONDS",
+        help="several workers on one job: a prompt claimed by a worker that stopped renewing its claim "
+        f"(killed) is taken over after this long (default {LEASE_S:.0f})",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (failures are still reported)")
     add_sampling(p)
     add_fusor_opts(p)

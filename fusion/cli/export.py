@@ -1,4 +1,5 @@
-"""``python -m fusion export``: votes (CSV, JSON Lines), DPO pairs or SFT data from the database."""
+"""``python -m fusion export``: votes (CSV, JSON Lines), DPO pairs, SFT data, or runs as ``fusion batch``
+output lines (one file from the runs several batch workers wrote to their own outputs)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fusion.cli.options import EXIT_OK, eprint
 from fusion.errors import InputError
 from fusion.text import plural
 
-EXPORT_FORMATS = ("votes-csv", "votes-jsonl", "dpo", "sft", "sft-messages")
+EXPORT_FORMATS = ("votes-csv", "votes-jsonl", "dpo", "sft", "sft-messages", "runs")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -28,12 +29,22 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     if args.excel_safe and fmt != "votes-csv":
         raise InputError("--excel-safe applies to the votes-csv format only.")
+    if args.job and fmt != "runs":
+        raise InputError("--job applies to the runs format only.")
     engine = open_database()
     target: Any = sys.stdout if args.output in (None, "-") else args.output
     if fmt == "votes-csv":
         count, what = export.export_votes_csv(engine, target, tag=args.tag, excel_safe=args.excel_safe), "vote"
     elif fmt == "votes-jsonl":
         count, what = export.export_votes_jsonl(engine, target, tag=args.tag), "vote"
+    elif fmt == "runs":
+        from storage.sink import write_batch_output
+
+        from storage.claims import job_run_ids
+
+        if args.job and not job_run_ids(engine, args.job):
+            raise InputError(f"No batch job {args.job!r} in this database (fusion batch prints the job's id).")
+        count, what = write_batch_output(engine, target, job=args.job, tag=args.tag), "run"
     elif fmt == "dpo":
         count = export.export_dpo_jsonl(
             engine, target, tag=args.tag, per_vote=args.per_vote, include_non_blind=args.include_non_blind,
@@ -58,7 +69,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("export", help="votes (CSV, JSON Lines), DPO pairs or SFT data from the database")
+    p = sub.add_parser(
+        "export",
+        help="votes (CSV, JSON Lines), DPO pairs, SFT data or batch output lines (runs) from the database",
+    )
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--tag", help="only runs with this tag")
     p.add_argument(
@@ -94,6 +108,9 @@ def register(sub: Any) -> None:
         "--excel-safe", action="store_true",
         help="votes-csv: prefix text that a spreadsheet would run as a formula (= + - @) with an apostrophe; "
         "off by default, so the file holds the text exactly",
+    )
+    p.add_argument(
+        "--job", help="runs: only the runs of this batch job, in input order (fusion batch prints its id)"
     )
     p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
     p.set_defaults(func=cmd_export)

@@ -173,9 +173,10 @@ class DiskResponseCache:
         delay = min(0.005, self.lock_poll)
         next_notice = started + self.wait_notice
         holder: Any = None
+        reported = False  # a "waiting" report went out, so its end is reported too
         while True:
             if self._cache.add(name, mine, expire=self.lock_expire, retry=True):
-                if holder is not None and time.monotonic() >= started + self.wait_notice:
+                if reported:
                     self._notify(LockWait("acquired", key, _pid_of(holder), time.monotonic() - started))
                 return mine
             holder = self._cache.get(name, retry=True)
@@ -190,6 +191,7 @@ class DiskResponseCache:
                 return None
             if now >= next_notice:
                 self._notify(LockWait("waiting", key, _pid_of(holder), now - started))
+                reported = True
                 next_notice = now + 1.0
             await asyncio.sleep(delay)
             delay = min(self.lock_poll, delay * 2)

@@ -72,7 +72,7 @@ def test_real_candidates_stream_and_differ(sampled: dict[str, Any]) -> None:
 
 
 def test_real_fusor_and_judge_run_and_attribution_holds(real: RealModel, sampled: dict[str, Any]) -> None:
-    from fusion.fusors import ExtractiveFusor, LLMFusor
+    from fusion.fusors import ExtractiveFusor, LLMFusor, fuse
     from fusion.pipeline import attribute_fused
     from fusion.selectors import JudgeSelector
     from fusion.types import Prompt
@@ -105,7 +105,7 @@ def test_real_fusor_and_judge_run_and_attribution_holds(real: RealModel, sampled
     assert llm_att is not None
     check_invariants(fused.text, texts, llm_att, exact=False)
     # The extractive fusor copies by construction, so its spans surely have sources to check.
-    extractive = ExtractiveFusor().fuse(prompt, candidates)
+    extractive = fuse(ExtractiveFusor(), prompt, candidates)
     ext_att = attribute_fused(extractive, candidates)
     assert ext_att is not None and any(s.sources for s in ext_att.spans)
     check_invariants(extractive.text, texts, ext_att, exact=False)
@@ -222,8 +222,12 @@ def test_real_app_live_mode_shows_candidates_and_the_fusion(
         assert len(run.candidates) == 2 and all(c.ok and c.text.strip() for c in run.candidates)
         assert run.fused.method == f"llm:{real.model}" and run.fused.text.strip()
         page = " ".join(h.proto.body for h in at.get("html"))
-        assert page.count("fx-card-label") >= 2 and "fx-card-error" not in page  # the candidates
         assert "fx-attr" in page  # the fused output, with its attribution
+        at.session_state["explore_tabs"] = "Candidates: kept and dropped"  # only the open tab is drawn
+        at.run()
+        assert not at.exception, at.exception
+        cards = " ".join(h.proto.body for h in at.get("html"))
+        assert cards.count("fx-card-label") >= 2 and "fx-card-error" not in cards  # the candidates
         sent = real.proxy.chat_requests()
         assert len(sent) == 2 + 1  # two candidates and one fusion (consensus picks offline)
     finally:

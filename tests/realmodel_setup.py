@@ -53,6 +53,24 @@ SERVER_SETTINGS = (
     "--interrupt_requests", "False",
 )  # fmt: skip
 
+# llama_cpp.server 0.3.36 reads its settings from the environment too, case-insensitively, and HOST and
+# PORT there beat --host and --port (make exports its own PORT to recipes). So the server gets an
+# environment without any of them (these are the fields of its ServerSettings and ModelSettings).
+_SERVER_ENV_NAMES = frozenset("""
+api_key cache cache_size cache_type chat_format chat_template_kwargs clip_model_path config_file
+disable_ping_events draft_model draft_model_num_pred_tokens embedding flash_attn hf_model_repo_id
+hf_pretrained_model_name_or_path hf_tokenizer_config_path host interrupt_requests kv_overrides
+last_n_tokens_size logits_all lora_base lora_path main_gpu model model_alias mul_mat_q n_batch n_ctx
+n_gpu_layers n_threads n_threads_batch n_ubatch numa offload_kqv port root_path rope_freq_base
+rope_freq_scale rope_scaling_type rpc_servers seed split_mode ssl_certfile ssl_keyfile tensor_split type_k
+type_v use_mlock use_mmap verbose vocab_only yarn_attn_factor yarn_beta_fast yarn_beta_slow
+yarn_ext_factor yarn_orig_ctx
+""".split())
+
+
+def server_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.lower() not in _SERVER_ENV_NAMES}
+
 
 class SetupError(RuntimeError):
     """One line that says what failed and what to do."""
@@ -207,7 +225,7 @@ def start_server(
         log_file: IO[bytes] = log_path.open("wb")
         cmd = [python, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_ALIAS,
                "--host", "127.0.0.1", "--port", str(chosen), *SERVER_SETTINGS]
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=server_env())
         log_file.close()
         server = LlamaServer(proc, chosen, log_path)
         deadline = time.monotonic() + timeout

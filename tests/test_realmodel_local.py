@@ -53,6 +53,16 @@ def test_missing_model_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert err.startswith("realmodel: downloading") and "Traceback" not in err and len(err.splitlines()) == 1
 
 
+def test_the_server_is_not_steered_by_the_callers_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make local-model PORT=8765` exported PORT, and llama_cpp.server bound the app's port with it.
+    for name, value in {"PORT": "8765", "HOST": "0.0.0.0", "api_key": "k", "MODEL": "m", "Config_File": "c"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FUSION_KEEP_ME", "1")
+    env = realmodel_setup.server_env()
+    assert not {"PORT", "HOST", "api_key", "MODEL", "Config_File"} & set(env)
+    assert env["FUSION_KEEP_ME"] == "1" and "PATH" in env
+
+
 @pytest.fixture
 def proxy(openai_server) -> Iterator[CountingProxy]:
     upstream = openai_server.url.rsplit("/v1", 1)[0]

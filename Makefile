@@ -1,6 +1,10 @@
 # Two commands matter on a fresh machine:
 #   make app    install what the app needs (once) and start it on http://localhost:8501
-#   make test   install what the tests need (once, Chromium included) and run every test
+#   make test   install what the tests need (once, Chromium included) and run the offline test suite
+# and two more with a real small model on this machine (no key; the first run downloads and builds for
+# several minutes, later runs start in seconds):
+#   make test-real     the tests marked realmodel, against SmolLM2-135M on a local llama server
+#   make local-model   that server and the app pointing at it: Explore > Generate live with no key
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +13,10 @@ PORT   ?= 8501
 HOST   ?= 127.0.0.1
 export LITELLM_OFFLINE_MODE ?= true
 
-.PHONY: app test bench install install-dev chromium postgresql clean
+# The model and the llama server's wheel live outside the clone, so a new clone or `make clean` keeps them.
+MODEL_SETUP := tests/realmodel_setup.py
+
+.PHONY: app test test-real local-model bench install install-dev chromium postgresql clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +53,14 @@ app: install
 
 test: install-dev chromium postgresql
 	$(BIN)/python -m pytest -q
+
+# Installs llama-cpp-python[server] into .venv (from the cached wheel) for these targets only.
+test-real: install-dev
+	$(BIN)/python $(MODEL_SETUP) install
+	FUSION_REALMODEL=1 $(BIN)/python -m pytest -q -m realmodel tests/test_realmodel.py
+
+local-model: install
+	$(BIN)/python $(MODEL_SETUP) app --port $(PORT) --host $(HOST)
 
 bench: install-dev
 	$(BIN)/python bench/run_all.py

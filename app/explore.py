@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from typing import Any
 
@@ -40,6 +41,12 @@ SHOWN_SIG = "explore_shown_sig"  # the method signature the gallery run on scree
 FAILED = "explore_failed"  # (what was attempted, message): a failure shown until something changes
 PICK_KEY = "explore_scenario_pick"
 DEFAULT_MODEL = "openai/gpt-4o-mini"
+
+
+def env_model() -> str | None:
+    """``FUSION_MODEL`` (``make local-model`` sets it beside ``FUSION_API_BASE``): the default candidate,
+    judge and fusor model, ahead of the secrets file's ``[fusion]`` defaults."""
+    return os.environ.get("FUSION_MODEL", "").strip() or None
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -120,7 +127,7 @@ def method_settings() -> MethodConfig:
         help="The LLM fusor reads the prompt and all candidates and writes one answer. The extractive fusor "
         "stitches together the sentences several candidates agree on.",
     )
-    default_model = str(defaults.get("default_fusor_model") or DEFAULT_MODEL)
+    default_model = str(env_model() or defaults.get("default_fusor_model") or DEFAULT_MODEL)
     judge_model = fusor_model = None
     preset, template = "fusion", None
     if selector == "judge":
@@ -489,7 +496,7 @@ def llm_fusor_offer(config: MethodConfig) -> Any:
     if not current().may("settings"):
         return None  # it would spend the operator's keys
     trial = replace(config, fusor="llm", fusor_model=config.fusor_model or str(
-        deps.fusion_defaults().get("default_fusor_model") or DEFAULT_MODEL))
+        env_model() or deps.fusion_defaults().get("default_fusor_model") or DEFAULT_MODEL))
     return _use_llm_fusor if method_problem(trial) is None else None
 
 
@@ -709,7 +716,7 @@ def live(config: MethodConfig) -> None:
         show_view_run(_views().get(MODES[2]), config)
         return
     defaults = deps.fusion_defaults()
-    default_models = defaults.get("default_models") or [DEFAULT_MODEL]
+    default_models = [env_model()] if env_model() else defaults.get("default_models") or [DEFAULT_MODEL]
     _init("keep.live_models", ", ".join(default_models))
     _init("keep.live_n", 5)
     _init("keep.live_temperature", 0.8)

@@ -1,5 +1,9 @@
 """Progress on stderr for the CLI: a per-candidate status board for live runs and a counting bar for
-batch work. Plain text, so it stays readable when stderr is a log file rather than a terminal."""
+batch work. Plain text, so it stays readable when stderr is a log file rather than a terminal.
+
+Both take the response cache's lock reports (``storage.cache.LockWait``, passed to their ``lock_wait``
+method, e.g. ``cache.on_wait = bar.lock_wait``), so a wait on another process's call shows instead of a bar
+that stands still."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ class CandidateProgress:
         self.done = 0
         self.failed = 0
         self.t0 = time.monotonic()
+        self._waits: dict[str, float] = {}  # key -> waited seconds last printed
 
     def __call__(self, event: Any) -> None:
         if self.quiet:
@@ -47,6 +52,26 @@ class CandidateProgress:
         if not self.quiet and event.message:
             self._line(f"{event.message} ...")
 
+    def lock_wait(self, event: Any) -> None:
+        """One line when a wait starts (then every 10 s), when it ends, and for a dead holder's lock."""
+        if self.quiet:
+            return
+        if event.kind == "waiting":
+            first = event.key not in self._waits
+            last = self._waits.get(event.key, 0.0)
+            if first or event.waited_s - last >= 10.0:
+                self._waits[event.key] = event.waited_s
+                self._line(f"  waiting for {_holder(event)}, which is computing the same request "
+                           f"({event.waited_s:.0f} s)")
+        elif event.kind == "acquired":
+            if self._waits.pop(event.key, None) is not None:
+                self._line(f"  done waiting ({event.waited_s:.0f} s)")
+        elif event.kind == "stale":
+            self._line(f"  took over a lock left by {_holder(event)}, which is no longer running")
+        elif event.kind == "gave_up":
+            self._waits.pop(event.key, None)
+            self._line(f"  gave up waiting for {_holder(event)} after {event.waited_s:.0f} s; calling anyway")
+
     def _line(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
@@ -67,6 +92,8 @@ class CountBar:
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_print = 0.0
         self._finished = False
+        self._waits: dict[str, Any] = {}  # key -> the latest "waiting" report for it
+        self.stale_locks = 0
 
     @property
     def count(self) -> int:
@@ -83,12 +110,41 @@ class CountBar:
             self.failed += 1
         self.draw()
 
-    def draw(self, final: bool = False) -> None:
+    def lock_wait(self, event: Any) -> None:
+        """Show waits on other processes' calls in the bar (``storage.cache.LockWait`` reports)."""
+        started = False
+        if event.kind == "waiting":
+            started = event.key not in self._waits
+            self._waits[event.key] = event
+        else:
+            self._waits.pop(event.key, None)
+            if event.kind == "stale":
+                self.stale_locks += 1
+        # The start of a wait and a taken-over lock are news: print them even between sparse lines.
+        self.draw(force=started or event.kind == "stale")
+
+    @property
+    def status(self) -> str:
+        """What the bar adds about locks: current waits and dead holders' locks taken over."""
+        parts = []
+        if self._waits:
+            longest = max(self._waits.values(), key=lambda e: e.waited_s)
+            pids = sorted({e.holder_pid for e in self._waits.values() if e.holder_pid is not None})
+            who = f"pid {', '.join(map(str, pids))}" if pids else "another process"
+            count = len(self._waits)
+            what = "1 call" if count == 1 else f"{count} calls"
+            parts.append(f"waiting on {what} of {who} {longest.waited_s:.0f} s")
+        if self.stale_locks:
+            parts.append(f"took over {self.stale_locks} stale lock{'' if self.stale_locks == 1 else 's'}")
+        return "  ".join(parts)
+
+    def draw(self, final: bool = False, force: bool = False) -> None:
         if self.quiet or self._finished:
             return
         now = time.monotonic()
         # Off a terminal, a line per item would flood logs of big batches: print at most every 2 s.
-        if not self._tty and not final and self.count < self.total and now - self._last_print < 2.0:
+        if (not self._tty and not final and not force and self.count < self.total
+                and now - self._last_print < 2.0):
             return
         self._last_print = now
         width = 30
@@ -101,14 +157,21 @@ class CountBar:
         if self.elsewhere:
             parts.append(f"taken by other workers: {self.elsewhere}")
         parts.append(f"{elapsed:.0f} s")
+        if self.status:
+            parts.append(self.status)
         text = "  ".join(parts)
         if final or self.count >= self.total:
             self._finished = True
         if self._tty:
             end = "\n" if final or self.count >= self.total else ""
-            print("\r" + text, end=end, file=self.stream, flush=True)
+            # Clear to the end of the line: a status that went away must not leave its tail behind.
+            print("\r" + text + "\x1b[K", end=end, file=self.stream, flush=True)
         else:
             print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
         self.draw(final=True)
+
+
+def _holder(event: Any) -> str:
+    return f"process {event.holder_pid}" if event.holder_pid is not None else "another process"

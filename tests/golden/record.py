@@ -303,7 +303,7 @@ def docstring_sources() -> list[tuple[str, str, str]]:
         ("fusion.kept", "fusion/kept.py", [None]),
         ("fusion.diff", "fusion/diff.py", [None]),
         ("fusion.similarity", "fusion/similarity.py", [None]),
-        ("fusion.batch", "fusion/batch.py", [None]),
+        ("fusion.batch", "fusion/batch/__init__.py", [None]),
         ("fusion.scenarios", "fusion/scenarios.py", [None]),
         ("fusion.fusors", "fusion/fusors/extractive/__init__.py", ["ExtractiveFusor"]),
         ("fusion.fusors", "fusion/fusors/llm.py", ["LLMFusor"]),

@@ -61,6 +61,15 @@ CONCURRENCY_KEY = "keep.m_concurrency"
 DEFAULT_CONCURRENCY = 8
 
 
+def default_concurrency() -> int:
+    """``FUSION_CONCURRENCY`` (``make local-model`` sets 1 for its one-request-at-a-time server), else 8."""
+    raw = os.environ.get("FUSION_CONCURRENCY", "").strip()
+    try:
+        return min(32, max(1, int(raw))) if raw else DEFAULT_CONCURRENCY
+    except ValueError:
+        return DEFAULT_CONCURRENCY
+
+
 def method_settings() -> MethodConfig:
     """Sidebar: where models run and how Best-of-N picks and the fusion is written. Every mode uses it."""
     from app.auth import current, refuse
@@ -151,7 +160,7 @@ def method_settings() -> MethodConfig:
         help="How long any model call (a candidate, the judge, the fusor) may wait for its answer, or for the "
         "next piece of a streamed one, before it is retried once and then given up.",
     )  # fmt: skip
-    _init(CONCURRENCY_KEY, DEFAULT_CONCURRENCY)
+    _init(CONCURRENCY_KEY, default_concurrency())
     sb.number_input(
         "Model calls at once", 1, 32, key=CONCURRENCY_KEY,
         help="How many candidates are generated at the same time. A local server that answers one request at a "
@@ -848,7 +857,7 @@ def generate_live(
     on_fused = fused_streamer(st.empty(), caption="Fusing ...")
     with st.status(f"Sampling {n} candidates ...", expanded=False) as status:
         try:
-            concurrency = int(st.session_state.get(CONCURRENCY_KEY) or DEFAULT_CONCURRENCY)
+            concurrency = int(st.session_state.get(CONCURRENCY_KEY) or default_concurrency())
             run = asyncio.run(until_stopped(  # a closed tab or a new run ends the calls (fusion.cancel)
                 arun_live(
                     Prompt(prompt), pool, settings, client=deps.get_client(), selector=selector, fusor=fusor,

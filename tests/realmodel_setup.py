@@ -282,7 +282,9 @@ def run_app(*, port: int, host: str, model_port: int | None, python: str = sys.e
     server = start_server(port=model_port, python=python)
     print(f"[realmodel] SmolLM2-135M is serving at {server.url} (log: {server.log_path})", file=sys.stderr)
     env = dict(os.environ)
-    env.update({"FUSION_API_BASE": server.url, "FUSION_MODEL": f"openai/{MODEL_ALIAS}"})
+    # One call at a time: the llama server answers one request at a time, and a request queued behind
+    # others would spend its timeout waiting for its first byte.
+    env.update({"FUSION_API_BASE": server.url, "FUSION_MODEL": f"openai/{MODEL_ALIAS}", "FUSION_CONCURRENCY": "1"})
     cmd = [python, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.port", str(port),
            "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     print(f"[realmodel] the app: http://{'localhost' if host in ('127.0.0.1', 'localhost') else host}:{port} "

@@ -213,7 +213,8 @@ def test_real_app_live_mode_shows_candidates_and_the_fusion(
         at.text_area(key="keep.live_prompt").input(PROMPT).run()
         at.number_input(key="keep.live_n").set_value(2).run()
         at.number_input(key="keep.live_max_tokens").set_value(MAX_TOKENS).run()
-        at.number_input(key="keep.live_timeout").set_value(int(CALL_TIMEOUT)).run()
+        at.sidebar.number_input(key="keep.m_timeout").set_value(int(CALL_TIMEOUT)).run()  # every role's
+        at.sidebar.number_input(key="keep.m_concurrency").set_value(1).run()  # a one-slot server: no queueing
         [go] = [b for b in at.button if b.label == "Generate and fuse"]
         go.click().run()
         assert not at.exception, at.exception

@@ -129,7 +129,9 @@ def sidebar(who: Visitor) -> None:
             "generation are for admins. The operator can set up logins with `fusion users add`."
         )
         return
-    st.sidebar.caption(f"Logged in as **{who.name}** ({who.role})")
+    from components.text import md_escape
+
+    st.sidebar.caption(f"Logged in as **{md_escape(who.name or '')}** ({who.role})")  # a name is typed by people
     if who.mode == "oidc":
         st.sidebar.button("Log out", on_click=st.logout, key="auth.logout")
     elif st.sidebar.button("Log out", key="auth.logout"):

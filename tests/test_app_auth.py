@@ -163,3 +163,12 @@ def test_an_oidc_provider_in_the_secrets_puts_streamlits_login_first(engine: Any
     assert not at.exception
     assert [b.label for b in at.button] == ["Log in"]
     assert not any("Best-of-N" in h.proto.body for h in at.get("html"))
+
+
+def test_a_users_name_is_shown_as_text(engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "users.json"
+    add_user(path, "[click](http://evil.example) *x*", "annotator", "long password")
+    monkeypatch.setenv("FUSION_USERS_FILE", str(path))
+    at = login("[click](http://evil.example) *x*", "long password")
+    (caption,) = [c.value for c in at.sidebar.caption if "Logged in as" in c.value]
+    assert "](http" not in caption.replace("\\](http", "") and "\\[click\\]" in caption

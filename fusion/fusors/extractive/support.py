@@ -19,6 +19,17 @@ from fusion.similarity import NgramProfile, chrf_from_counts, match_counts
 # the similarity thresholds in use (chrF at orders 3-6 would be too low), so chrF is not computed.
 PREFILTER = 0.2
 
+# Pools of more similarity texts than this (about 8 candidates of 25,000 characters; the recorded cases
+# have at most a few hundred) find their candidate pairs by blocking instead (see
+# :meth:`UnitSimilarity._blocked_pairs`): all pairs sharing a fifth of their trigrams grow with the square
+# of the pool (3.6 million pairs for 8 candidates of 150,000 characters), since short sentences share
+# their common trigrams ("the", "ing") with nearly every other.
+LARGE_POOL = 2000
+# Blocking: a trigram in more similarity texts than this is too common to say two texts are alike.
+BLOCK_DF = 64
+# Blocking: a pair must share this many of those rarer trigrams to be measured.
+BLOCK_SHARED = 2
+
 
 def trigrams(text: str) -> frozenset[str]:
     """The character trigrams of the text, white space left out (the text itself when shorter)."""
@@ -32,14 +43,17 @@ class UnitSimilarity:
     """chrF between the units of a pool, computed on demand and remembered.
 
     ``near[x]`` lists the similarity texts that share at least :data:`PREFILTER` of text ``x``'s trigrams:
-    any other pair is too far apart for chrF to matter and counts as 0.
+    any other pair is too far apart for chrF to matter and counts as 0. Above :data:`LARGE_POOL` texts,
+    only the pairs that blocking proposes are in ``near`` (:meth:`_blocked_pairs`); the rule is the same
+    for them.
     """
 
     def __init__(self, similarity_texts: list[str]) -> None:
         self.texts = similarity_texts
         self._profiles: list[NgramProfile | None] = [None] * len(similarity_texts)
         self._cover: dict[tuple[int, int], float] = {}
-        self.near = self._candidate_pairs()
+        self.blocked = len(similarity_texts) > LARGE_POOL
+        self.near = self._blocked_pairs() if self.blocked else self._candidate_pairs()
 
     def _candidate_pairs(self) -> list[set[int]]:
         """For each text id x, the text ids y sharing at least PREFILTER of x's trigrams (so cover(x, y)
@@ -57,6 +71,43 @@ class UnitSimilarity:
             counts = Counter(chain.from_iterable(postings[f] for f in fs))
             need = PREFILTER * len(fs)
             near.append({y for y, c in counts.items() if c >= need and y != text_id})
+        return near
+
+    def _blocked_pairs(self) -> list[set[int]]:
+        """Like :meth:`_candidate_pairs`, for large pools, in time about linear in the pool: only the pairs
+        sharing at least :data:`BLOCK_SHARED` trigrams that occur in at most :data:`BLOCK_DF` texts are
+        looked at (each posting list walked is then short), and of those, the ones sharing
+        :data:`PREFILTER` of x's trigrams are kept, as in the exact rule.
+
+        Not exact: a pair alike only through common trigrams is missed. Wordings alike enough to align
+        (symmetric chrF of 0.45 and up) share most of their words, rare trigrams with them; a pair that
+        only shares "the", "and", "ing" is not such a pair. A text with fewer than ``BLOCK_SHARED`` rare
+        trigrams needs only one shared."""
+        feats = [trigrams(t) for t in self.texts]
+        df = Counter(chain.from_iterable(feats))
+        postings: dict[str, list[int]] = {}
+        rare: list[list[str]] = []
+        for text_id, fs in enumerate(feats):
+            own = [f for f in fs if df[f] <= BLOCK_DF]
+            rare.append(own)
+            for f in own:
+                postings.setdefault(f, []).append(text_id)
+        near: list[set[int]] = []
+        for text_id, fs in enumerate(feats):
+            own = rare[text_id]
+            if not own:
+                near.append(set())
+                continue
+            counts = Counter(chain.from_iterable(postings[f] for f in own))
+            least = min(BLOCK_SHARED, len(own))
+            need = PREFILTER * len(fs)
+            near.append(
+                {
+                    y
+                    for y, c in counts.items()
+                    if c >= least and y != text_id and len(fs & feats[y]) >= need
+                }
+            )
         return near
 
     def _profile(self, text_id: int) -> NgramProfile:

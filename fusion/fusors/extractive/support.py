@@ -9,7 +9,7 @@ agreement.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from itertools import chain
 
 from fusion.fusors.extractive.units import CandidatePool, CandidateUnit
@@ -28,7 +28,9 @@ LARGE_POOL = 2000
 # Blocking: a trigram in more similarity texts than this is too common to say two texts are alike.
 BLOCK_DF = 64
 # Blocking: a pair must share this many of those rarer trigrams to be measured.
-BLOCK_SHARED = 2
+BLOCK_SHARED = 3
+# Large pools keep this many n-gram profiles of units at most (the most recently made).
+PROFILES_KEPT = 1500
 
 
 def trigrams(text: str) -> frozenset[str]:
@@ -53,6 +55,7 @@ class UnitSimilarity:
         self._profiles: list[NgramProfile | None] = [None] * len(similarity_texts)
         self._cover: dict[tuple[int, int], float] = {}
         self.blocked = len(similarity_texts) > LARGE_POOL
+        self._recent: deque[int] = deque()
         self.near = self._blocked_pairs() if self.blocked else self._candidate_pairs()
 
     def _candidate_pairs(self) -> list[set[int]]:
@@ -87,9 +90,11 @@ class UnitSimilarity:
         df = Counter(chain.from_iterable(feats))
         postings: dict[str, list[int]] = {}
         rare: list[list[str]] = []
+        common: list[int] = []  # per text, how many of its trigrams are too common to block on
         for text_id, fs in enumerate(feats):
             own = [f for f in fs if df[f] <= BLOCK_DF]
             rare.append(own)
+            common.append(len(fs) - len(own))
             for f in own:
                 postings.setdefault(f, []).append(text_id)
         near: list[set[int]] = []
@@ -101,11 +106,18 @@ class UnitSimilarity:
             counts = Counter(chain.from_iterable(postings[f] for f in own))
             least = min(BLOCK_SHARED, len(own))
             need = PREFILTER * len(fs)
+            mine = common[text_id]
+            # c counts the shared rare trigrams exactly; the common ones shared are at most the fewer
+            # of the two texts' common trigrams: a pair that cannot reach ``need`` even so is not
+            # intersected, and one the rare ones already take there needs no intersection.
             near.append(
                 {
                     y
                     for y, c in counts.items()
-                    if c >= least and y != text_id and len(fs & feats[y]) >= need
+                    if c >= least
+                    and y != text_id
+                    and c + min(mine, common[y]) >= need
+                    and (c >= need or len(fs & feats[y]) >= need)
                 }
             )
         return near
@@ -114,6 +126,12 @@ class UnitSimilarity:
         prof = self._profiles[text_id]
         if prof is None:
             prof = self._profiles[text_id] = NgramProfile(self.texts[text_id])
+            if self.blocked:
+                # A profile holds six orders of n-grams, ~30 KB for a sentence: 9,500 of them were 280 MB.
+                # Large pools keep the most recent PROFILES_KEPT; one measured again is counted again.
+                self._recent.append(text_id)
+                if len(self._recent) > PROFILES_KEPT:
+                    self._profiles[self._recent.popleft()] = None
         return prof
 
     def cover(self, x: CandidateUnit, y: CandidateUnit) -> float:

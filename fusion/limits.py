@@ -46,7 +46,8 @@ class WorkQueue:
     ``with queue.slot(on_wait=...)`` blocks until the caller's turn. While it waits, ``on_wait(ahead)``
     is called with the number of runs ahead of it (working or queued before it) at once and then at
     least every :data:`REPORT_EVERY` seconds, so a page can show it, and a page whose visitor left can
-    raise out of the wait (the caller then leaves the queue; nobody waits behind a gone visitor). Thread-safe; one instance per process.
+    raise out of the wait (the caller then leaves the queue; nobody waits behind a gone visitor).
+    Thread-safe; one instance per process.
     """
 
     def __init__(self, limit: int) -> None:

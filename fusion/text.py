@@ -77,7 +77,10 @@ def word_tokens(text: str) -> list[Token]:
 
 
 def _tok(text: str, s: int, e: int) -> Token:
-    return Token(s, e, unicodedata.normalize("NFKC", text[s:e]).casefold().replace("’", "'"))
+    word = text[s:e]
+    if word.isascii():  # NFKC leaves ASCII as it is and casefold is lower there: the same, faster
+        return Token(s, e, word.lower())
+    return Token(s, e, unicodedata.normalize("NFKC", word).casefold().replace("’", "'"))
 
 
 # ---------------------------------------------------------------------------------------------------------

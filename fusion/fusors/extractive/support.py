@@ -38,7 +38,7 @@ def trigrams(text: str) -> frozenset[str]:
     chars = "".join(text.split())
     if len(chars) < 3:
         return frozenset([chars]) if chars else frozenset()
-    return frozenset(chars[i : i + 3] for i in range(len(chars) - 2))
+    return frozenset(map("".join, zip(chars, chars[1:], chars[2:])))
 
 
 class UnitSimilarity:

@@ -44,7 +44,8 @@ from fusion.cli import main
 t = time.perf_counter()
 code = main(["fuse", "-q", sys.argv[2], "-o", sys.argv[3]])
 wall = time.perf_counter() - t
-print(json.dumps({"code": code, "wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"code": code, "wall": wall, "cpu": use.ru_utime + use.ru_stime, "rss_mb": use.ru_maxrss / 1024}))
 """
 
 
@@ -117,8 +118,8 @@ def main() -> int:
                 row = {"size": size, "before": before, "after": after, "load": os.getloadavg()[0], "agree": agree}
                 rows.append(row)
                 print(
-                    f"{N} x {size:,}: before {before['wall']:.1f} s {before['rss_mb']:.0f} MB, "
-                    f"after {after['wall']:.1f} s {after['rss_mb']:.0f} MB "
+                    f"{N} x {size:,}: before {before['wall']:.1f} s ({before['cpu']:.1f} s CPU) {before['rss_mb']:.0f} MB, "
+                    f"after {after['wall']:.1f} s ({after['cpu']:.1f} s CPU) {after['rss_mb']:.0f} MB "
                     f"(x{before['wall'] / after['wall']:.1f} faster), same text: {before['fused'] == after['fused']}, "
                     f"chrF agreement {agree:.4f}, load {row['load']:.1f}",
                     flush=True,
@@ -142,19 +143,22 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on revision {head} (after) against "
         f"{args.before} (before), each a fresh process (offline consensus, extractive fusion, attribution, "
         "kept/diff/warnings), peak memory = maximum resident set size including the interpreter and imports. "
-        "2 shared cores; load is the 1-minute load average when the pair was measured. *Same fused text*: "
+        "2 shared cores; load is the 1-minute load average when the pair was measured (other engineers' "
+        "tests, a local model server and browsers ran at the same time: CPU time, user + system of the "
+        "process, is the steadier measure). *Same fused text*: "
         "whether the two fused answers are identical; *chrF agreement*: their mean chrF both ways (1 = same). "
         "Pools above 2,000 similarity texts (here from 40,000 characters per candidate) use blocking for "
         "their unit pairs (`fusion/fusors/extractive/support.py`, `LARGE_POOL`), so from there on the "
         "text may differ slightly.",
         "",
-        "| characters per candidate | before (s) | after (s) | speed-up | before peak (MB) | after peak (MB) | memory ratio | fused chars before / after | same fused text | chrF agreement | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| characters per candidate | before (s) | after (s) | speed-up | CPU before / after (s) | before peak (MB) | after peak (MB) | memory ratio | fused chars before / after | same fused text | chrF agreement | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b, a = r["before"], r["after"]
         lines.append(
-            f"| {r['size']:,} | {b['wall']:.1f} | {a['wall']:.1f} | {b['wall'] / a['wall']:.1f}x | {b['rss_mb']:.0f} | "
+            f"| {r['size']:,} | {b['wall']:.1f} | {a['wall']:.1f} | {b['wall'] / a['wall']:.1f}x | "
+            f"{b['cpu']:.1f} / {a['cpu']:.1f} | {b['rss_mb']:.0f} | "
             f"{a['rss_mb']:.0f} | {a['rss_mb'] / b['rss_mb']:.2f} | {b['fused_chars']:,} / {a['fused_chars']:,} | "
             f"{'yes' if a['fused'] == b['fused'] else 'no'} | {r['agree']:.4f} | {r['load']:.1f} |"
         )

@@ -76,6 +76,18 @@ def word_tokens(text: str) -> list[Token]:
     return out
 
 
+def word_norms(text: str) -> set[str]:
+    """``{t.norm for t in word_tokens(text)}``, normalising each distinct word once (a long text repeats
+    most of its words)."""
+    out: set[str] = set()
+    for word in set(_WORD.findall(text)):
+        if CJK_CHAR.search(word):
+            out.update(t.norm for t in word_tokens(word))
+        else:
+            out.add(_tok(word, 0, len(word)).norm)
+    return out
+
+
 def _tok(text: str, s: int, e: int) -> Token:
     word = text[s:e]
     if word.isascii():  # NFKC leaves ASCII as it is and casefold is lower there: the same, faster

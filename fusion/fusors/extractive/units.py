@@ -18,7 +18,7 @@ from typing import Sequence
 
 from fusion.coherence import COLONS, bold_heading, ends_with_colon
 from fusion.fusors.extractive.reading import CHECKBOX, FORMAT_CHARS
-from fusion.text import CJK_CHAR, Unit, content_terms, split_units, word_tokens
+from fusion.text import CJK_CHAR, Unit, content_terms, split_units, word_norms
 from fusion.types import Prompt
 
 
@@ -211,7 +211,7 @@ class CandidatePool:
     def words_elsewhere(self, own: int) -> list[set[str]]:
         """The normalised words of every candidate but ``own``, and of the prompt."""
         if self._lower_words is None:
-            self._lower_words = [
-                {t.norm for t in word_tokens(text)} for text in self.texts
-            ] + [{t.norm for t in word_tokens(f"{self.prompt.system or ''} {self.prompt.text}")}]
+            self._lower_words = [word_norms(text) for text in self.texts] + [
+                word_norms(f"{self.prompt.system or ''} {self.prompt.text}")
+            ]
         return [w for k, w in enumerate(self._lower_words) if k != own]

@@ -49,6 +49,51 @@ print(json.dumps({"code": code, "wall": wall, "cpu": use.ru_utime + use.ru_stime
 """
 
 
+# Memory after a run in a long-lived process (the app server): resident size once the run is done, with
+# and without the queue's release (fusion.limits.release_memory) at the end of the slot.
+_MEMORY_CHILD = r"""
+import asyncio, gc, json, os, sys
+sys.path.insert(0, sys.argv[1])
+os.environ["LITELLM_OFFLINE_MODE"] = "true"
+from fusion.fusors import ExtractiveFusor
+from fusion.limits import WorkQueue
+from fusion.pipeline import acomplete, supplied_candidates
+from fusion.selectors import ConsensusSelector
+from fusion.types import Prompt, Run
+
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+
+obj = json.loads(open(sys.argv[2]).read())
+start = rss()
+run = Run(prompt=Prompt(obj["prompt"]), candidates=supplied_candidates(obj["candidates"]))
+del obj
+work = lambda: asyncio.run(acomplete(run, selector=ConsensusSelector(), fusor=ExtractiveFusor()))
+if sys.argv[3] == "slot":
+    with WorkQueue(1).slot():
+        work()
+else:
+    work()
+held = rss()
+del run
+gc.collect()
+print(json.dumps({"start": start, "held": held, "freed": rss()}))
+"""
+
+
+def memory_after(infile: Path) -> dict[str, dict[str, float]]:
+    out = {}
+    for how in ("plain", "slot"):
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEMORY_CHILD, str(ROOT), str(infile), how],
+            capture_output=True, text=True, cwd=ROOT, check=True,
+        )
+        out[how] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
 def default_data() -> Path:
     for parent in ROOT.parents:
         if (parent / "shared" / "data").is_dir():
@@ -97,11 +142,18 @@ def main() -> int:
     ap.add_argument("--before", default=DEFAULT_BEFORE, help="baseline commit (default: %(default)s)")
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument(
+        "--memory-only", action="store_true",
+        help="only the memory a long-lived process keeps after a run of the largest size, with and without "
+        "the queue's release; written to bench/results/large_input_memory.md",
+    )
     args = ap.parse_args()
     data = args.data or default_data()
     if not (data / "alpaca_eval_judged8.jsonl").exists():
         print(f"large_input: no {data / 'alpaca_eval_judged8.jsonl'}; nothing measured", file=sys.stderr)
         return 1
+    if args.memory_only:
+        return memory_report(data, max(args.sizes), write_file=not args.no_write)
     rows = []
     with tempfile.TemporaryDirectory(prefix="large_input_") as tmp:
         old = Path(tmp) / "before"
@@ -128,6 +180,38 @@ def main() -> int:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=False)
     if not args.no_write:
         write(rows, args)
+    return 0
+
+
+def memory_report(data: Path, size: int, *, write_file: bool) -> int:
+    with tempfile.TemporaryDirectory(prefix="large_input_") as tmp:
+        infile = Path(tmp) / "in.jsonl"
+        prompt = "Answer each of these questions in turn."
+        infile.write_text(json.dumps({"id": "large", "prompt": prompt, "candidates": candidates(data, size)}) + "\n")
+        got = memory_after(infile)
+    lines = [
+        "# Large input: memory a long-lived process keeps after one run",
+        "",
+        "```",
+        f".venv/bin/python bench/large_input.py --memory-only --sizes {size}",
+        "```",
+        "",
+        f"8 candidates of {size:,} characters fused offline (pick, fusion, attribution) in a fresh process, "
+        "as the app server does; resident size (VmRSS) before, once the run is done (the run still held, "
+        "as the page holds it to show it) and after the run is dropped. *slot*: inside "
+        "`fusion.limits.WorkQueue.slot`, whose end collects and returns free memory to the system "
+        "(`malloc_trim`); *plain*: without.",
+        "",
+        "| | start (MB) | run done, still held (MB) | run dropped (MB) |",
+        "|---|---|---|---|",
+    ]
+    for how, label in (("plain", "plain"), ("slot", "slot (the app's path for heavy input)")):
+        g = got[how]
+        lines.append(f"| {label} | {g['start']:.0f} | {g['held']:.0f} | {g['freed']:.0f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if write_file:
+        (ROOT / "bench" / "results" / "large_input_memory.md").write_text(text, encoding="utf-8")
     return 0
 
 

@@ -118,3 +118,33 @@ def test_slot_alignment_on_a_large_pool_pairs_in_order(big: list[str]) -> None:
     partners = [v.position for v in align(ctx, backbone, other) if v is not None]
     assert len(partners) > 50
     assert partners == sorted(partners) and len(set(partners)) == len(partners)
+
+
+def test_the_selector_and_the_fusor_count_long_consensus_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """They run at the same time on the same candidates: the second waits for the first's scores."""
+    import threading
+
+    from fusion import selectors
+
+    calls = []
+    real = selectors.chrf_matrix
+
+    def counted(texts: list[str]) -> list[list[float]]:
+        calls.append(len(texts))
+        return real(texts)
+
+    monkeypatch.setattr(selectors, "chrf_matrix", counted)
+    monkeypatch.setattr(selectors, "_SCORES", type(selectors._SCORES)())
+    texts = _answers(15_000, n=8, seed=11)
+    assert sum(map(len, texts)) >= selectors.SHARED_CHARS
+    got: list[list[float]] = []
+    threads = [threading.Thread(target=lambda: got.append(consensus_scores(texts))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert calls == [8]
+    assert len(got) == 3 and got[0] == got[1] == got[2]
+    monkeypatch.setattr(selectors, "SHARED_CHARS", 10**12)  # the plain computation gives the same scores
+    assert consensus_scores(texts) == got[0]
+    assert calls == [8, 8]

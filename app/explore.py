@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import streamlit as st
@@ -417,6 +418,21 @@ def fused_counter(status: Any) -> Any:
     return on_token
 
 
+def offline_slot(run: Run, config: MethodConfig, status: Any) -> AbstractContextManager[Any]:
+    """A turn in the server's queue for heavy offline work (:mod:`fusion.limits`): large pasted or
+    uploaded candidates wait, saying for how many others, so that one visitor's input never has every
+    core; small runs and model-backed ones go at once."""
+    from fusion.limits import is_heavy, shared_queue, waiting_message
+
+    if not config.offline or not is_heavy([c.text for c in run.candidates if c.ok]):
+        return nullcontext()
+
+    def on_wait(ahead: int) -> None:
+        status.update(label=waiting_message(ahead), state="running")
+
+    return shared_queue().slot(on_wait=on_wait)
+
+
 def finish(run: Run, config: MethodConfig, *, attempt: tuple[Any, ...], stream_fusion: bool) -> Run | None:
     """Pick, fuse, attribute and save a run whose candidates are known. A failure is remembered under
     ``attempt`` and shown; the previous result stays on screen."""
@@ -429,12 +445,13 @@ def finish(run: Run, config: MethodConfig, *, attempt: tuple[Any, ...], stream_f
             with st.status("Choosing and fusing ...", expanded=stream_fusion) as status:
                 # A blind run must not show which text is the fusion while it is written: count, don't show.
                 on_token = fused_streamer(st.empty()) if stream_fusion else fused_counter(status)
-                asyncio.run(until_stopped(  # a closed tab or a new run ends the calls (fusion.cancel)
-                    acomplete(
-                        run, selector=selector, fusor=fusor, on_stage=stage_reporter(status), on_fused_token=on_token
-                    ),
-                    session_gone(),
-                ))
+                with offline_slot(run, config, status):
+                    asyncio.run(until_stopped(  # a closed tab or a new run ends the calls (fusion.cancel)
+                        acomplete(
+                            run, selector=selector, fusor=fusor, on_stage=stage_reporter(status), on_fused_token=on_token
+                        ),
+                        session_gone(),
+                    ))
         box.empty()
         # The selector and fusor report their own failures on the run instead of raising; here, with the
         # candidates already known, a run without a pick or a fusion is a failed attempt: say why and keep

@@ -87,9 +87,13 @@ class Derived:
     diff: Any  # fusion.diff.SentenceDiff, or None without a pick and a fusion
 
 
-_DERIVED: OrderedDict[str, Derived] = OrderedDict()
+_DERIVED: OrderedDict[str, tuple[Derived, int]] = OrderedDict()  # value and the run's size in characters
 _DERIVED_LOCK = threading.Lock()  # module state is shared by every session of the server
 _DERIVED_MAX = 64
+# The cache also stops at this many characters of runs in all: reports of 8 pasted candidates of 150,000
+# characters would otherwise stay in the server's memory long after their visitor left. A run larger
+# than this is not kept at all.
+_DERIVED_MAX_CHARS = 2_000_000
 
 
 def _fingerprint(run: Run) -> str:
@@ -112,7 +116,7 @@ def derived(run: Run) -> Derived:
         hit = _DERIVED.get(key)
         if hit is not None:
             _DERIVED.move_to_end(key)
-            return hit
+            return hit[0]
     parts = None
     if run.fused is not None and not run.fused.error and run.attribution is not None:
         parts = partition(run.fused.text, run.attribution, len(run.candidates))
@@ -123,9 +127,12 @@ def derived(run: Run) -> Derived:
         kept = None
     diff = run_diff(run)
     value = Derived(parts=parts, kept=kept, diff=diff)
+    size = sum(len(c.text) for c in run.candidates) + (len(run.fused.text) if run.fused else 0)
+    if size > _DERIVED_MAX_CHARS:
+        return value
     with _DERIVED_LOCK:
-        _DERIVED[key] = value
-        while len(_DERIVED) > _DERIVED_MAX:
+        _DERIVED[key] = (value, size)
+        while len(_DERIVED) > _DERIVED_MAX or sum(n for _, n in _DERIVED.values()) > _DERIVED_MAX_CHARS:
             _DERIVED.popitem(last=False)
     return value
 

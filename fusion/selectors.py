@@ -13,9 +13,11 @@ have one entry per candidate passed, in the order passed (``None`` score for an 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import threading
+from collections import OrderedDict
 from typing import Any, Coroutine, Protocol, Sequence, TypeVar, runtime_checkable
 
 from fusion.client import CompletionRequest, ModelClient
@@ -78,12 +80,60 @@ def unusable_reason(c: Candidate) -> str:
 
 
 def consensus_scores(texts: Sequence[str]) -> list[float]:
-    """Each text's mean symmetric chrF agreement with all the others (1.0 for a lone text)."""
+    """Each text's mean symmetric chrF agreement with all the others (1.0 for a lone text).
+
+    The selector and the extractive fusor both need these for the same candidates, at the same time (they
+    run concurrently): for long candidates (:data:`SHARED_CHARS` characters in all) the second caller
+    waits for the first one's scores instead of counting them again. Only the scores are remembered, under
+    a digest of the texts, for the last few candidate sets."""
     k = len(texts)
     if k == 0:
         return []
     if k == 1:
         return [1.0]
+    if sum(len(t) for t in texts) < SHARED_CHARS:
+        return _consensus_scores(texts)
+    digest = hashlib.sha256()
+    for t in texts:
+        digest.update(t.encode("utf-8", "surrogatepass") + b"\x00")
+    key = digest.digest()
+    with _SCORES_LOCK:
+        done = _SCORES.get(key)
+        pending = _PENDING.get(key)
+        mine = done is None and pending is None
+        if mine:
+            pending = _PENDING[key] = threading.Event()
+    if done is not None:
+        return list(done)
+    if not mine:
+        assert pending is not None
+        pending.wait()
+        with _SCORES_LOCK:
+            done = _SCORES.get(key)
+        return list(done) if done is not None else _consensus_scores(texts)
+    try:
+        scores = _consensus_scores(texts)
+        with _SCORES_LOCK:
+            _SCORES[key] = scores
+            while len(_SCORES) > 8:
+                _SCORES.popitem(last=False)
+        return list(scores)
+    finally:
+        with _SCORES_LOCK:
+            _PENDING.pop(key, None)
+        assert pending is not None
+        pending.set()
+
+
+# Candidates of at least this many characters in all share one computation of their consensus scores.
+SHARED_CHARS = 100_000
+_SCORES: OrderedDict[bytes, list[float]] = OrderedDict()
+_PENDING: dict[bytes, threading.Event] = {}
+_SCORES_LOCK = threading.Lock()
+
+
+def _consensus_scores(texts: Sequence[str]) -> list[float]:
+    k = len(texts)
     m = chrf_matrix(texts)
     return [sum((m[i][j] + m[j][i]) / 2 for j in range(k) if j != i) / (k - 1) for i in range(k)]
 

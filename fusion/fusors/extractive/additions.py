@@ -15,7 +15,7 @@ from itertools import chain
 from typing import Sequence
 
 from fusion.fusors.extractive.context import FusionContext
-from fusion.fusors.extractive.placing import follows_own, place
+from fusion.fusors.extractive.placing import alike_at_all, follows_own, place
 from fusion.fusors.extractive.reading import (
     in_own_voice,
     inner_names,
@@ -125,8 +125,9 @@ def covered(ctx: FusionContext, v: CandidateUnit, placed: Sequence[PlacedUnit], 
     their content terms, at least ``threshold`` ("Walk the aisle regularly" beside "Walk along the
     aisle every hour")."""
     weights = ctx.weights(v)
+    near = ctx.similarity.near[v.text_id]
     for p in placed:
-        if p.structural:
+        if p.structural or not alike_at_all(v, p.source, near):
             continue
         if ctx.cover(v, p.source) >= threshold:
             return True

@@ -74,11 +74,14 @@ def match_placed(ctx: FusionContext, w: CandidateUnit, placed: Sequence[PlacedUn
     settings = ctx.settings
     best, best_score = None, 0.0
     weights = ctx.weights(w)
+    near = ctx.similarity.near[w.text_id]
     for i, p in enumerate(placed):
         if p.source.uid == w.uid or p.layout.uid == w.uid:
             return i
         if p.structural != w.structural:
             continue
+        if not alike_at_all(w, p.source, near):
+            continue  # chrF and term Dice both 0: no score to beat the best with
         score = ctx.cover(w, p.source)
         if score < settings.support_threshold:
             # Or the same content words (a paraphrase chrF misses), as in the redundancy check.
@@ -87,6 +90,12 @@ def match_placed(ctx: FusionContext, w: CandidateUnit, placed: Sequence[PlacedUn
         if score > best_score:
             best, best_score = i, score
     return best
+
+
+def alike_at_all(w: CandidateUnit, u: CandidateUnit, near: set[int]) -> bool:
+    """Whether chrF or term Dice between w and u can be above 0: u's similarity text is w's or near it,
+    or they share a content term. A cheap test that saves measuring most pairs in long answers."""
+    return u.text_id == w.text_id or u.text_id in near or not w.terms.keys().isdisjoint(u.terms)
 
 
 def insert_index(ctx: FusionContext, v: CandidateUnit, placed: Sequence[PlacedUnit]) -> int | None:

@@ -42,6 +42,10 @@ def prune(
                 drop[keep] = False
     kept: list[PlacedUnit] = []
     dropped: set[int] = set()
+    # Kept content units by similarity text: a near-duplicate has chrF above 0 both ways, so it is the
+    # same text or one of ``near``; only those are compared, not every kept unit (quadratic in long
+    # answers).
+    kept_by_text: dict[int, list[CandidateUnit]] = {}
     for p, gone in zip(placed, drop):
         if gone:
             dropped.add(p.layout.uid)
@@ -52,12 +56,25 @@ def prune(
             not p.structural
             and not is_numbered_item(p.source)
             and not p.source.heading_like
-            and any(near_duplicate(ctx, p.source, k.source) for k in kept if not k.structural)
+            and any(near_duplicate(ctx, p.source, k) for k in _alike_kept(ctx, p.source, kept_by_text))
         ):
             dropped.add(p.layout.uid)
             continue
         kept.append(p)
+        if not p.structural:
+            kept_by_text.setdefault(p.source.text_id, []).append(p.source)
     return kept, dropped
+
+
+def _alike_kept(
+    ctx: FusionContext, u: CandidateUnit, kept_by_text: dict[int, list[CandidateUnit]]
+) -> list[CandidateUnit]:
+    """The kept content units whose similarity text is u's or near it (the only ones chrF can find alike)."""
+    near = ctx.similarity.near[u.text_id]
+    ids = [t for t in near if t in kept_by_text] if len(near) < len(kept_by_text) else [
+        t for t in kept_by_text if t in near
+    ]
+    return [k for t in [u.text_id, *ids] for k in kept_by_text.get(t, ())]
 
 
 def _outlier(ctx: FusionContext, row: Sequence[CandidateUnit], p: PlacedUnit) -> bool:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import chain
 from typing import Sequence
 
 from fusion.coherence import COLONS, bold_heading, ends_with_colon
 from fusion.fusors.extractive.reading import CHECKBOX, FORMAT_CHARS
-from fusion.text import Unit, content_terms, is_cjk, split_units, word_tokens
+from fusion.text import CJK_CHAR, Unit, content_terms, split_units, word_norms
 from fusion.types import Prompt
 
 
@@ -87,11 +88,12 @@ class CandidateUnit:
             return not self.item_lead_in
         return self.unit.kind == "sentence" and not self.heading_like
 
-    @property
+    @cached_property
     def weight(self) -> int:
-        """Size of the content in characters, a CJK character counting as two (it carries about a word)."""
+        """Size of the content in characters, a CJK character counting as two (it carries about a word).
+        Remembered: the additions ask for it once per comparison."""
         content = "".join(self.unit.content.split())
-        return len(content) + sum(1 for ch in content if is_cjk(ch))
+        return len(content) + len(CJK_CHAR.findall(content))
 
 
 @dataclass(eq=False)
@@ -209,7 +211,7 @@ class CandidatePool:
     def words_elsewhere(self, own: int) -> list[set[str]]:
         """The normalised words of every candidate but ``own``, and of the prompt."""
         if self._lower_words is None:
-            self._lower_words = [
-                {t.norm for t in word_tokens(text)} for text in self.texts
-            ] + [{t.norm for t in word_tokens(f"{self.prompt.system or ''} {self.prompt.text}")}]
+            self._lower_words = [word_norms(text) for text in self.texts] + [
+                word_norms(f"{self.prompt.system or ''} {self.prompt.text}")
+            ]
         return [w for k, w in enumerate(self._lower_words) if k != own]

@@ -21,6 +21,8 @@ from typing import Any, Mapping, Sequence
 
 import plotly.graph_objects as go
 
+from fusion.text import plural
+
 
 FONT = dict(size=13)
 REFERENCE_COLOR = "#6b7280"
@@ -113,7 +115,8 @@ def win_rate_vs_n_figure(points: list[dict], *, title: str = "Win rate by number
                 marker=dict(size=8),
                 error_y=_errors(rows, ys),
                 # n beside every point, so a point resting on a handful of votes reads as such.
-                text=[f"n={c}" if c is not None else "" for c in counts],
+                # "5 votes", not "n=5": on an axis of N, "n=5" at N = 3 reads as a mistake.
+                text=[plural(c, "vote") if c is not None else "" for c in counts],
                 textposition="top right",  # above the line: clear of the dashed 50% line and the error bar
                 cliponaxis=False,  # the last point's label may reach into the right margin
                 textfont=dict(size=11, color=REFERENCE_COLOR),

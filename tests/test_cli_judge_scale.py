@@ -186,3 +186,21 @@ def test_scale_live_samples_the_largest_n_once(tmp_path: Path, db: Any, openai_s
     assert sorted(runs) == ["k1", "k3"]
     assert runs["k1"].candidates[0].text == runs["k3"].candidates[0].text  # the same draw, nested
     assert runs["k3"].fused.method == "llm:openai/fusor"
+
+
+def test_an_unreachable_judge_stops_after_a_few_runs(tmp_path: Path, db: Any, openai_server, capsys) -> None:
+    path = scenario_lines(tmp_path)
+    assert main(["scale", str(path), "--n", "3,5", "--experiment", "e5", "-q"]) == 0  # 8 runs to judge
+    code = main(["judge", "--model", "openai/error500", "--api-base", openai_server.url, "--retries", "0",
+                 "--concurrency", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "stopping" in err and "Traceback" not in err
+    assert len(openai_server.requests) == 3 * 2  # three runs, both orders each; the other five not tried
+
+
+def test_scale_says_a_line_that_cannot_reach_the_largest_n_is_not_worth_a_rerun(tmp_path: Path, db: Any, capsys) -> None:
+    path = lines(tmp_path, [{"id": "short", "prompt": "Too few?", "candidates": BASIL[:3]}])
+    assert main(["scale", str(path), "--n", "1,5", "--experiment", "e6", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "lower the largest --n or leave the line out" in err
+    assert "1 line could not be used" in err and "run the same command again" not in err

@@ -75,5 +75,5 @@ def test_percent_histogram_spans_exactly_0_to_100_and_counts_the_top_edge() -> N
 
 def test_win_rate_against_n_labels_points_with_their_votes() -> None:
     fig = win_rate_vs_n_figure([{"n": 2, "win_rate": 0.5, "count": 6}, {"n": 8, "win_rate": 0.7, "count": 17}])
-    assert list(fig.data[0].text) == ["n=6", "n=17"]
+    assert list(fig.data[0].text) == ["6 votes", "17 votes"]
     assert list(fig.layout.xaxis.range) == [1.5, 8.5]

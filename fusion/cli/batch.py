@@ -178,6 +178,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     claims = DatabaseClaims(engine, lease_s=args.lease)
     bar = CountBar(len(items) + len(input_failures), "batch", quiet=args.quiet)
     cache = make_cache(not args.no_cache) if pool else None
+    if cache is not None:
+        cache.on_wait = bar.lock_wait  # a wait on another process's call shows in the progress line
     prompt_rate = RateLimiter(args.rate_limit) if args.rate_limit and args.offline else None
     try:
         report = asyncio.run(

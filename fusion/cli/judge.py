@@ -17,6 +17,7 @@ from fusion.text import plural
 from fusion.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
 DEFAULT_CONCURRENCY = 4
+GIVE_UP_AFTER = 3  # failures before any success: the judge is unreachable or unusable, not one bad reply
 
 
 def pairwise_judge(model: str, *, api_base: str | None, timeout: float, retries: int, rate_limit: float | None,
@@ -48,10 +49,14 @@ async def judge_runs(engine: Any, judge: Any, run_ids: list[str], *, concurrency
 
     sem = asyncio.Semaphore(max(1, concurrency))
     stored = failed = 0
+    given_up: list[str] = []
 
     async def one(run_id: str) -> None:
         nonlocal stored, failed
         async with sem:
+            if given_up:  # the judge could not be reached on the first tries: don't try every run
+                bar.advance(skipped=True)
+                return
             run = await asyncio.to_thread(load_run, engine, run_id)
             if run is None or run.bon_text is None or run.fused is None or not run.fused.text:
                 bar.advance(skipped=True)  # deleted or changed since the queue was read
@@ -61,6 +66,10 @@ async def judge_runs(engine: Any, judge: Any, run_ids: list[str], *, concurrency
                 failed += 1
                 eprint(f"run {run_id}: {verdict.error}")
                 bar.advance(ok=False)
+                if not stored and failed >= GIVE_UP_AFTER and not given_up:
+                    given_up.append(run_id)
+                    eprint(f"error: the judge failed on the first {failed} runs and judged none; stopping "
+                           "(check the model name, --api-base and the key, then run the same command again).")
                 return
             await asyncio.to_thread(record_judge_verdict, engine, run_id, verdict)
             stored += 1

@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             client=get_client(),
             selector=selector,
             fusor=fusor,
-            cache=make_cache(not args.no_cache),
+            cache=_cache_reporting_to(progress, make_cache(not args.no_cache)),
             regenerate=args.regenerate,
             concurrency=args.concurrency,
             tags=args.tag or [],
@@ -117,6 +117,13 @@ def format_run(run: Any) -> str:
         )
         lines += ["", f"Attribution: {run.attribution.copied_fraction:.0%} copied from candidates ({shares})"]
     return "\n".join(lines)
+
+
+def _cache_reporting_to(progress: Any, cache: Any) -> Any:
+    """The cache, its waits on other processes' calls reported on the candidates' progress lines."""
+    if cache is not None:
+        cache.on_wait = progress.lock_wait
+    return cache
 
 
 def read_prompt(args: argparse.Namespace) -> str:

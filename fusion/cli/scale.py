@@ -34,7 +34,10 @@ async def _base_run(item: Any, settings: Any, methods: Any, cache: Any, nmax: in
 
     if item.candidates is not None:
         if len(item.candidates) < nmax:
-            raise InputError(f"N = {nmax} needs {nmax} candidates; this line has {len(item.candidates)}")
+            raise InputError(
+                f"N = {nmax} needs {nmax} candidates; this line has {len(item.candidates)}. Every prompt of an "
+                "experiment is compared at every N, so lower the largest --n or leave the line out"
+            )
         candidates = [Candidate(index=i, text=t, sample_index=i) for i, t in enumerate(item.candidates)]
         return Run(prompt=item.prompt, candidates=candidates, source=SCALE_SOURCE, tags=list(item.tags))
     if settings.offline:
@@ -54,10 +57,10 @@ async def _scale_all(items: list[Any], *, ks: list[int], experiment: str, settin
     from storage.runs import existing_run_ids, save_run
 
     sem = asyncio.Semaphore(max(1, concurrency))
-    failed = 0
+    failed = unusable = 0
 
     async def one(item: Any) -> None:
-        nonlocal failed
+        nonlocal failed, unusable
         async with sem:
             base_id = batch_run_id(item, settings)
             have = await asyncio.to_thread(existing_run_ids, engine, [f"{base_id}-k{k}" for k in ks])
@@ -71,6 +74,11 @@ async def _scale_all(items: list[Any], *, ks: list[int], experiment: str, settin
                 runs = await ascale(base, missing, experiment, selector=methods.selector, fusor=methods.fusor)
                 for run in runs:
                     await asyncio.to_thread(save_run, engine, run)
+            except InputError as exc:  # the line itself: a retry gives the same answer
+                unusable += 1
+                eprint(f"{item.label}: {exc}")
+                bar.advance(ok=False)
+                return
             except FusionError as exc:
                 failed += 1
                 eprint(f"{item.label}: {exc}")
@@ -79,7 +87,7 @@ async def _scale_all(items: list[Any], *, ks: list[int], experiment: str, settin
             bar.advance(ok=True)
 
     await asyncio.gather(*(one(item) for item in items))
-    return failed
+    return failed, unusable
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
@@ -115,17 +123,23 @@ def cmd_scale(args: argparse.Namespace) -> int:
     engine = open_database()
     cache = make_cache(not args.no_cache) if methods.pool else None
     bar = CountBar(len(items), f"scale N={','.join(map(str, ks))}", quiet=args.quiet)
+    if cache is not None:
+        cache.on_wait = bar.lock_wait
     try:
-        failed = asyncio.run(_scale_all(items, ks=ks, experiment=experiment, settings=settings, methods=methods,
+        failed, unusable = asyncio.run(_scale_all(items, ks=ks, experiment=experiment, settings=settings, methods=methods,
                                         engine=engine, cache=cache, concurrency=args.concurrency, bar=bar))
     finally:
         bar.close()
         if cache is not None and hasattr(cache, "close"):
             cache.close()
-    failed += len(failures)
+    unusable += len(failures)
     tag = f"{SCALE_TAG}{experiment}"
+    said = [f"{failed} failed (run the same command again to retry them)"] if failed else []
+    if unusable:
+        said.append(f"{plural(unusable, 'line')} could not be used (see above; a rerun gives the same)")
     eprint(f"scale: {plural(len(items), 'prompt')} x N = {', '.join(map(str, ks))}; runs tagged {tag}"
-           + (f"; {failed} failed (run the same command again to retry them)." if failed else "."))
+           + ("; " + "; ".join(said) + "." if said else "."))
+    failed += unusable
     if judge is not None:
         from fusion.pairwise import judge_annotator
         from storage.votes import annotation_queue

@@ -37,7 +37,9 @@ ROLES = ("candidate", "judge", "fusor")
 # CLI processes starting at once on two loaded cores timed out on their first good requests).
 TIMEOUT = 5.0
 ENGINE_LANES = 5  # engine cells run concurrently, this many at a time
-RETRIES = 1
+# Two retries, as the CLI's default: with one, a loaded machine sometimes let a first attempt time out before
+# the server had read it, so the retry was the request the flaky server fails ("HTTP 500 after 2 attempts").
+RETRIES = 2
 GOOD = {"candidate": "ok", "judge": "judge", "fusor": "fusor"}
 
 

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from fusion.client import CompletionRequest, ModelClient
 from fusion.errors import InputError, ProviderError
-from fusion.selectors import _escape_tags
+from fusion.selectors import escape_tags, judged_prompt_text
 from fusion.types import DEFAULT_TIMEOUT_S, Prompt
 
 SYSTEMS = ("fused", "bon")
@@ -241,13 +241,11 @@ class PairwiseJudge:
         return f"PairwiseJudge(model={self.model!r}, api_base={self.api_base!r})"
 
     def build_request(self, prompt: Prompt, a: str, b: str) -> CompletionRequest:
-        prompt_text = prompt.text
-        if prompt.system:
-            prompt_text = f"[System instructions given to the assistant]\n{prompt.system}\n\n[User]\n{prompt.text}"
+        prompt_text = judged_prompt_text(prompt)
         user = _USER.format(
-            prompt=_escape_tags(prompt_text, _TAGS),
-            a=_escape_tags(a, _TAGS),
-            b=_escape_tags(b, _TAGS),
+            prompt=escape_tags(prompt_text, _TAGS),
+            a=escape_tags(a, _TAGS),
+            b=escape_tags(b, _TAGS),
         )
         return CompletionRequest.from_messages(
             self.model,

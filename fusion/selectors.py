@@ -332,15 +332,11 @@ class JudgeSelector:
         return f"judge:{self.model}"
 
     def build_request(self, prompt: Prompt, candidate: Candidate) -> CompletionRequest:
-        prompt_text = prompt.text
-        if prompt.system:
-            prompt_text = (
-                f"[System instructions given to the assistant]\n{prompt.system}\n\n[User]\n{prompt.text}"
-            )
+        prompt_text = judged_prompt_text(prompt)
         user = _JUDGE_USER.format(
             rubric=self.rubric,
-            prompt=_escape_tags(prompt_text, ("prompt", "response")),
-            response=_escape_tags(candidate.text, ("prompt", "response")),
+            prompt=escape_tags(prompt_text, ("prompt", "response")),
+            response=escape_tags(candidate.text, ("prompt", "response")),
         )
         return CompletionRequest.from_messages(
             self.model,
@@ -391,7 +387,14 @@ class JudgeSelector:
 _TAG_CACHE: dict[tuple[str, ...], re.Pattern[str]] = {}
 
 
-def _escape_tags(text: str, names: Sequence[str]) -> str:
+def judged_prompt_text(prompt: Prompt) -> str:
+    """The prompt as a judge reads it: the system message, when there is one, labelled before the user's."""
+    if not prompt.system:
+        return prompt.text
+    return f"[System instructions given to the assistant]\n{prompt.system}\n\n[User]\n{prompt.text}"
+
+
+def escape_tags(text: str, names: Sequence[str]) -> str:
     """Defang look-alikes of our delimiters (``</response>``, ``< prompt``, full-width ``＜``) inside
     untrusted text, so that it cannot end its block early."""
     key = tuple(names)

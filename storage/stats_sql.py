@@ -30,18 +30,16 @@ Uses SQLAlchemy core only and the tables of ``storage.tables``; works on SQLite 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine, select
 from sqlmodel import SQLModel
 
 import storage.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from fusion.pairwise import JUDGE_PREFIX
-from storage.db import READ_ONLY
+from storage.sql import reading
 
 _tables = SQLModel.metadata.tables
 _runs = _tables["runs"]
@@ -71,18 +69,6 @@ class VoteColumns:
         return len(self.run_id)
 
 
-@contextmanager
-def _reading(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as conn:
-        conn = conn.execution_options(**{READ_ONLY: True})
-        if conn.dialect.name == "postgresql":
-            # One snapshot for the four statements (SQLite's read transaction gives one already): under
-            # READ COMMITTED a vote cast in between could come without its run's labels.
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            yield conn
-
-
 def vote_columns(engine: Engine, *, tag: str | None = None, people_only: bool = True) -> VoteColumns:
     """The votes (on runs with ``tag`` if given) as the statistics read them; see the module docstring.
 
@@ -108,7 +94,7 @@ def vote_columns(engine: Engine, *, tag: str | None = None, people_only: bool = 
         _run_model_groups.c.run_id.in_(voted_runs)
     )
     tag_stmt = select(_run_tags.c.run_id, _run_tags.c.tag).where(_run_tags.c.run_id.in_(voted_runs))
-    with _reading(engine) as conn:
+    with reading(engine) as conn:  # one snapshot for the statements of a read (storage.sql)
         rows = conn.execute(vote_stmt).all()
         if not rows:
             return VoteColumns([], [], [], [], [], {MODEL_SPLIT: [], N_SPLIT: [], TAG_SPLIT: []})
@@ -159,7 +145,7 @@ def attribution_columns(engine: Engine, *, tag: str | None = None) -> Attributio
     )
     if tag:
         stmt = stmt.where(_fusions.c.run_id.in_(select(_run_tags.c.run_id).where(_run_tags.c.tag == tag)))
-    with _reading(engine) as conn:
+    with reading(engine) as conn:  # one snapshot for the statements of a read (storage.sql)
         rows = conn.execute(stmt).all()
     return AttributionColumns(
         copied_fraction=[None if c is None else float(c) for c, _, _ in rows],

@@ -33,7 +33,6 @@ from fusion.cli.options import (
     sampling_settings,
 )
 from fusion.errors import InputError
-from fusion.pipeline import split_pool
 from fusion.types import MAX_N
 
 BATCH_CONCURRENCY = 4
@@ -95,6 +94,8 @@ def live_methods(args: argparse.Namespace, models: list[str]) -> _Methods:
     from fusion.validate import check_n
 
     check_n(args.n)
+    from fusion.pipeline import split_pool  # the pipeline loads the fusors: only when used
+
     pool = split_pool(models, args.n, api_base=args.api_base) if models else []
     if pool:
         check_keys(pool)

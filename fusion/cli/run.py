@@ -23,7 +23,6 @@ from fusion.cli.options import (
     make_cache,
     sampling_settings,
 )
-from fusion.pipeline import split_pool
 from fusion.types import MAX_N, Prompt
 
 
@@ -36,6 +35,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_prompt(args.prompt)
     check_n(args.n)
     models = args.model or []
+    from fusion.pipeline import split_pool  # the pipeline loads the fusors: only when used
+
     pool = split_pool(models, args.n, api_base=args.api_base)
     check_keys(pool)
     get_client = client_factory()

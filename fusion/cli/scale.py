@@ -21,7 +21,6 @@ from fusion.cli.batch import batch_settings, live_methods, offline_methods
 from fusion.cli.judge import judge_runs, pairwise_judge
 from fusion.cli.options import EXIT_FAILED, EXIT_OK, add_fusor_opts, add_sampling, eprint, make_cache, open_in
 from fusion.errors import FusionError, InputError
-from fusion.scaling import SCALE_TAG, parse_ks
 from fusion.text import plural
 
 SCALE_SOURCE = "scale"
@@ -93,6 +92,7 @@ async def _scale_all(items: list[Any], *, ks: list[int], experiment: str, settin
 def cmd_scale(args: argparse.Namespace) -> int:
     from fusion.batch import read_items
     from fusion.progress import CountBar
+    from fusion.scaling import SCALE_TAG, parse_ks  # the pipeline and its fusors: not on every command's start
     from storage.migrations import open_database
 
     ks = parse_ks(args.n)

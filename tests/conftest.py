@@ -158,3 +158,22 @@ def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     st.cache_resource.clear()
     st.cache_data.clear()
     eng.dispose()
+
+
+@pytest.fixture
+def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """For AppTest: a fresh database, no provider key and no server URL or key bases from the environment
+    (the app must start in offline mode); yields the database's path."""
+    for name in list(os.environ):
+        if name.endswith("_API_KEY"):
+            monkeypatch.delenv(name)
+    for name in ("DATABASE_URL", "FUSION_API_BASE", "FUSION_KEY_BASES"):
+        monkeypatch.delenv(name, raising=False)
+    db = tmp_path / "app.db"
+    monkeypatch.setenv("FUSION_DB_PATH", str(db))
+    # st.cache_resource would otherwise hand this test the engine of an earlier test's database.
+    import streamlit as st
+
+    st.cache_resource.clear()
+    yield db
+    st.cache_resource.clear()

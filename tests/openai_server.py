@@ -35,6 +35,10 @@ env var ``FAKE_OPENAI_LATENCY``, else 0).
 ``stall``      Streamed: sends half the chunks of an ``ok`` answer, then hangs. Plain: like ``hang``.
 ``cut``        Streamed: sends half the chunks, then closes the connection (no finish_reason, no [DONE]).
                Plain: closes the connection without an answer.
+``cued-ROLE``  ROLE is candidate, judge or fusor. Behaves as the prompt asks with a cue anywhere in the
+               messages, ``[[cue candidate=hang@120 judge=error500]]``: the behaviour named for ROLE, else
+               ROLE's good one (``ok``, ``judge``, ``fusor``). One process (a batch) can then give every
+               line its own fault at its own role, since the judge and the fusor see the user's prompt.
 =============  ==============================================================================================
 
 Any other model name behaves like ``ok``.
@@ -82,7 +86,10 @@ BEHAVIOURS = (
     "ok", "slow", "echo", "judge", "fusor", "rate-limited", "flaky", "flaky429", "flaky-judge", "flaky-fusor",
     "error500", "error503", "error400",
     "auth", "notfound", "malformed", "html", "empty", "hang", "stall", "cut",
+    "cued-candidate", "cued-judge", "cued-fusor",
 )
+_CUE = re.compile(r"\[\[cue((?:\s+[a-z]+=[\w@.-]+)+)\s*\]\]")
+_CUED_GOOD = {"candidate": "ok", "judge": "judge", "fusor": "fusor"}
 
 
 @dataclass
@@ -145,6 +152,19 @@ def _last_user(body: dict[str, Any]) -> str:
                 return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
             return str(content or "")
     return ""
+
+
+def cued(body: dict[str, Any], role: str) -> str:
+    """The behaviour a ``[[cue ...]]`` in the messages names for ``role``, else the role's good one."""
+    for m in body.get("messages") or []:
+        content = m.get("content") if isinstance(m, dict) else None
+        text = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict)) if isinstance(
+            content, list) else str(content or "")
+        for found in _CUE.finditer(text):
+            pairs = dict(pair.split("=", 1) for pair in found.group(1).split())
+            if role in pairs:
+                return pairs[role]
+    return _CUED_GOOD.get(role, "ok")
 
 
 def _words(text: str) -> list[str]:
@@ -335,6 +355,8 @@ class FakeOpenAIServer:
 
     def _behaviour(self, model: str, body: dict[str, Any]) -> Reply:
         name, latency = parse_model(model)
+        if name.startswith("cued-"):  # before counting the body: the cued behaviour counts it once
+            return self._behaviour(cued(body, name[len("cued-"):]), body)
         delay = self.default_latency if latency is None else latency
         prompt = _last_user(body)
         seen = self._times_seen(body)

@@ -9,33 +9,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app" / "main.py")
-
-
-@pytest.fixture
-def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh database and no provider key: the app must start in offline mode."""
-    import os
-
-    for name in list(os.environ):
-        if name.endswith("_API_KEY"):
-            monkeypatch.delenv(name)
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("FUSION_API_BASE", raising=False)
-    db = tmp_path / "app.db"
-    monkeypatch.setenv("FUSION_DB_PATH", str(db))
-    # st.cache_resource would otherwise hand this test the engine of an earlier test's database.
-    import streamlit as st
-
-    st.cache_resource.clear()
-    yield db
-    st.cache_resource.clear()
 
 
 def new_app(query: dict[str, str] | None = None) -> AppTest:

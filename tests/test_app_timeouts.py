@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -16,24 +15,6 @@ pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 2  # seconds, typed into the sidebar
-
-
-@pytest.fixture
-def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    import os
-
-    for name in list(os.environ):
-        if name.endswith("_API_KEY"):
-            monkeypatch.delenv(name)
-    for name in ("DATABASE_URL", "FUSION_API_BASE", "FUSION_KEY_BASES"):
-        monkeypatch.delenv(name, raising=False)
-    db = tmp_path / "app.db"
-    monkeypatch.setenv("FUSION_DB_PATH", str(db))
-    import streamlit as st
-
-    st.cache_resource.clear()
-    yield db
-    st.cache_resource.clear()
 
 
 def plain(markdown: str) -> str:

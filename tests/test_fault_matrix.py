@@ -8,136 +8,27 @@ as much again. The CLI's start is dominated by importing litellm, so its process
 when the module begins and are read by the tests (each process carries one candidate, one judge and one
 fusor fault: nine runs cover the 27 cells).
 
-Not yet here (other parts of issue 12): ``batch`` and the app's live mode as entry points.
+The same faults through ``batch`` are in test_fault_matrix_batch.py, through the app's live mode in
+test_fault_matrix_app.py; what the three share is in fault_support.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
 import pytest
-
+from fault_support import (  # noqa: F401  (server and closed_base are pytest fixtures)
+    FAULTS, NAMES, RETRIES, ROLES, ROOT, TIMEOUT, Fault, Server, base_for, bound, closed_base, model_for,
+    names_fault, server, Launched,
+)
 
 pytestmark = pytest.mark.server
-
-ROOT = Path(__file__).resolve().parents[1]
-ROLES = ("candidate", "judge", "fusor")
-# Seconds per attempt: short, but not so short that a busy machine trips it on a good reply (at 2 s, ten
-# CLI processes starting at once on two loaded cores timed out on their first good requests).
-TIMEOUT = 5.0
 ENGINE_LANES = 5  # engine cells run concurrently, this many at a time
-# Two retries, as the CLI's default: with one, a loaded machine sometimes let a first attempt time out before
-# the server had read it, so the retry was the request the flaky server fails ("HTTP 500 after 2 attempts").
-RETRIES = 2
-GOOD = {"candidate": "ok", "judge": "judge", "fusor": "fusor"}
-
-
-@dataclass(frozen=True)
-class Fault:
-    name: str
-    models: dict[str, str]  # role -> the server behaviour that plays this fault ("" = the good one)
-    says: tuple[str, ...]  # the message names the fault with one of these (empty: the call recovers)
-    refused: bool = False  # the role's base URL is a port nobody listens on
-
-
-def _same(model: str) -> dict[str, str]:
-    return {role: model for role in ROLES}
-
-
-FAULTS = {
-    "429": Fault("429", _same("rate-limited"), ("Rate limited",)),
-    "500": Fault("500", _same("error500"), ("server error (HTTP 500)",)),
-    "503": Fault("503", _same("error503"), ("server error (HTTP 503)",)),
-    "refused": Fault("refused", {}, ("Could not reach",), refused=True),
-    # far longer than any bound below: a client that ignored its timeout could not pass
-    "hang": Fault("hang", _same("hang@120"), (f"Timed out after {TIMEOUT:g} s",)),
-    "malformed": Fault("malformed", _same("html"), ("malformed response",)),
-    # streamed, a stream that ends with no choice and no finish reason reads as broken off
-    "empty choices": Fault("empty choices", _same("empty"), ("malformed response", "broke off before it was complete")),
-    # the candidates and the app's fusor stream (broke off); the CLI's judge and fusor do not (connection)
-    "stream cut": Fault("stream cut", _same("cut"), ("broke off", "Could not reach")),
-    "flaky": Fault("flaky", {"candidate": "flaky", "judge": "flaky-judge", "fusor": "flaky-fusor"}, ()),
-}
-NAMES = list(FAULTS)
-
-
-def one_line(message: str | None) -> str:
-    assert message, "a failure without a message"
-    assert "\n" not in message and "Traceback" not in message, message
-    return message
-
-
-def names_fault(message: str | None, fault: Fault) -> None:
-    one_line(message)
-    assert any(s in message for s in fault.says), f"{fault.name}: {message!r} says none of {fault.says}"
-
-
-class Server:
-    """tests/openai_server.py in its own process (a server thread inside this busy test process stalled
-    good streams for seconds), never reset: the flaky behaviours count requests per body."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "openai_server.py"), "--port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line.startswith("READY "), "tests/openai_server.py did not start"
-        self.url = line.split(None, 1)[1].strip()
-
-    def stats(self) -> dict:
-        with urllib.request.urlopen(self.url + "/_stats", timeout=10) as resp:  # noqa: S310 - our localhost
-            return json.load(resp)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    s = Server()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def closed_base() -> str:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
-
-
-def model_for(fault: Fault | None, role: str) -> str:
-    behaviour = fault.models.get(role) if fault is not None else None
-    return "openai/" + (behaviour or GOOD[role])
-
-
-def base_for(fault: Fault | None, role: str, server: Server, closed: str) -> str:
-    return closed if fault is not None and fault.refused else server.url
-
-
-def bound(stages: int = 2) -> float:
-    """Longest a run may take: per stage two attempts and a backoff, plus slack for a loaded machine
-    (ten CLI runs at once on two shared cores took up to 47 s with a bound of 32 s, all of it
-    after their last model call)."""
-    return stages * ((1 + RETRIES) * TIMEOUT + 1.0) + 30.0
-
 
 # ------------------------------------------------------------------------------------------ engine API
 
@@ -220,44 +111,6 @@ def test_engine(fault_name: str, role: str, engine_results: dict[tuple[str, str]
 # ------------------------------------------------------------------------------------------ CLI
 
 
-@dataclass
-class CliRun:
-    faults: dict[str, str | None]  # role -> fault name (None: that role is good)
-    server: Server  # this run's own server: its log is this run's requests
-    proc: subprocess.Popen[str]
-    out: str = ""
-    err: str = ""
-    ended: float | None = None  # time.monotonic() when the process exited
-    done: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        threading.Thread(target=self._wait, daemon=True).start()
-
-    def _wait(self) -> None:
-        self.out, self.err = self.proc.communicate()
-        self.ended = time.time()
-        self.done.set()
-
-    @property
-    def code(self) -> int | None:
-        return self.proc.returncode
-
-    def wait(self, deadline: float) -> CliRun:
-        if not self.done.wait(max(0.0, deadline - time.monotonic())):
-            self.proc.kill()
-            self.done.wait(10)
-            pytest.fail(f"`run` with faults {self.faults} was still running after {CLI_LIMIT:.0f} s")
-        return self
-
-    def working_seconds(self) -> float:
-        """From this run's first request until the process ended: the run's own time, without the
-        seconds its start spent importing litellm on a busy machine."""
-        starts = self.server.stats()["started_at"]
-        assert starts, f"`run` with faults {self.faults} sent no request to the server"
-        assert self.ended is not None
-        return self.ended - min(starts)
-
-
 def cli_plan() -> list[dict[str, str | None]]:
     """Runs with one fault per role (None: that role is good), every (fault, role) once: fault i for the
     candidate, i + 3 for the judge, i + 6 for the fusor. ``--api-base`` is one URL for all candidates, so a
@@ -274,7 +127,7 @@ def cli_plan() -> list[dict[str, str | None]]:
     return plan
 
 
-def start_cli(faults: dict[str, str | None], closed: str) -> CliRun:
+def start_cli(faults: dict[str, str | None], closed: str) -> Launched:
     server = Server()
     at = {role: FAULTS[name] if name else None for role, name in faults.items()}
     cand = at["candidate"]
@@ -292,7 +145,7 @@ def start_cli(faults: dict[str, str | None], closed: str) -> CliRun:
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_OFFLINE_MODE": "true"}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return CliRun(faults, server, proc)
+    return Launched(faults, server, proc)
 
 
 # Ten processes importing litellm at once on a small, shared machine: the start alone can take minutes.
@@ -301,7 +154,7 @@ CLI_LIMIT = 400.0
 
 
 @pytest.fixture(scope="module")
-def cli_runs(closed_base: str) -> Iterator[tuple[list[CliRun], float]]:
+def cli_runs(closed_base: str) -> Iterator[tuple[list[Launched], float]]:
     runs = [start_cli(faults, closed_base) for faults in cli_plan()]
     yield runs, time.monotonic() + CLI_LIMIT
     for r in runs:
@@ -310,20 +163,26 @@ def cli_runs(closed_base: str) -> Iterator[tuple[list[CliRun], float]]:
         r.server.stop()
 
 
-def cli_run_with(cli_runs: tuple[list[CliRun], float], fault_name: str, role: str) -> CliRun:
+def cli_run_with(cli_runs: tuple[list[Launched], float], fault_name: str, role: str) -> Launched:
     runs, deadline = cli_runs
     [found] = [r for r in runs if r.faults[role] == fault_name]
     return found.wait(deadline)
 
 
-def candidate_line(out: str, index: int) -> str:
-    [line] = [x for x in out.splitlines() if x.startswith(f"[{index}] ")]
-    return line
+def only_line(text: str, start: str, r: Launched) -> str:
+    """The one line of ``text`` that starts with ``start``; a failure shows what the run printed."""
+    found = [x for x in text.splitlines() if x.startswith(start)]
+    assert len(found) == 1, f"{len(found)} lines start with {start!r}; exit {r.code}\nout:\n{r.out}\nerr:\n{r.err}"
+    return found[0]
+
+
+def candidate_line(r: Launched, index: int) -> str:
+    return only_line(r.out, f"[{index}] ", r)
 
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("fault_name", NAMES)
-def test_cli(fault_name: str, role: str, cli_runs: tuple[list[CliRun], float]) -> None:
+def test_cli(fault_name: str, role: str, cli_runs: tuple[list[Launched], float]) -> None:
     r = cli_run_with(cli_runs, fault_name, role)
     fault = FAULTS[fault_name]
     assert "Traceback" not in r.out + r.err, r.err
@@ -342,25 +201,25 @@ def test_cli(fault_name: str, role: str, cli_runs: tuple[list[CliRun], float]) -
     seconds = r.working_seconds()
     assert seconds < bound(), f"{seconds:.1f} s"
     if role == "candidate":
-        line = candidate_line(r.out, 3)
+        line = candidate_line(r, 3)
         if fault.says:
             assert "FAILED: " in line
             names_fault(line.split("FAILED: ", 1)[1], fault)
         else:
             assert "FAILED" not in line
         # the two good candidates are kept either way
-        assert "FAILED" not in candidate_line(r.out, 1) + candidate_line(r.out, 2)
+        assert "FAILED" not in candidate_line(r, 1) + candidate_line(r, 2)
     elif role == "judge":
-        assert "FAILED" not in candidate_line(r.out, 1) + candidate_line(r.out, 2)
+        assert "FAILED" not in candidate_line(r, 1) + candidate_line(r, 2)
         if fault.says:
-            [pick] = [x for x in r.out.splitlines() if x.startswith("(no pick: ")]
+            pick = only_line(r.out, "(no pick: ", r)
             names_fault(pick, fault)
         else:
             assert "<- Best-of-N" in r.out
     else:
         if fault.says:
             assert r.code == 1
-            [line] = [x for x in r.err.splitlines() if x.startswith("error: fusion failed: ")]
+            line = only_line(r.err, "error: fusion failed: ", r)
             names_fault(line, fault)
             assert "Best-of-N (judge:" in r.out  # the pick section is still printed
         else:
@@ -368,7 +227,7 @@ def test_cli(fault_name: str, role: str, cli_runs: tuple[list[CliRun], float]) -
             assert "Fused (llm:openai/flaky-fusor):" in r.out and "(failed:" not in r.out
 
 
-def test_cli_judge_failing_everywhere_is_a_failed_exit(cli_runs: tuple[list[CliRun], float]) -> None:
+def test_cli_judge_failing_everywhere_is_a_failed_exit(cli_runs: tuple[list[Launched], float]) -> None:
     # the run whose judge gets HTTP 500 on every candidate: no pick, so a failed run (the same rule as batch)
     r = cli_run_with(cli_runs, "500", "judge")
     assert r.code == 1

@@ -26,6 +26,7 @@ import random
 import re
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -46,6 +47,8 @@ STREAM_TOTAL_FACTOR = 10
 
 _configured = False
 _warmed = False
+# The warm-up in progress, per event loop: every call that arrives meanwhile waits for it (see _warm_up).
+_warming: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
 
 
 def _litellm() -> Any:
@@ -69,12 +72,21 @@ async def _warm_up(litellm: Any) -> None:
     """Make litellm's first call in this process once, offline (``mock_response``), before any deadline runs.
 
     The first real call imports some 65 more modules (about 0.8 s here, several seconds on a loaded
-    machine); inside an attempt that time would count against the person's timeout.
+    machine); inside an attempt that time would count against the person's timeout. Calls that start
+    together (a run's N candidates) all wait for the one warm-up: the imports block the event loop, and a
+    call already timing its attempt would count them as the server's silence.
     """
-    global _warmed
     if _warmed:
         return
-    _warmed = True  # set first: concurrent calls must not all warm up
+    loop = asyncio.get_running_loop()
+    task = _warming.get(loop)
+    if task is None:
+        task = _warming[loop] = loop.create_task(_warm_once(litellm))
+    await asyncio.shield(task)  # a caller that is cancelled leaves the warm-up to the others
+
+
+async def _warm_once(litellm: Any) -> None:
+    global _warmed
     messages = [{"role": "user", "content": "warm-up"}]
     try:
         await litellm.acompletion(model="openai/warm-up", messages=messages, mock_response="ok", api_key="x")
@@ -85,6 +97,7 @@ async def _warm_up(litellm: Any) -> None:
             pass
     except Exception:  # noqa: BLE001 - only a speed-up; the real call reports its own failures
         logging.getLogger("fusion.llm").debug("litellm warm-up failed", exc_info=True)
+    _warmed = True
 
 
 @dataclass

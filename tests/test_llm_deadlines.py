@@ -100,3 +100,34 @@ def test_a_genuinely_empty_stream_is_an_empty_answer_not_malformed(openai_server
     openai_server.queue(Reply(text=""))
     completion, tokens = call(fast_client, request(openai_server, "ok"), stream=True)
     assert completion.text == "" and tokens == []
+
+
+def test_calls_that_start_together_wait_for_the_one_warm_up(openai_server, monkeypatch) -> None:
+    # A process's first litellm call imports dozens of modules with the event loop blocked. Here the
+    # warm-up blocks it for 0.6 s; three calls start at once with a 0.3 s timeout against a server that
+    # answers at once. Calls that timed their attempt while the warm-up held the loop timed out on a
+    # silence that was ours, not the server's.
+    import litellm
+
+    import fusion.llm as llm
+
+    real = litellm.acompletion
+
+    async def acompletion(**kwargs):
+        if kwargs.get("mock_response") is not None:
+            await asyncio.sleep(0)  # the others start meanwhile
+            time.sleep(0.6)  # the imports: the loop is blocked
+        return await real(**kwargs)
+
+    monkeypatch.setattr(litellm, "acompletion", acompletion)
+    monkeypatch.setattr(llm, "_warmed", False)
+    client = llm.LiteLLMClient(backoff_base=0.01, backoff_max=0.01)
+    req = request(openai_server, "ok", timeout=0.3)
+
+    async def three() -> list:
+        return await asyncio.gather(*(client.complete(req, api_key="x") for _ in range(3)), return_exceptions=True)
+
+    results = asyncio.run(three())
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert all(r.text for r in results)
+    assert openai_server.count("ok") == 3  # one attempt each: nothing timed out and was retried

@@ -7,10 +7,8 @@ import asyncio
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from storage import runs as runs_db
 from storage import votes as votes_db
 from storage.migrations import init_db
 from storage.sink import DatabaseSink
+from kill_support import sigkill_when
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -594,23 +593,7 @@ def test_resume_after_sigkill_loses_nothing_and_duplicates_nothing(
     proc = subprocess.Popen(
         args, cwd=ROOT, env=_cli_env(db_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if out.exists() and out.read_bytes().count(b"\n") >= 2:
-                break
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the batch ended before it could be interrupted"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+    sigkill_when(proc, lambda: out.exists() and out.read_bytes().count(b"\n") >= 2, within=90)
     before = out.read_bytes()
     finished_before = [json.loads(line) for line in before.splitlines() if line.endswith(b"}")]
     assert 2 <= len(finished_before) < len(prompts)

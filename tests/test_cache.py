@@ -24,6 +24,7 @@ from fusion.types import ModelSpec, Prompt, SamplingSettings
 from fusion.progress import CandidateProgress, CountBar
 from storage import cache as cache_module
 from storage.cache import DiskResponseCache, LockWait, cache_key, default_cache_dir
+from kill_support import sigkill_when
 
 ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = [{"role": "user", "content": "Name three rivers in Europe"}]
@@ -454,20 +455,11 @@ def test_batch_killed_while_holding_locks_resumes_without_waiting(openai_server,
             return [str(k) for k in peek._cache.iterkeys() if str(k).startswith("lock:")]
 
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 90
-        # Kill it once one prompt is finished and a call of the next one holds its lock.
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and out.read_bytes().count(b"\n") >= 1 and cache_dir.exists() and lock_entries():
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the batch ended before it could be interrupted"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    # Kill it once one prompt is finished and a call of the next one holds its lock.
+    sigkill_when(
+        proc, lambda: out.exists() and out.read_bytes().count(b"\n") >= 1 and cache_dir.exists() and bool(lock_entries()),
+        within=90,
+    )
     stale = lock_entries()
     assert stale, "no lock was held at the kill: the test would prove nothing"
     finished = [json.loads(line)["input_id"] for line in out.read_text(encoding="utf-8").splitlines()

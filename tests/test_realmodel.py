@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 
 from realmodel_support import ENABLED, MAX_TOKENS, SKIP_REASON, RealModel, real, real_model  # noqa: F401
 from test_attribution import check_invariants
+from kill_support import sigkill_when
 
 pytestmark = [pytest.mark.realmodel, pytest.mark.skipif(not ENABLED, reason=SKIP_REASON)]
 
@@ -145,22 +145,12 @@ def test_real_batch_killed_midway_resumes_without_resending_or_waiting(
             "--fusor", "extractive", "--selector", "consensus", "--concurrency", "1", "--retries", "0",
             "--timeout", str(CALL_TIMEOUT)]
     proc = subprocess.Popen(args, cwd=ROOT, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 600
-        # SIGKILL once a prompt is finished and a call of the next holds its cache lock.
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and out.read_bytes().count(b"\n") >= 1 and cache_dir.exists() and _lock_entries(cache_dir):
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the batch ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+    # SIGKILL once a prompt is finished and a call of the next holds its cache lock.
+    sigkill_when(
+        proc,
+        lambda: out.exists() and out.read_bytes().count(b"\n") >= 1 and cache_dir.exists() and bool(_lock_entries(cache_dir)),
+        within=600,
+    )
     stale = _lock_entries(cache_dir)
     assert stale, "no lock was held at the kill: the test would prove nothing"
     finished = [json.loads(line)["input_id"] for line in out.read_text(encoding="utf-8").splitlines()

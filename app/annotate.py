@@ -7,7 +7,8 @@ whose fused answer is the Best-of-N pick word for word are known to be unvotable
 the queue's total is right from the start and does not shrink as they come up.
 
 Keys: 1 to 4 vote, S skips, U undoes the last vote, N continues past the ranking step (never while a text
-field has the focus).
+field has the focus). Each run has its own vote form, and a vote within ``QUICK_VOTE_S`` of its run
+appearing is refused: a key pressed twice votes once, never on the next run unseen.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ import streamlit as st
 
 from app import auth, deps
 from app.state import keep
-from app.run_view import ANNOTATOR, WINNER_TEXT, mark_seen, show_blind_vote, show_candidates, text_block
+from app.run_view import (
+    ANNOTATOR,
+    WINNER_TEXT,
+    mark_seen,
+    show_blind_vote,
+    show_candidates,
+    shown_at_key,
+    text_block,
+)
 from components.text import md_escape, md_list
 from components.vote_panel import reveal_text
 from fusion.text import plural
@@ -40,6 +49,11 @@ LAST = "annotate_last"  # the previous vote: what to say about it, and what Undo
 RECENT_VOTE_S = 15 * 60
 NOTICE = "annotate_notice"
 ALL_TAGS = "All runs"
+
+
+def vote_key(run_id: str) -> str:
+    """The widget key of the vote form for this run."""
+    return f"{KEY}_{run_id}"
 
 
 def _sync_name() -> None:
@@ -119,6 +133,7 @@ def _on_voted(vote: Any) -> None:
         }
     st.session_state[LAST] = last
     st.session_state.pop(CURRENT, None)
+    st.session_state.pop(shown_at_key(vote_key(vote.run_id)), None)
 
 
 def _undo() -> None:
@@ -135,6 +150,7 @@ def _undo() -> None:
         return
     st.session_state.pop(PENDING_RANK, None)
     mark_seen(last["run_id"], "reveal")  # its reveal was shown: a new vote on it cannot be blind
+    st.session_state.pop(shown_at_key(vote_key(last["run_id"])), None)  # drawn anew: a moment before votes count
     st.session_state[CURRENT] = last["run_id"]
     st.session_state[NOTICE] = (
         "info",
@@ -350,7 +366,9 @@ def page() -> None:
             text_block(run.prompt.system)
     text_block(run.prompt.text)
     st.subheader("Which response is better?")
-    show_blind_vote(run, key=KEY, ask_name=False, on_saved=_on_voted, offer_reveal=False)
+    # One form per run: a second press of a key that voted on the run before lands on that run's form (or
+    # nowhere), never on this one, and the comment typed for that run does not come along.
+    show_blind_vote(run, key=vote_key(run.id), ask_name=False, on_saved=_on_voted, offer_reveal=False, refuse_quick=True)
     st.button(
         "Skip for now",
         key=f"{KEY}_skip",

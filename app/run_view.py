@@ -19,6 +19,7 @@ import html
 import logging
 import random
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -57,6 +58,9 @@ WINNER_TEXT = {
 SEEN = "seen_runs"  # run ids whose labels this session has seen
 ANNOTATOR = "annotator"  # the session's annotator name, shared by every page
 CONTRIBUTOR_MIN_SHARE = 0.05
+# A vote this soon after its run appeared is a repeated key press or a double click that arrived after the
+# next run was drawn, not a judgement of two responses nobody had time to read: it is not counted.
+QUICK_VOTE_S = 0.6
 
 
 AS_TYPED = "keep.as_typed"  # the sidebar toggle: show model text as typed instead of rendered Markdown
@@ -206,6 +210,11 @@ def _flash(key: str, kind: str, message: str) -> None:
     st.session_state[f"{key}__flash"] = (kind, message)
 
 
+def shown_at_key(key: str) -> str:
+    """Where the time the vote form of ``key`` was first drawn is kept (``time.monotonic()``)."""
+    return f"{key}__shown_at"
+
+
 def show_flash(key: str) -> None:
     item = st.session_state.pop(f"{key}__flash", None)
     if item:
@@ -235,11 +244,19 @@ def cast_vote(
     a_is: str,
     ask_name: bool,
     on_saved: Callable[[Any], None] | None = None,
+    refuse_quick: bool = False,
 ) -> None:
-    """Record a vote (a button callback). Messages go to the flash slot of ``key``; nothing is raised."""
+    """Record a vote (a button callback). Messages go to the flash slot of ``key``; nothing is raised.
+
+    ``refuse_quick``: a vote less than :data:`QUICK_VOTE_S` after the form of ``key`` was first drawn is
+    refused, with a message, because it cannot be about what is on screen."""
     from fusion.errors import InputError
     from storage.votes import get_vote, record_vote
 
+    if refuse_quick and time.monotonic() - st.session_state.get(shown_at_key(key), 0.0) < QUICK_VOTE_S:
+        _flash(key, "warning", "That vote came before this run was on screen long enough to read (a repeated "
+               "key press or a double click?), so it was not counted. Read both responses, then vote.")
+        return
     name = _name_for_vote(key, ask_name)
     if not name:
         _flash(key, "warning", "Type your name before voting, so your vote can be told apart from other annotators'.")
@@ -299,8 +316,10 @@ def show_blind_vote(
     ask_name: bool = True,
     on_saved: Callable[[Any], None] | None = None,
     offer_reveal: bool = True,
+    refuse_quick: bool = False,
 ) -> None:
-    """Response A and B and the vote form; nothing that tells which is which."""
+    """Response A and B and the vote form; nothing that tells which is which. ``refuse_quick``: see
+    :func:`cast_vote` (``key`` then names one run's form, as Annotate's do)."""
     pair = vote_pair(run)
     if pair is None:
         st.info("A vote needs both a Best-of-N pick and a fused output.")
@@ -314,12 +333,16 @@ def show_blind_vote(
     text_a, text_b = (bon_text, fused_text) if a_is == "bon" else (fused_text, bon_text)
     if ask_name and name_key(key) not in st.session_state:
         st.session_state[name_key(key)] = person()
+    if refuse_quick:
+        st.session_state.setdefault(shown_at_key(key), time.monotonic())
     render_pair(text_a, text_b, markdown=markdown_on())
     show_flash(key)  # next to the buttons that caused it (e.g. "type your name")
     render_vote_form(
         key=key,
         ask_name=ask_name,
-        on_vote=lambda choice: cast_vote(run.id, choice, key=key, a_is=a_is, ask_name=ask_name, on_saved=on_saved),
+        on_vote=lambda choice: cast_vote(
+            run.id, choice, key=key, a_is=a_is, ask_name=ask_name, on_saved=on_saved, refuse_quick=refuse_quick
+        ),
     )
     if offer_reveal:
         st.button(

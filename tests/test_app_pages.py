@@ -93,14 +93,26 @@ def start_annotating(name: str) -> Any:
 
 def shown_run_id(at: Any) -> str | None:
     """The run whose vote buttons are on screen (None when the queue is done)."""
-    if not [b for b in at.button if b.key == "annotate__vote_A"]:
+    current = at.session_state["annotate_current"] if "annotate_current" in at.session_state else None
+    if current is None or not [b for b in at.button if b.key == annotate_vote_key(current, "A")]:
         return None
-    return at.session_state["annotate_current"]
+    return current
+
+
+def annotate_vote_key(run_id: str, choice: str) -> str:
+    return f"annotate_{run_id}__vote_{choice}"
+
+
+def looked_at(at: Any, seconds: float = 5.0) -> None:
+    """As if the annotator had read the run on screen for ``seconds`` (a quicker vote is refused)."""
+    key = f"annotate_{at.session_state['annotate_current']}__shown_at"
+    at.session_state[key] = at.session_state[key] - seconds
 
 
 def vote(at: Any, run_id: str, choice: str) -> Any:
     assert shown_run_id(at) == run_id
-    at.button(key=f"annotate__vote_{choice}").click().run()
+    looked_at(at)
+    at.button(key=annotate_vote_key(run_id, choice)).click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -157,6 +169,29 @@ def test_annotate_vote_records_side_and_moves_to_next(engine: Any) -> None:
     # A rerun shows no voted run again.
     at.run()
     assert shown_run_id(at) is None
+
+
+def test_annotate_a_key_pressed_twice_votes_once_and_never_on_the_next_run(engine: Any) -> None:
+    from storage.votes import all_votes
+
+    for i in range(2):
+        make_run(engine, f"r{i}", f"Basil question number {i}", created_at=1_000 + i)
+    at = start_annotating("alice")
+    looked_at(at)
+    at.text_area(key="annotate_r0__comment").input("r0 was hard to read")
+    at.button(key=annotate_vote_key("r0", "A")).click().run()
+    assert [(v.run_id, v.comment) for v in all_votes(engine)] == [("r0", "r0 was hard to read")]
+    assert shown_run_id(at) == "r1"
+    # The same key again at once: it lands on the run now on screen, which nobody has had time to read.
+    assert at.text_area(key="annotate_r1__comment").value == ""  # the comment stayed with its run
+    at.button(key=annotate_vote_key("r1", "A")).click().run()
+    assert not at.exception
+    assert [v.run_id for v in all_votes(engine)] == ["r0"]
+    assert shown_run_id(at) == "r1"
+    assert any("was not counted" in t for t in texts_of(at.warning))
+    # Once read, it counts.
+    vote(at, "r1", "B")
+    assert sorted((v.run_id, v.choice) for v in all_votes(engine)) == [("r0", "A"), ("r1", "B")]
 
 
 def test_annotate_skip_keeps_the_run_for_later(engine: Any) -> None:

@@ -36,6 +36,9 @@ from browser_support import (  # noqa: F401  (app_server, browser and page are p
 
 pytestmark = pytest.mark.browser
 
+# Longer than the app's QUICK_VOTE_S: votes cast sooner after their run appeared are not counted.
+READ_MS = 900
+
 BASIL = [
     "Water basil when the top inch of soil is dry. Give it six hours of sun. Pinch off flower buds.",
     "Basil needs lots of sun, at least six hours. Water when the soil surface is dry. Use a pot with drainage holes.",
@@ -107,6 +110,7 @@ def test_annotate_queue_two_votes_in_a_row(app_server: AppServer, page: Any) -> 
         shown_b = response_text(page, 1)
         assert {shown_a, shown_b} == {run.bon_text, run.fused.text}
         form = page.locator('[data-testid="stForm"]').first
+        page.wait_for_timeout(READ_MS)  # a person reads first; a quicker vote is refused
         rerun_after(page, press(form.get_by_role("button", name=re.compile(rf"^{button}"))))
         # The page reruns once more to bring the next run in; wait for it rather than for time.
         page.get_by_text(runs[i + 1].prompt.text, exact=True).first.wait_for(state="visible")
@@ -125,6 +129,47 @@ def test_annotate_queue_two_votes_in_a_row(app_server: AppServer, page: Any) -> 
     assert page.get_by_text(runs[1].prompt.text, exact=True).count() == 0
     assert [r["run_id"] for r in vote_rows(app_server, name)] == [runs[0].id, runs[1].id]
     screenshot(page, "annotate-queue")
+
+
+def test_annotate_a_key_pressed_twice_votes_on_one_run_only(app_server: AppServer, page: Any) -> None:
+    from app.run_view import QUICK_VOTE_S
+
+    assert READ_MS > QUICK_VOTE_S * 1000
+    suffix = uuid.uuid4().hex[:8]
+    tag, name = f"pw-twice-{suffix}", f"pw-twice-{suffix}"
+    runs = off_loop(
+        save_runs,
+        app_server,
+        [(f"t{i}-{suffix}", f"Double key question {i} ({suffix})", BASIL, (tag,), 300.0 + i) for i in range(2)],
+    )
+    open_app(page, app_server, "annotate")
+    name_box = widget(page, "stTextInput", "Annotating as (your name)").locator("input")
+    name_box.fill(name)
+    rerun_after(page, lambda: name_box.press("Enter"))
+    choose_option(page, "Tag", tag)
+    page.get_by_text(runs[0].prompt.text, exact=True).first.wait_for(state="visible")
+    comment = widget(page, "stTextArea", "Comment (optional)").locator("textarea")
+    comment.fill("about the first run")
+    page.evaluate("() => document.activeElement.blur()")
+    page.wait_for_timeout(READ_MS)
+    # "1", and "1" again 150 ms later (a bounce, or an impatient annotator): one vote, on the run read.
+    page.keyboard.press("1")
+    page.wait_for_timeout(150)
+    page.keyboard.press("1")
+    page.get_by_text(runs[1].prompt.text, exact=True).first.wait_for(state="visible")
+    wait_for_idle(page)
+    page.wait_for_timeout(500)
+    wait_for_idle(page)
+    rows = vote_rows(app_server, name)
+    assert [(r["run_id"], r["choice"], r["comment"]) for r in rows] == [(runs[0].id, "A", "about the first run")]
+    page.get_by_text("1 of 2 done").first.wait_for(state="visible")
+    assert widget(page, "stTextArea", "Comment (optional)").locator("textarea").input_value() == ""
+    # The second run still counts its own votes once it has been read.
+    page.wait_for_timeout(READ_MS)
+    rerun_after(page, lambda: page.keyboard.press("2"))
+    page.get_by_text("2 of 2 done").first.wait_for(state="visible")
+    assert [(r["run_id"], r["choice"]) for r in vote_rows(app_server, name)] == [(runs[0].id, "A"), (runs[1].id, "B")]
+    screenshot(page, "annotate-key-twice")
 
 
 def test_permalink_in_a_fresh_browser_context(app_server: AppServer, page: Any, browser: Any) -> None:

@@ -33,6 +33,7 @@ from app.run_view import (
 )
 from components.text import md_escape, md_list
 from components.vote_panel import reveal_text
+from fusion.pairwise import JUDGE_PREFIX
 from fusion.text import plural
 from fusion.types import Run
 
@@ -263,7 +264,7 @@ def _show_last(engine: Any, annotator: str, tag: str | None) -> None:
 
 def page() -> None:
     from storage.listing import all_tags
-    from storage.votes import annotation_queue, count_unpaired, queue_counts
+    from storage.votes import annotation_queue, count_unpaired, is_reserved_name, queue_counts
 
     engine = deps.get_engine()
     st.title("Annotate")
@@ -303,6 +304,9 @@ def page() -> None:
     annotator = (st.session_state.get(ANNOTATOR) or "").strip()
     if not annotator:
         st.info("Type your name to start. Each annotator has their own queue and votes once per run.")
+        return
+    if is_reserved_name(annotator):
+        st.error(f"Names starting with '{JUDGE_PREFIX}' are kept for the pairwise judge's verdicts; type another name.")
         return
 
     pending = st.session_state.get(PENDING_RANK)

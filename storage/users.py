@@ -74,9 +74,9 @@ def _check_name(name: object) -> str:
     name = name.strip()
     if len(name) > MAX_NAME_CHARS:
         raise InputError(f"A user name has at most {MAX_NAME_CHARS} characters.")
-    if name.startswith("judge:"):
-        raise InputError("Names starting with 'judge:' are kept for the pairwise judge's verdicts.")
-    return name
+    from storage.votes import check_person_name
+
+    return check_person_name(name)  # a login's name is its votes' annotator
 
 
 def load(path: Path) -> dict[str, dict[str, Any]]:

@@ -79,6 +79,22 @@ def winner_of(choice: str, a_is: str) -> str:
     return a_is if choice == "A" else b_is
 
 
+def is_reserved_name(name: str) -> bool:
+    """Whether a person may not vote under ``name``: it would read as a pairwise judge's verdicts.
+
+    Case-insensitive, because SQLite's LIKE (which ``startswith`` filters compile to) is: "Judge:x" would
+    be counted with the judges there and with the people on PostgreSQL."""
+    return name.strip().casefold().startswith(JUDGE_PREFIX)
+
+
+def check_person_name(annotator: object) -> str:
+    """A person's annotator name, stripped; InputError when it is blank, too long or a judge's."""
+    name = _check_annotator(annotator)
+    if is_reserved_name(name):
+        raise InputError(f"Names starting with '{JUDGE_PREFIX}' are kept for the pairwise judge's verdicts; choose another name.")
+    return name
+
+
 def _check_annotator(annotator: object) -> str:
     if not isinstance(annotator, str) or not annotator.strip():
         raise InputError("Enter your name (annotator) before voting.")
@@ -226,8 +242,12 @@ def record_vote(
     client_token: str | None = None,
     blind: bool = True,
     consistent: bool | None = None,
+    judge: bool = False,
 ) -> VoteRecord:
     """Store one annotator's verdict on a run (committed before returning) and return it.
+
+    A person's name may not start with ``judge:`` (any case): those are the pairwise judge's verdicts,
+    stored with ``judge=True`` by :func:`record_judge_verdict` only.
 
     One vote per (run, annotator): voting again replaces the earlier vote (``created_at`` kept,
     ``updated_at`` moves, ``blind`` is the one passed now). ``blind`` says whether the vote was cast before
@@ -240,6 +260,10 @@ def record_vote(
     reversed by a late copy of the submission it undid. A new vote needs a new token.
     """
     name, note, token = _checked_fields(annotator, choice, a_is, comment, client_token, blind)
+    if judge != is_reserved_name(name):
+        if judge:
+            raise InputError(f"A judge's verdict is stored under '{JUDGE_PREFIX}<model>'; got {name!r}.")
+        check_person_name(name)  # raises, saying why
     winner = winner_of(choice, a_is)
 
     def work(conn: Connection) -> int:
@@ -511,7 +535,7 @@ def record_judge_verdict(engine: Engine, run_id: str, verdict: Any) -> VoteRecor
     choice = {"fused": "A", "bon": "B", "tie": "tie"}[verdict.winner]
     return record_vote(
         engine, run_id=run_id, annotator=verdict.annotator, choice=choice, a_is="fused",
-        comment=verdict.rationale()[:MAX_COMMENT_CHARS], blind=True, consistent=verdict.consistent,
+        comment=verdict.rationale()[:MAX_COMMENT_CHARS], blind=True, consistent=verdict.consistent, judge=True,
     )
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from annotate_support import looked_at
+
 from storage.users import add_user
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +83,7 @@ def test_an_annotator_votes_under_their_login_and_cannot_delete_or_export(engine
     at.switch_page("annotate.py").run()
     name = at.text_input(key="annotate_name")
     assert name.value == "ben" and name.disabled
+    looked_at(at)
     next(b for b in at.button if b.label.startswith("Fusion") or b.label.startswith("A")).click().run()
     assert not at.exception
     assert get_vote(engine, "team-1", "ben") is not None

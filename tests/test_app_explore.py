@@ -235,6 +235,18 @@ def test_identical_fusion_says_so_where_the_texts_are_and_offers_the_llm_fusor(a
     assert shown_run(at).fused.method == "extractive"
 
 
+def test_a_vote_under_a_judges_name_is_refused_with_a_message(app_env: Path) -> None:
+    at = open_card(new_app(), "first-marathon")
+    run_id = at.session_state["explore_shown"][1].id
+    vote(at, "A", name="judge:openai/gpt-4o")
+    assert not at.exception
+    assert any("kept for the pairwise judge" in e.value for e in at.error)
+    assert votes_of(run_id) == []
+    assert is_blind(at)  # nothing was revealed either
+    vote(at, "A", name="mara")
+    assert [v.annotator for v in votes_of(run_id)] == ["mara"]
+
+
 def test_scenario_keeps_its_created_time_when_reopened(app_env: Path) -> None:
     """Defect 10: reopening a scenario re-saved it and moved it in History and the Annotate queue."""
     from storage.runs import load_run

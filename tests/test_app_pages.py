@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from annotate_support import annotate_vote_key, looked_at
+
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "app" / "main.py")
 
@@ -99,16 +101,6 @@ def shown_run_id(at: Any) -> str | None:
     return current
 
 
-def annotate_vote_key(run_id: str, choice: str) -> str:
-    return f"annotate_{run_id}__vote_{choice}"
-
-
-def looked_at(at: Any, seconds: float = 5.0) -> None:
-    """As if the annotator had read the run on screen for ``seconds`` (a quicker vote is refused)."""
-    key = f"annotate_{at.session_state['annotate_current']}__shown_at"
-    at.session_state[key] = at.session_state[key] - seconds
-
-
 def vote(at: Any, run_id: str, choice: str) -> Any:
     assert shown_run_id(at) == run_id
     looked_at(at)
@@ -192,6 +184,18 @@ def test_annotate_a_key_pressed_twice_votes_once_and_never_on_the_next_run(engin
     # Once read, it counts.
     vote(at, "r1", "B")
     assert sorted((v.run_id, v.choice) for v in all_votes(engine)) == [("r0", "A"), ("r1", "B")]
+
+
+@pytest.mark.parametrize("name", ["judge:openai/x", "Judge:openai/x"])
+def test_annotate_refuses_a_judges_name(engine: Any, name: str) -> None:
+    from storage.votes import all_votes
+
+    make_run(engine, "r0", "Basil question")
+    at = start_annotating(name)
+    assert any("kept for the pairwise judge" in e.value for e in at.error)
+    assert shown_run_id(at) is None and all_votes(engine) == []
+    at.text_input(key="annotate_name").input("mara").run()
+    assert shown_run_id(at) == "r0"
 
 
 def test_annotate_skip_keeps_the_run_for_later(engine: Any) -> None:

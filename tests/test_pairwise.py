@@ -176,3 +176,27 @@ def test_a_verdict_is_stored_as_the_judges_vote_and_stays_out_of_dpo_pairs(db_ur
     with pytest.raises(InputError):
         record_judge_verdict(engine, "judged-1", combine("m", [OrderVerdict("fused", None, "no", ""),
                                                                 OrderVerdict("bon", "A", "", "")]))
+
+
+@pytest.mark.parametrize("name", ["judge:openai/x", "  judge:openai/x", "Judge:openai/x", "JUDGE:m"])
+def test_a_person_cannot_vote_under_a_judges_name(db_url, name: str) -> None:
+    from fusion.pipeline import run_supplied
+    from storage.migrations import init_db
+    from storage.runs import save_run
+    from storage.votes import all_votes, judged_votes, record_vote
+
+    engine = init_db(db_url)
+    save_run(engine, run_supplied("How do I keep basil alive?", [
+        "Water basil when the top inch of soil is dry. Give it six hours of sun.",
+        "Basil needs lots of sun, at least six hours. Use a pot with drainage holes.",
+        "Keep basil warm, above 10 C. Pinch off flower buds so it keeps making leaves.",
+    ], run_id="typed-1"))
+    with pytest.raises(InputError, match="kept for the pairwise judge"):
+        record_vote(engine, run_id="typed-1", annotator=name, choice="A", a_is="fused")
+    # Nor can a judge's verdict be stored under a person's name.
+    with pytest.raises(InputError, match="judge's verdict is stored under"):
+        record_vote(engine, run_id="typed-1", annotator="ana", choice="A", a_is="fused", judge=True)
+    assert all_votes(engine) == [] and judged_votes(engine) == []
+    # A name that merely mentions a judge is a person's.
+    record_vote(engine, run_id="typed-1", annotator="ana (judge: me)", choice="A", a_is="fused")
+    assert [v.annotator for v in all_votes(engine)] == ["ana (judge: me)"]

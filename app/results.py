@@ -510,7 +510,9 @@ def section_exports(engine: Any, tag: str | None) -> None:
 
     suffix = f"-{tag}" if tag else ""
     items = [
-        ("Votes (CSV)", text_of(export.export_votes_csv), f"votes{suffix}.csv", "text/csv", "csv"),
+        # Downloaded from a browser, a CSV is opened in a spreadsheet: a comment or prompt starting with "="
+        # must show as text there, not run as a formula. JSON Lines keeps every text exact.
+        ("Votes (CSV)", text_of(export.export_votes_csv, excel_safe=True), f"votes{suffix}.csv", "text/csv", "csv"),
         ("Votes (JSON Lines)", text_of(export.export_votes_jsonl), f"votes{suffix}.jsonl", "application/jsonl", "jsonl"),
         ("DPO pairs (JSON Lines)", text_of(export.export_dpo_jsonl), f"dpo{suffix}.jsonl", "application/jsonl", "dpo"),
         (
@@ -544,7 +546,9 @@ def section_exports(engine: Any, tag: str | None) -> None:
     st.caption(
         "DPO pairs: one per run, the answer most of its blind decisive votes preferred is chosen (runs whose "
         "annotators split evenly are left out; `python -m fusion export --format dpo --per-vote` gives a pair per "
-        "vote). SFT data holds every fused answer."
+        "vote). SFT data holds every fused answer. The CSV is made for spreadsheets: a text starting with "
+        "`= + - @` gets a leading apostrophe so it is shown rather than run as a formula; the JSON Lines files "
+        "keep every text exactly as stored."
     )
 
 

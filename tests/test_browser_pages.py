@@ -172,6 +172,44 @@ def test_annotate_a_key_pressed_twice_votes_on_one_run_only(app_server: AppServe
     screenshot(page, "annotate-key-twice")
 
 
+def test_the_votes_csv_from_the_app_is_safe_to_open_in_a_spreadsheet(app_server: AppServer, page: Any) -> None:
+    import csv
+
+    from storage.migrations import init_db
+    from storage.votes import record_vote
+
+    suffix = uuid.uuid4().hex[:8]
+    (run,) = off_loop(
+        save_runs,
+        app_server,
+        [(f"csv-{suffix}", f"=HYPERLINK(\"http://example.invalid/?{suffix}\",\"click\")", BASIL, (), 400.0)],
+    )
+    name = f"@pw-csv-{suffix}"
+
+    def vote() -> None:
+        engine = init_db(f"sqlite:///{app_server.db_path}")
+        try:
+            record_vote(engine, run_id=run.id, annotator=name, choice="A", a_is="fused", comment="=1+2 and -3")
+        finally:
+            engine.dispose()
+
+    off_loop(vote)
+    open_app(page, app_server, "results")
+    button = page.get_by_role("button", name=re.compile(r"Votes \(CSV\)"))
+    button.wait_for(state="visible")
+    with page.expect_download() as info:
+        button.click()
+    with open(info.value.path(), newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["run_id"] == run.id]
+    assert len(rows) == 1
+    (row,) = rows
+    # Each cell a spreadsheet would run as a formula starts with an apostrophe; the rest is as stored.
+    assert row["annotator"] == "'" + name
+    assert row["comment"] == "'=1+2 and -3"
+    assert row["prompt"] == "'" + run.prompt.text
+    assert row["choice"] == "A"
+
+
 def test_permalink_in_a_fresh_browser_context(app_server: AppServer, page: Any, browser: Any) -> None:
     suffix = uuid.uuid4().hex[:8]
     (run,) = off_loop(

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
-from storage.users import User, allowed, users_file, verify
+from storage.users import LoginThrottle, User, allowed, users_file, verify
 from storage.users import load as load_users
 
 log = logging.getLogger("fusion.app")
@@ -78,6 +79,12 @@ def _oidc_visitor() -> Visitor:
     return Visitor(name, "admin" if name.lower() in admins else "annotator", "oidc")
 
 
+@st.cache_resource(show_spinner=False)
+def login_throttle() -> LoginThrottle:
+    """The server's one throttle of wrong passwords (shared by every session)."""
+    return LoginThrottle()
+
+
 def _password_visitor(team: dict[str, dict[str, Any]]) -> Visitor:
     kept = st.session_state.get(_SESSION_KEY)
     if kept:
@@ -92,10 +99,17 @@ def _password_visitor(team: dict[str, dict[str, Any]]) -> Visitor:
         password = st.text_input("Password", type="password", key="login.password")
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
+        throttle = login_throttle()
+        wait = throttle.wait(name)
+        if wait > 0:
+            st.error(f"Too many wrong passwords for this name: try again in {math.ceil(wait)} s.")
+            st.stop()
         user: User | None = verify(users_file(), name, password)
         if user is None:
+            throttle.failed(name)
             st.error("That name and password do not match. Ask whoever runs this server if you forgot them.")
         else:
+            throttle.succeeded(name)
             st.session_state[_SESSION_KEY] = {"name": user.name, "role": user.role}
             st.rerun()
     st.stop()

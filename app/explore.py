@@ -34,6 +34,7 @@ from fusion.types import DEFAULT_TIMEOUT_S, Candidate, ModelSpec, Prompt, Run, S
 log = logging.getLogger("fusion.app")
 
 APP_MAX_N = 16
+APP_MIN_N = 2  # a run of one candidate has nothing to pick from, fuse or vote on
 MODES = ["Scenario gallery", "Your own candidates", "Generate live"]
 MODE_KEY = "keep.explore_mode"
 VIEWS = "explore_views"  # mode -> {"scenario": id} or {"run": id}: the last view of each mode
@@ -92,6 +93,12 @@ def method_settings() -> MethodConfig:
         "generation; model names are then `openai/<name>`.",
     )
     _init("keep.api_key", "")
+    # Streamlit's "Show password" button takes the focus on Tab, and a password field left that way never
+    # sends what was typed (seen: the server got no key). Without the button, Tab leaves the field and the
+    # key is applied as in every other field.
+    st.html(
+        "<style>.st-key-keep-api_key button[aria-label$='password']{display:none !important;}</style>"
+    )
     sb.text_input(
         "Key for this server (optional)",
         key="keep.api_key",
@@ -776,7 +783,11 @@ def _live_inputs(config: MethodConfig) -> dict[str, Any] | None:
         help="Any litellm model string: openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, "
         "cohere/command-r, ollama/llama3.1, or openai/<name> with the server URL in the sidebar.",
     )
-    n = c2.number_input("N candidates", min_value=1, max_value=APP_MAX_N, key="keep.live_n")
+    # No min or max on the widget: the browser would refuse 17 with a red border and the run would go ahead
+    # with the N from before. The range is checked on the click, with a message.
+    n = c2.number_input(
+        "N candidates", step=1, key="keep.live_n", help=f"{APP_MIN_N} to {APP_MAX_N}: a run picks from and fuses at least two."
+    )
     c3, c4, c5 = st.columns(3)
     temperature = c3.slider("Temperature", 0.0, 2.0, step=0.05, key="keep.live_temperature")
     max_tokens = c4.number_input("Max tokens", min_value=16, max_value=32768, key="keep.live_max_tokens")
@@ -813,7 +824,7 @@ def generate_live(
     attempt = ("live", prompt, models_txt, n)
     try:
         check_prompt(prompt)
-        check_n(n, high=APP_MAX_N)
+        check_n(n, low=APP_MIN_N, high=APP_MAX_N)
         models = [x.strip() for x in models_txt.split(",") if x.strip()]
         seed = None
         if seed_txt.strip():

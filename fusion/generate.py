@@ -166,12 +166,17 @@ async def generate_candidates(
     concurrency: int = 8,
     stream: bool = True,
     on_event: EventCallback | None = None,
+    min_usable: int = 0,
 ) -> list[Candidate]:
     """Sample every model of the pool ``spec.samples`` times, at most ``concurrency`` calls at once.
 
     Events (sync or async callables): "start" when a sample's call begins, "token" per streamed delta (the
     whole text as one token when not streaming or served from the cache), "done" with the finished or
     failed candidate. An exception raised by ``on_event`` cancels the remaining samples and propagates.
+
+    ``min_usable``: once so many samples have failed that fewer than this many could still succeed, the
+    rest are cancelled (each gets a "done" event and an error saying so) rather than waited for: with a
+    hanging server and a few calls at once, waiting out every wave would only confirm the failure.
     """
     check_prompt(prompt.text)
     pool = check_pool(pool)
@@ -189,8 +194,22 @@ async def generate_candidates(
         except Exception as exc:
             raise _CallbackError(exc) from exc
 
+    failures = 0
+
+    def hopeless() -> bool:
+        return len(plans) - failures < min_usable
+
+    def stopped(plan: SamplePlan) -> Candidate:
+        return _failed(plan, f"Not sampled: {failures} of {len(plans)} candidates had failed, so the "
+                             f"{min_usable} usable ones a run needs were out of reach.", 0.0)
+
     async def one(plan: SamplePlan) -> Candidate:
+        nonlocal failures
         async with semaphore:
+            if hopeless():  # decided while this sample waited for its turn: send nothing
+                candidate = stopped(plan)
+                await emit(GenerationEvent("done", plan.index, candidate=candidate))
+                return candidate
             await emit(GenerationEvent("start", plan.index))
             started = time.perf_counter()
             api_key = keys[id(plan.spec)]
@@ -236,12 +255,26 @@ async def generate_candidates(
                     error=None if completion.text.strip() else f"{plan.spec.model} returned an empty answer.",
                     cached=completion.cached,
                 )
+            failures += not candidate.ok
             await emit(GenerationEvent("done", plan.index, candidate=candidate))
             return candidate
 
-    tasks = [asyncio.create_task(one(plan)) for plan in plans]
+    tasks = {asyncio.create_task(one(plan)): plan for plan in plans}
+    results: list[Candidate] = []
     try:
-        results = await asyncio.gather(*tasks)
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            results.extend(task.result() for task in done)
+            if pending and hopeless():  # samples in flight: cancel them rather than wait out their timeouts
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                for task in sorted(pending, key=lambda t: tasks[t].index):
+                    candidate = stopped(tasks[task])
+                    results.append(candidate)
+                    await emit(GenerationEvent("done", candidate.index, candidate=candidate))
+                break
     except BaseException as exc:
         for task in tasks:
             task.cancel()

@@ -119,6 +119,7 @@ async def arun_live(
         concurrency=concurrency,
         stream=stream,
         on_event=on_candidate_event,
+        min_usable=min(2, sum(s.samples for s in pool)),
     )
     minimum = min(2, len(run.candidates))
     if len(run.usable) < minimum:

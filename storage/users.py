@@ -19,6 +19,9 @@ import json
 import os
 import secrets
 import tempfile
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,3 +159,49 @@ def verify(path: Path, name: str, password: str) -> User | None:
         return None
     role = entry.get("role")
     return User(name.strip(), role if role in ROLES else "annotator")
+
+
+class LoginThrottle:
+    """Wrong passwords per name: after ``limit`` of them within ``window`` seconds, that name must wait
+    ``lockout`` seconds before the next attempt, so a guesser gets a few tries a minute, not thousands.
+
+    Keyed by the name typed (case-folded), known or not, so the wait does not tell which names exist. One
+    instance per server process; thread-safe.
+    """
+
+    def __init__(self, limit: int = 5, window: float = 600.0, lockout: float = 60.0,
+                 clock: Any = time.monotonic) -> None:
+        self.limit, self.window, self.lockout, self.clock = limit, window, lockout, clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return (name or "").strip().casefold()
+
+    def wait(self, name: str) -> float:
+        """Seconds until ``name`` may try again (0.0: now)."""
+        with self._lock:
+            times = self._recent(self._key(name))
+            if len(times) < self.limit:
+                return 0.0
+            return max(0.0, times[-1] + self.lockout - self.clock())
+
+    def failed(self, name: str) -> None:
+        with self._lock:
+            key = self._key(name)
+            self._recent(key).append(self.clock())
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(self._key(name), None)
+
+    def _recent(self, key: str) -> deque[float]:
+        times = self._failures.setdefault(key, deque())
+        now = self.clock()
+        while times and now - times[0] > self.window:
+            times.popleft()
+        while len(times) > self.limit:  # only the last few matter
+            times.popleft()
+        return times
+

@@ -60,6 +60,17 @@ def test_without_a_login_nothing_of_the_app_is_shown(engine: Any, team: Path) ->
     assert any("do not match" in e.value for e in at.error)
 
 
+def test_wrong_passwords_for_a_name_are_throttled(engine: Any, team: Path) -> None:
+    for _ in range(5):
+        at = login("ben", "a guess")
+        assert any("do not match" in e.value for e in at.error)
+    at = login("ben", "ben's password")  # even the right one waits now: a guesser cannot tell
+    assert any("Too many wrong passwords for this name: try again in" in e.value for e in at.error)
+    assert not any("Logged in as" in c.value for c in at.sidebar.caption)
+    at = login("ana", "ana's password")  # another name is not held up
+    assert any("Logged in as **ana** (admin)" in c.value for c in at.sidebar.caption)
+
+
 def test_an_annotator_votes_under_their_login_and_cannot_delete_or_export(engine: Any, team: Path) -> None:
     from storage.runs import load_run
     from storage.votes import get_vote

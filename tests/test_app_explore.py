@@ -472,6 +472,16 @@ def test_live_run_against_local_server_then_vote(app_env: Path, openai_server) -
 
 
 @pytest.mark.server
+@pytest.mark.parametrize("n", [17, 1, 0, -3])
+def test_live_n_out_of_range_is_refused_with_a_message_and_sends_nothing(app_env: Path, openai_server, n: int) -> None:
+    at = go_live(new_app(), openai_server.url, models="openai/ok", n=n)
+    assert not at.exception
+    assert any(f"N must be from 2 to 16; got {n}." in plain(e.value) for e in at.error)
+    assert openai_server.requests == []
+    assert at.query_params.get("run") is None
+
+
+@pytest.mark.server
 def test_live_provider_error_is_shown_not_as_traceback(app_env: Path, openai_server) -> None:
     at = go_live(new_app(), openai_server.url, models="openai/auth", n=2)
     assert not at.exception

@@ -163,3 +163,20 @@ def test_a_run_nobody_waits_for_stops_its_model_calls(
     finally:
         context.close()
     assert not server_tracebacks(app_server.log())
+
+
+@pytest.mark.parametrize("leave", ["Tab", "Enter"])
+def test_a_key_typed_for_the_server_is_sent_to_it(
+    app_server: AppServer, page: Any, openai_server_process: Any, leave: str
+) -> None:
+    url = openai_server_process.url
+    urllib.request.urlopen(urllib.request.Request(url + "/_reset", method="POST"), timeout=10)  # noqa: S310
+    typed = f"sk-typed-{uuid.uuid4().hex[:10]}"
+    live_form(page, app_server, url, models="openai/ok", n=2)
+    box = widget(page.locator('[data-testid="stSidebar"]'), "stTextInput", "Key for this server (optional)")
+    field = box.locator("input").first
+    field.fill(typed)
+    rerun_after(page, lambda: field.press(leave))
+    generate(page)
+    seen = stats(url)["authorization"]
+    assert seen == [f"Bearer {typed}"] * 2, seen

@@ -7,6 +7,7 @@ FakeModelClient.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 
 import pytest
@@ -278,3 +279,42 @@ def test_plan_samples_without_seed_keeps_requests_identical() -> None:
     assert [p.index for p in plans] == [0, 1, 2]
     assert plans[0].request == plans[1].request and plans[0].sample_index != plans[1].sample_index
     assert plans[2].request.model == "openai/b"
+
+
+def test_sampling_stops_once_two_usable_candidates_are_out_of_reach() -> None:
+    from fusion.errors import ProviderError
+
+    timeout = ProviderError("openai/a timed out after 20 s (2 attempts)", kind="timeout")
+    # One call at once, 4 samples, every call failing: after the third failure only one could still
+    # succeed, so the fourth is never sent.
+    client = FakeModelClient(default=timeout)
+    events: list[tuple[str, int]] = []
+    out = generate(client, [ModelSpec("openai/a", samples=4, api_key="sk-x")], concurrency=1, min_usable=2,
+                   on_event=lambda e: events.append((e.kind, e.index)))
+    assert len(client.history) == 3
+    assert [c.index for c in out] == [0, 1, 2, 3]
+    assert all(not c.ok for c in out)
+    assert out[3].error.startswith("Not sampled: 3 of 4 candidates had failed")
+    assert ("done", 3) in events and ("start", 3) not in events
+    # Two calls at once, one of them hanging: once the other three have failed it is cancelled, not waited for.
+    class Hanging(FakeModelClient):
+        async def complete(self, request, *, api_key=None, on_token=None):
+            self.history.append(request)
+            if len(self.history) == 2:
+                await asyncio.sleep(60)
+            raise timeout
+
+    hanging = Hanging()
+    t0 = time.monotonic()
+    out = generate(hanging, [ModelSpec("openai/a", samples=4, api_key="sk-x")], concurrency=2, min_usable=2)
+    assert time.monotonic() - t0 < 10
+    assert len(hanging.history) == 4 and not any(c.ok for c in out)
+    assert out[1].error.startswith("Not sampled: 3 of 4")
+    # Without min_usable every sample is tried, and one success among failures is kept.
+    client = FakeModelClient([timeout, timeout, timeout, "fine"])
+    out = generate(client, [ModelSpec("openai/a", samples=4, api_key="sk-x")], concurrency=1)
+    assert len(client.history) == 4 and [c.ok for c in out] == [False, False, False, True]
+    # Enough can still succeed: nothing is stopped.
+    client = FakeModelClient([timeout, "one", timeout, "two"])
+    out = generate(client, [ModelSpec("openai/a", samples=4, api_key="sk-x")], concurrency=1, min_usable=2)
+    assert [c.ok for c in out] == [False, True, False, True]

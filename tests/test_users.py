@@ -76,3 +76,28 @@ def test_roles_are_declared_as_data() -> None:
     assert PERMISSIONS["annotator"] < PERMISSIONS["admin"]
     with pytest.raises(ValueError):
         allowed("admin", "fly")
+
+
+def test_wrong_passwords_are_throttled_per_name() -> None:
+    from storage.users import LoginThrottle
+
+    now = [1000.0]
+    throttle = LoginThrottle(limit=3, window=600, lockout=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert throttle.wait("ben") == 0.0
+        throttle.failed("ben")
+        now[0] += 1
+    assert throttle.wait(" BEN ") == pytest.approx(59.0)  # the same name, however typed
+    assert throttle.wait("ana") == 0.0  # other names are not held up
+    now[0] += 59
+    assert throttle.wait("ben") == 0.0
+    throttle.failed("ben")  # one more wrong: locked again at once, the last three are within the window
+    assert throttle.wait("ben") == pytest.approx(60.0)
+    throttle.succeeded("ben")
+    assert throttle.wait("ben") == 0.0
+    # Failures older than the window are forgotten.
+    for _ in range(2):
+        throttle.failed("cy")
+    now[0] += 601
+    throttle.failed("cy")
+    assert throttle.wait("cy") == 0.0

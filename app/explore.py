@@ -30,6 +30,7 @@ from fusion.errors import FusionError, InputError, NotEnoughCandidates
 from fusion.pipeline import MethodConfig
 from fusion.text import plural
 from fusion.types import DEFAULT_TIMEOUT_S, Candidate, ModelSpec, Prompt, Run, SamplingSettings
+from fusion.validate import check_api_base
 
 log = logging.getLogger("fusion.app")
 
@@ -108,6 +109,10 @@ def method_settings() -> MethodConfig:
         "listed it (FUSION_KEY_BASES or [fusion] key_bases in .streamlit/secrets.toml).",
     )
     api_base = (st.session_state.get("keep.api_base") or "").strip() or None
+    try:
+        check_api_base(api_base)
+    except InputError as exc:  # kept as typed: every call to it then fails with this message, none is sent
+        sb.error(md_escape(exc))
     bases, bases_problem = key_bases()
     if bases_problem:
         sb.error(md_escape(bases_problem) + " No provider key is sent to any server URL until it is fixed.")

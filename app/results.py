@@ -224,7 +224,7 @@ def blind_note(s: ResultsSummary) -> None:
             f"Blind votes only: {plural(s.n_blind, 'vote')}. {plural(s.n_non_blind, 'non-blind vote')} (cast after "
             f"the voter saw which response was the fusion) {'is' if s.n_non_blind == 1 else 'are'} left out of "
             "every number here; turn on "
-            "**Include non-blind votes** to count them. The exports hold every vote."
+            "**Include non-blind votes** to count them." + (" The exports hold every vote." if _may_export() else "")
         )
     else:
         st.warning(
@@ -552,6 +552,13 @@ def section_exports(engine: Any, tag: str | None) -> None:
     )
 
 
+def _may_export() -> bool:
+    """Whether this visitor gets the export section (annotators are told of no file they cannot have)."""
+    from app.auth import current
+
+    return current().may("export")
+
+
 def empty_database() -> None:
     st.info(
         "Nothing to show yet: there are no saved runs. Results appear once runs are saved and people vote on them."
@@ -561,7 +568,8 @@ def empty_database() -> None:
         "`python -m fusion batch prompts.jsonl --output runs.jsonl --model <model>` (or `--offline` for lines "
         "that carry their candidates).\n"
         "2. Vote on them on **Annotate**: the blind A/B vote, Best-of-N against Fusion-of-N.\n"
-        "3. Come back here for win rates with confidence intervals, agreement and exports."
+        "3. Come back here for win rates with confidence intervals, agreement"
+        + (" and exports." if _may_export() else ".")
     )
     with st.container(horizontal=True):
         for target, label, icon in [
@@ -587,8 +595,8 @@ def _vote_statistics(engine: Any, tag: str | None) -> None:
     if s is None:
         st.info(
             "No votes yet" + (f" on runs tagged {md_text(tag)}" if tag else "") + ". Vote on the Annotate page (or "
-            "on Explore) and the win rate, position bias and agreement appear here. Attribution statistics and "
-            "the SFT export below need no votes."
+            "on Explore) and the win rate, position bias and agreement appear here. Attribution statistics"
+            + (" and the SFT export below need" if _may_export() else " need") + " no votes."
         )
         return
     st.toggle(

@@ -158,6 +158,14 @@ class LiteLLMClient:
         api_key: str | None = None,
         on_token: TokenCallback | None = None,
     ) -> Completion:
+        if request.api_base:
+            from fusion.errors import InputError
+            from fusion.validate import check_api_base
+
+            try:
+                check_api_base(request.api_base)
+            except InputError as exc:  # before litellm, which would report it as a server error, 3 times
+                raise ProviderError(str(exc), kind="bad_request") from None
         litellm = _litellm()
         await _warm_up(litellm)
         attempts = 1 + max(0, int(request.num_retries))

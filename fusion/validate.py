@@ -10,6 +10,37 @@ from fusion.text import plural
 from fusion.types import MAX_CANDIDATE_CHARS, MAX_N, MAX_PROMPT_CHARS, MIN_N, ModelSpec
 
 
+def check_api_base(url: str | None) -> str | None:
+    """An OpenAI-compatible server URL, stripped (None for none), or InputError saying what is wrong with it.
+
+    A URL litellm cannot use would otherwise fail at the first call as a "server error (HTTP 500)" after
+    three attempts, which points at the server rather than at what was typed.
+    """
+    import re
+    from urllib.parse import urlsplit
+
+    from fusion.keys import parse_base
+
+    text = (url or "").strip()
+    if not text:
+        return None
+    example = "such as http://localhost:11434/v1"
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    if re.search(r"[\s\x00-\x1f\x7f]", text):
+        raise InputError(f"The server URL {shown!r} has a space or a control character in it; give it as one URL, {example}.")
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or "//" not in text:
+        raise InputError(f"The server URL {shown!r} must start with http:// or https://, {example}.")
+    if "@" in parts.netloc:
+        raise InputError("The server URL must not carry a name or password (user:password@host): give the key "
+                         "in the key field (the app's \"Key for this server\"), never in the URL.")
+    if parse_base(text) is None:
+        raise InputError(f"The server URL {shown!r} needs a host (and a port from 1 to 65535, if any), {example}.")
+    if parts.fragment:
+        raise InputError(f"The server URL {shown!r} has a #fragment, which a server never sees; leave it out.")
+    return text
+
+
 def check_prompt(text: str | None) -> str:
     if text is None or not str(text).strip():
         raise InputError("The prompt is empty: type what you want the models to answer.")

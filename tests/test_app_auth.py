@@ -101,6 +101,19 @@ def test_an_annotator_votes_under_their_login_and_cannot_delete_or_export(engine
     assert load_run(engine, "team-1") is not None
 
 
+def test_results_tell_an_annotator_of_no_file_they_cannot_have(engine: Any, team: Path) -> None:
+    saved_run(engine)
+    at = login("ben", "ben's password")
+    at.switch_page("results.py").run()
+    assert not at.exception
+    said = [e.value for e in [*at.info, *at.markdown, *at.caption]]
+    mentions = [t for t in said if "export" in t.lower()]
+    assert mentions and all("Exporting is for admins" in t for t in mentions), mentions
+    admin = login("ana", "ana's password")
+    admin.switch_page("results.py").run()
+    assert any("SFT export below" in i.value for i in admin.info)
+
+
 def test_an_admin_may_delete_and_export(engine: Any, team: Path) -> None:
     from storage.runs import load_run
 

@@ -481,6 +481,19 @@ def test_live_n_out_of_range_is_refused_with_a_message_and_sends_nothing(app_env
     assert at.query_params.get("run") is None
 
 
+@pytest.mark.parametrize(
+    "url, words",
+    [("localhost:8000/v1", "must start with http:// or https://"), ("http://ana:pw@127.0.0.1:9/v1", "must not carry a name or password")],
+)
+def test_a_malformed_server_url_is_named_in_the_sidebar_and_by_the_run(app_env: Path, url: str, words: str) -> None:
+    at = go_live(new_app(), url, models="openai/ok", n=2)
+    assert not at.exception
+    assert any(words in plain(e.value) for e in at.sidebar.error)
+    # The run says the same for each candidate, and nothing was sent anywhere.
+    assert words in errors(at)
+    assert "HTTP 500" not in errors(at)
+
+
 @pytest.mark.server
 def test_live_provider_error_is_shown_not_as_traceback(app_env: Path, openai_server) -> None:
     at = go_live(new_app(), openai_server.url, models="openai/auth", n=2)

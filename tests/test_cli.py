@@ -219,6 +219,53 @@ def test_run_bad_input_gives_one_clear_line(args: list[str], message: str) -> No
     assert message in lines[0]
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--timeout", "0"], "argument --timeout: must be more than 0 and at most 3600 seconds; got 0"),
+        (["--timeout", "-5"], "argument --timeout: must be more than 0 and at most 3600 seconds; got -5"),
+        (["--timeout", "nan"], "argument --timeout: must be more than 0"),
+        (["--timeout", "soon"], "argument --timeout: a number of seconds, not 'soon'"),
+        (["--retries", "-3"], "argument --retries: must be from 0 to 10; got -3"),
+        (["--concurrency", "0"], "argument --concurrency: must be from 1 to 256; got 0"),
+        (["--api-base", "localhost:8000/v1"], "'localhost:8000/v1' must start with http:// or https://"),
+        (["--api-base", "file:///etc/passwd"], "must start with http:// or https://"),
+        (["--api-base", "http://ana:secret@127.0.0.1:9/v1"], "must not carry a name or password"),
+        (["--api-base", "http://127.0.0.1:99999/v1"], "needs a host (and a port from 1 to 65535"),
+        (["--fusor-api-base", "http://a b/v1"], "has a space or a control character"),
+    ],
+)
+def test_run_refuses_bad_limits_and_server_urls_before_any_call(args: list[str], message: str) -> None:
+    code, out, err = cli("run", "hi", "--model", "openai/x", *args, timeout=60)
+    assert code == 2 and out == ""
+    assert "Traceback" not in err
+    assert message in err.strip().splitlines()[-1]
+    assert "ana:secret" not in err  # a password put in the URL is not echoed
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["batch", "in.jsonl", "--output", "out.jsonl", "--model", "openai/x"],
+        ["fuse", "in.jsonl", "--fusor", "llm", "--fusor-model", "openai/x"],
+        ["judge", "--model", "openai/x"],
+    ],
+)
+def test_other_commands_refuse_a_zero_timeout_and_a_bad_url(command: list[str]) -> None:
+    for extra, message in ((["--timeout", "0"], "must be more than 0"), (["--api-base", "ftp://x/v1"], "must start with http")):
+        code, out, err = cli(*command, *extra, timeout=60)
+        assert code == 2, (command, extra, err)
+        assert message in err.strip().splitlines()[-1] and "Traceback" not in err
+
+
+@pytest.mark.server
+def test_a_server_url_with_spaces_around_it_is_used_as_the_url(openai_server) -> None:
+    code, out, err = cli("run", "Why is the sky blue?", "-n", "2", "--model", "openai/ok",
+                         "--api-base", f"  {openai_server.url} ", "--fusor", "extractive", "--no-cache", "--json")
+    assert code == 0, err
+    assert sum(1 for r in openai_server.requests if r["model"] == "ok") == 2
+
+
 def test_scenarios_command_lists_the_gallery() -> None:
     code, out, err = cli("scenarios", "--jsonl")
     assert code == 0, err

@@ -289,3 +289,19 @@ def test_a_structured_request_asks_the_server_for_json(openai_server, fast_clien
     first, second = (r["body"] for r in openai_server.requests)
     assert first["response_format"] == {"type": "json_object"}
     assert "response_format" not in second
+
+
+@pytest.mark.parametrize(
+    "base, words",
+    [
+        ("localhost:8000/v1", "must start with http:// or https://"),
+        ("file:///etc/passwd", "must start with http:// or https://"),
+        ("http://ana:pw@127.0.0.1:9/v1", "must not carry a name or password"),
+        ("http://127.0.0.1:99999/v1", "needs a host"),
+    ],
+)
+def test_a_malformed_server_url_is_named_not_reported_as_a_server_error(fast_client, base: str, words: str) -> None:
+    req = CompletionRequest.from_messages("openai/ok", PROMPT, api_base=base, timeout=5.0, num_retries=2)
+    err = failure(fast_client, req)
+    assert words in str(err) and err.kind == "bad_request"
+    assert "HTTP 500" not in str(err) and "attempts" not in str(err)

@@ -23,6 +23,7 @@ from fusion.cli.options import (
     CliError,
     add_fusor_opts,
     add_sampling,
+    api_base_arg,
     build_fusor,
     build_selector,
     check_keys,
@@ -263,10 +264,10 @@ def register(sub: Any) -> None:
         help="at most R model calls per second (with --offline: R prompts per second)",
     )
     p.add_argument("--tag", action="append", help="tag every run (repeatable); adds to the lines' own tags")
-    p.add_argument("--api-base", help="base URL of an OpenAI-compatible server (use model openai/<name>)")
+    p.add_argument("--api-base", type=api_base_arg, help="base URL of an OpenAI-compatible server (use model openai/<name>)")
     p.add_argument("--selector", choices=["consensus", "judge"], default=None, help="default: consensus")
     p.add_argument("--judge-model", help="model of the judge selector (default: the fusor model)")
-    p.add_argument("--judge-api-base")
+    p.add_argument("--judge-api-base", type=api_base_arg)
     p.add_argument(
         "--fusor",
         choices=["llm", "extractive"],
@@ -274,7 +275,7 @@ def register(sub: Any) -> None:
         help="default: llm (extractive with --offline)",
     )
     p.add_argument("--fusor-model", help="model of the LLM fusor (default: the first --model)")
-    p.add_argument("--fusor-api-base")
+    p.add_argument("--fusor-api-base", type=api_base_arg)
     p.add_argument(
         "--lease",
         type=float,

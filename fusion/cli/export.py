@@ -38,9 +38,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif fmt == "votes-jsonl":
         count, what = export.export_votes_jsonl(engine, target, tag=args.tag), "vote"
     elif fmt == "runs":
-        from storage.sink import write_batch_output
-
         from storage.claims import job_run_ids
+        from storage.sink import write_batch_output
 
         if args.job and not job_run_ids(engine, args.job):
             raise InputError(f"No batch job {args.job!r} in this database (fusion batch prints the job's id).")

@@ -6,7 +6,6 @@ other lines are still processed.
 
 from __future__ import annotations
 
-
 import argparse
 import asyncio
 import sys
@@ -15,7 +14,9 @@ from typing import Any
 from fusion.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
+    RETRIES,
     add_fusor_opts,
+    api_base_arg,
     build_fusor,
     build_selector,
     client_factory,
@@ -23,6 +24,7 @@ from fusion.cli.options import (
     eprint,
     open_in,
     open_out,
+    seconds_arg,
 )
 from fusion.errors import FusionError
 from fusion.jsonl import fuse_record as parse_fuse_record
@@ -113,9 +115,9 @@ def register(sub: Any) -> None:
     p.add_argument("--model", help="use this model as LLM judge and fusor (default: offline consensus + extractive)")
     p.add_argument("--judge-model", help="LLM judge model (default: --model; none: offline consensus)")
     p.add_argument("--fusor-model", help="LLM fusor model (default: --model; none: offline extractive)")
-    p.add_argument("--api-base")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds one attempt of a model call may wait")
-    p.add_argument("--retries", type=int, default=2)
+    p.add_argument("--api-base", type=api_base_arg)
+    p.add_argument("--timeout", type=seconds_arg, default=DEFAULT_TIMEOUT_S, help="seconds one attempt of a model call may wait")
+    p.add_argument("--retries", type=RETRIES, default=2)
     p.add_argument("-q", "--quiet", action="store_true")
     add_fusor_opts(p)
     p.set_defaults(func=cmd_fuse)

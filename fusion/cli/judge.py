@@ -11,7 +11,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from fusion.cli.options import EXIT_FAILED, EXIT_OK, eprint
+from fusion.cli.options import CONCURRENCY, EXIT_FAILED, EXIT_OK, RETRIES, api_base_arg, eprint, seconds_arg
 from fusion.errors import InputError
 from fusion.text import plural
 from fusion.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
@@ -23,9 +23,8 @@ GIVE_UP_AFTER = 3  # failures before any success: the judge is unreachable or un
 def pairwise_judge(model: str, *, api_base: str | None, timeout: float, retries: int, rate_limit: float | None,
                    client: Any = None) -> Any:
     """The judge, its key chosen by the same rule as every other model call."""
-    from fusion.providers import key_for
     from fusion.pairwise import PairwiseJudge
-    from fusion.providers import check_keys
+    from fusion.providers import check_keys, key_for
     from fusion.types import ModelSpec
 
     check_keys([ModelSpec(model, api_base=api_base)])  # a hosted judge without its key: say so now
@@ -109,11 +108,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("judge", help="judge saved runs pairwise (fused vs Best-of-N, both orders) with an LLM")
     p.add_argument("--model", required=True, help="the judge model (litellm name, e.g. openai/gpt-4o)")
     p.add_argument("--tag", help="only runs with this tag")
-    p.add_argument("--api-base", help="base URL of an OpenAI-compatible server (use model openai/<name>)")
+    p.add_argument("--api-base", type=api_base_arg, help="base URL of an OpenAI-compatible server (use model openai/<name>)")
     p.add_argument("--rate-limit", type=float, default=None, help="at most this many judge calls per second")
-    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="runs judged at once")
+    p.add_argument("--concurrency", type=CONCURRENCY, default=DEFAULT_CONCURRENCY, help="runs judged at once")
     p.add_argument("--limit", type=int, default=None, help="judge at most this many runs")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds one judge call attempt may wait")
-    p.add_argument("--retries", type=int, default=DEFAULT_RETRIES, help="retries on 429, 5xx and (once) timeouts")
+    p.add_argument("--timeout", type=seconds_arg, default=DEFAULT_TIMEOUT_S, help="seconds one judge call attempt may wait")
+    p.add_argument("--retries", type=RETRIES, default=DEFAULT_RETRIES, help="retries on 429, 5xx and (once) timeouts")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_judge)

@@ -26,6 +26,46 @@ class CliError(Exception):
         self.code = code
 
 
+def api_base_arg(value: str) -> str | None:
+    """``--api-base``: an http(s) server URL, checked before anything runs."""
+    from fusion.validate import check_api_base
+
+    try:
+        return check_api_base(value)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def seconds_arg(value: str) -> float:
+    """``--timeout``: seconds above 0 and at most an hour (0 would mean no time limit at all)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of seconds, not {value!r}") from None
+    if not 0 < seconds <= 3600:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds; got {value}")
+    return seconds
+
+
+def count_arg(low: int, high: int) -> Callable[[str], int]:
+    """A whole number from ``low`` to ``high`` (``--retries``, ``--concurrency``)."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a whole number, not {value!r}") from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}; got {number}")
+        return number
+
+    return parse
+
+
+RETRIES = count_arg(0, 10)
+CONCURRENCY = count_arg(1, 256)
+
+
 def eprint(*args: Any) -> None:
     print(*args, file=sys.stderr, flush=True)
 
@@ -147,11 +187,11 @@ def add_sampling(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=float, default=None)
     g.add_argument("--max-tokens", type=int, default=1024)
     g.add_argument("--seed", type=int, default=None, help="sample k of a model uses seed+k")
-    g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+    g.add_argument("--timeout", type=seconds_arg, default=DEFAULT_TIMEOUT_S,
                    help=f"seconds one attempt of a model call may wait for a byte (default {DEFAULT_TIMEOUT_S:g})")
-    g.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
+    g.add_argument("--retries", type=RETRIES, default=DEFAULT_RETRIES,
                    help=f"retries on 429, 5xx and (once) timeouts (default {DEFAULT_RETRIES})")
-    g.add_argument("--concurrency", type=int, default=8, help="model calls in flight at once")
+    g.add_argument("--concurrency", type=CONCURRENCY, default=8, help="model calls in flight at once")
     g.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     g.add_argument("--regenerate", action="store_true", help="skip cached answers (and store the new ones)")
 

@@ -14,6 +14,7 @@ from fusion.cli.options import (
     CliError,
     add_fusor_opts,
     add_sampling,
+    api_base_arg,
     build_fusor,
     build_selector,
     check_keys,
@@ -156,13 +157,13 @@ def register(sub: Any) -> None:
     p.add_argument("--model", action="append", required=True,
                    help="litellm model string; repeat for a pool of models (N is spread over them)")
     p.add_argument("--system", help="a system message sent before the prompt")
-    p.add_argument("--api-base", help="base URL of an OpenAI-compatible server (use model openai/<name>)")
+    p.add_argument("--api-base", type=api_base_arg, help="base URL of an OpenAI-compatible server (use model openai/<name>)")
     p.add_argument("--selector", choices=["consensus", "judge"], default="consensus")
     p.add_argument("--judge-model", help="model of the judge selector (default: the fusor model)")
-    p.add_argument("--judge-api-base")
+    p.add_argument("--judge-api-base", type=api_base_arg)
     p.add_argument("--fusor", choices=["llm", "extractive"], default="llm")
     p.add_argument("--fusor-model", help="model of the LLM fusor (default: the first --model)")
-    p.add_argument("--fusor-api-base")
+    p.add_argument("--fusor-api-base", type=api_base_arg)
     p.add_argument("--tag", action="append", help="tag the run (repeatable)")
     p.add_argument("--save", action="store_true", help="save the run to the database")
     p.add_argument("--json", action="store_true", help="print the whole run as JSON")

@@ -19,7 +19,16 @@ from typing import Any
 
 from fusion.cli.batch import batch_settings, live_methods, offline_methods
 from fusion.cli.judge import judge_runs, pairwise_judge
-from fusion.cli.options import EXIT_FAILED, EXIT_OK, add_fusor_opts, add_sampling, eprint, make_cache, open_in
+from fusion.cli.options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_fusor_opts,
+    add_sampling,
+    api_base_arg,
+    eprint,
+    make_cache,
+    open_in,
+)
 from fusion.errors import FusionError, InputError
 from fusion.text import plural
 
@@ -166,13 +175,13 @@ def register(sub: Any) -> None:
     p.add_argument("--n", required=True, help="the N to compare, e.g. 1,2,3,5,8")
     p.add_argument("--experiment", help="name of the experiment (default: the input file's name)")
     p.add_argument("--model", action="append", help="candidate model (repeat for a pool); none: offline")
-    p.add_argument("--api-base", help="base URL of an OpenAI-compatible server (use model openai/<name>)")
+    p.add_argument("--api-base", type=api_base_arg, help="base URL of an OpenAI-compatible server (use model openai/<name>)")
     p.add_argument("--selector", choices=["consensus", "judge"], default=None, help="Best-of-N selector")
     p.add_argument("--judge-model", help="model of the judge selector")
-    p.add_argument("--judge-api-base")
+    p.add_argument("--judge-api-base", type=api_base_arg)
     p.add_argument("--fusor", choices=["llm", "extractive"], default=None, help="default: llm with --model")
     p.add_argument("--fusor-model", help="model of the LLM fusor (default: the first --model)")
-    p.add_argument("--fusor-api-base")
+    p.add_argument("--fusor-api-base", type=api_base_arg)
     p.add_argument("--pairwise-judge", metavar="MODEL", help="judge fused against Best-of-N for every run")
     p.add_argument("--rate-limit", type=float, default=None, help="at most this many model calls per second")
     p.add_argument("--tag", action="append", help="tag every run (repeatable)")

@@ -320,7 +320,7 @@ def page() -> None:
         _show_last(engine, annotator, tag)
         if counts.identical:
             st.info(
-                f"There is nothing to vote on{where} yet: {plural(counts.identical, 'the saved run has', 'the saved runs all have')} a fused "
+                f"There is nothing to vote on{where} yet: {'the saved run has' if counts.identical == 1 else f'all {counts.identical:,} saved runs have'} a fused "
                 "answer that is the Best-of-N pick word for word."
             )
         else:

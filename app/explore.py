@@ -239,7 +239,10 @@ def banner(config: MethodConfig) -> None:
         return
     where = []
     if config.api_base:
-        where.append(f"server {config.api_base}")
+        try:
+            where.append(f"server {check_api_base(config.api_base)}")
+        except InputError:
+            where.append("no server (the URL in the sidebar is not one)")
     if keys:
         where.append("keys for " + ", ".join(keys))
     st.caption(

@@ -489,6 +489,7 @@ def test_a_malformed_server_url_is_named_in_the_sidebar_and_by_the_run(app_env: 
     at = go_live(new_app(), url, models="openai/ok", n=2)
     assert not at.exception
     assert any(words in plain(e.value) for e in at.sidebar.error)
+    assert any("Available: no server (the URL in the sidebar is not one)" in plain(c.value) for c in at.caption)
     # The run says the same for each candidate, and nothing was sent anywhere.
     assert words in errors(at)
     assert "HTTP 500" not in errors(at)

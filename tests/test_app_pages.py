@@ -314,8 +314,12 @@ def test_annotate_empty_queue_says_so(engine: Any) -> None:
 def test_annotate_only_identical_runs_says_there_is_nothing_to_vote_on(engine: Any) -> None:
     make_run(engine, "same-only", "What is the capital of France?", SAME)
     at = start_annotating("fay")
-    assert any("nothing to vote on" in t and "word for word" in t for t in texts_of(at.info))
+    assert any("nothing to vote on yet: the saved run has a fused answer" in t and "word for word" in t
+               for t in texts_of(at.info))
     assert not at.get("progress")
+    make_run(engine, "same-two", "What is the capital of Spain?", [t.replace("Paris", "Madrid").replace("France", "Spain") for t in SAME])
+    at.run()
+    assert any("nothing to vote on yet: all 2 saved runs have a fused answer" in t for t in texts_of(at.info))
 
 
 def test_annotate_total_does_not_shrink_as_identical_runs_come_up(engine: Any) -> None:

@@ -25,6 +25,7 @@ from app.state import keep
 from app.run_view import (
     ANNOTATOR,
     WINNER_TEXT,
+    cast_here,
     mark_seen,
     show_blind_vote,
     show_candidates,
@@ -137,6 +138,15 @@ def _on_voted(vote: Any) -> None:
     st.session_state.pop(shown_at_key(vote_key(vote.run_id)), None)
 
 
+def _on_refused(message: str) -> None:
+    # Said at the top, where the eye goes after a key press; the green "Saved" of the vote before would
+    # otherwise read as news about this press.
+    st.session_state[NOTICE] = ("warning", message)
+    last = st.session_state.get(LAST)
+    if last:
+        last["quiet"] = True
+
+
 def _undo() -> None:
     from storage.votes import delete_vote
 
@@ -233,21 +243,22 @@ def _show_last(engine: Any, annotator: str, tag: str | None) -> None:
     notice = st.session_state.pop(NOTICE, None)
     if notice:
         kind, text = notice
-        {"success": st.success, "error": st.error}.get(kind, st.info)(text)
+        {"success": st.success, "error": st.error, "warning": st.warning}.get(kind, st.info)(text)
     last = st.session_state.get(LAST)
     if not (last and last.get("annotator") == annotator):
         stored = last_vote(engine, annotator, tag=tag)
         if stored is None:
             return
         said = f"run {md_escape(stored.run_id)}\\): {WINNER_TEXT.get(stored.winner, stored.winner)}."
-        recent = time.time() - stored.updated_at < RECENT_VOTE_S
+        # Cast in this session (on Explore, say): not news, and nothing was interrupted.
+        recent = time.time() - stored.updated_at < RECENT_VOTE_S and (stored.run_id, annotator) not in cast_here()
         last = {
             "run_id": stored.run_id,
             "annotator": stored.annotator,
             # A vote saved just before a reload or a server restart may never have been acknowledged on
             # screen, and its run is no longer in the queue: say plainly that it was kept.
             "message": (
-                f"Your vote of {dt.datetime.fromtimestamp(stored.updated_at).strftime('%H:%M')} was saved before "
+                f"Your vote of {dt.datetime.fromtimestamp(stored.updated_at).strftime('%H:%M')} (server time) was saved before "
                 f"the page was reloaded or the server restarted \\({said} Undo it if that was not your choice."
                 if recent
                 else f"Your last vote \\({said}"
@@ -256,7 +267,7 @@ def _show_last(engine: Any, annotator: str, tag: str | None) -> None:
             "kind": "info" if recent else None,
         }
         st.session_state[LAST] = last
-    cols = st.columns([5, 1], vertical_alignment="center")
+    cols = st.columns([4, 1], vertical_alignment="center")  # at [5, 1] the label was cut to "Undo my las..."
     show = cols[0].caption if last.get("quiet") else cols[0].info if last.get("kind") == "info" else cols[0].success
     show(last["message"])
     cols[1].button("Undo my last vote", key=f"{KEY}_undo", on_click=_undo, shortcut="U", width="stretch")
@@ -372,7 +383,10 @@ def page() -> None:
     st.subheader("Which response is better?")
     # One form per run: a second press of a key that voted on the run before lands on that run's form (or
     # nowhere), never on this one, and the comment typed for that run does not come along.
-    show_blind_vote(run, key=vote_key(run.id), ask_name=False, on_saved=_on_voted, offer_reveal=False, refuse_quick=True)
+    show_blind_vote(
+        run, key=vote_key(run.id), ask_name=False, on_saved=_on_voted, offer_reveal=False, refuse_quick=True,
+        on_refused=_on_refused,
+    )
     st.button(
         "Skip for now",
         key=f"{KEY}_skip",

@@ -210,6 +210,16 @@ def _flash(key: str, kind: str, message: str) -> None:
     st.session_state[f"{key}__flash"] = (kind, message)
 
 
+CAST = "votes_cast_here"  # (run id, annotator) of every vote this session cast, on any page
+
+
+def cast_here() -> set[tuple[str, str]]:
+    """The votes this browser session cast (so a page does not report one of them as news)."""
+    if CAST not in st.session_state:
+        st.session_state[CAST] = set()
+    return st.session_state[CAST]
+
+
 def shown_at_key(key: str) -> str:
     """Where the time the vote form of ``key`` was first drawn is kept (``time.monotonic()``)."""
     return f"{key}__shown_at"
@@ -245,18 +255,29 @@ def cast_vote(
     ask_name: bool,
     on_saved: Callable[[Any], None] | None = None,
     refuse_quick: bool = False,
+    on_refused: Callable[[str], None] | None = None,
 ) -> None:
-    """Record a vote (a button callback). Messages go to the flash slot of ``key``; nothing is raised.
+    """Record a vote (a button callback). Messages go to the flash slot of ``key`` (or, for a refused quick
+    vote, to ``on_refused``); nothing is raised.
 
     ``refuse_quick``: a vote less than :data:`QUICK_VOTE_S` after the form of ``key`` was first drawn is
-    refused, with a message, because it cannot be about what is on screen."""
+    refused, because it cannot be about what is on screen; so is one on a form no longer on screen (its
+    time is dropped when it is voted on), which is a key pressed again before the next run was drawn."""
     from fusion.errors import InputError
     from storage.votes import get_vote, record_vote
 
-    if refuse_quick and time.monotonic() - st.session_state.get(shown_at_key(key), 0.0) < QUICK_VOTE_S:
-        _flash(key, "warning", "That vote came before this run was on screen long enough to read (a repeated "
-               "key press or a double click?), so it was not counted. Read both responses, then vote.")
-        return
+    if refuse_quick:
+        shown = st.session_state.get(shown_at_key(key))
+        if shown is None:  # the run this form was for has been voted on and left: the first vote stands
+            return
+        if time.monotonic() - shown < QUICK_VOTE_S:
+            message = ("That vote came before this run was on screen long enough to read (a repeated key press "
+                       "or a double click?), so it was not counted. Read both responses, then vote.")
+            if on_refused is not None:
+                on_refused(message)
+            else:
+                _flash(key, "warning", message)
+            return
     name = _name_for_vote(key, ask_name)
     if not name:
         _flash(key, "warning", "Type your name before voting, so your vote can be told apart from other annotators'.")
@@ -290,6 +311,7 @@ def cast_vote(
         return
     # A fresh token for the next vote on this run, so a changed mind is recorded, not taken for a replay.
     st.session_state[f"vote_token_{run_id}"] = uuid.uuid4().hex
+    cast_here().add((run_id, name))
     st.session_state[comment_key(key)] = ""
     mark_seen(run_id, "reveal")
     verdict = WINNER_TEXT.get(vote.winner, vote.winner)
@@ -317,6 +339,7 @@ def show_blind_vote(
     on_saved: Callable[[Any], None] | None = None,
     offer_reveal: bool = True,
     refuse_quick: bool = False,
+    on_refused: Callable[[str], None] | None = None,
 ) -> None:
     """Response A and B and the vote form; nothing that tells which is which. ``refuse_quick``: see
     :func:`cast_vote` (``key`` then names one run's form, as Annotate's do)."""
@@ -341,7 +364,8 @@ def show_blind_vote(
         key=key,
         ask_name=ask_name,
         on_vote=lambda choice: cast_vote(
-            run.id, choice, key=key, a_is=a_is, ask_name=ask_name, on_saved=on_saved, refuse_quick=refuse_quick
+            run.id, choice, key=key, a_is=a_is, ask_name=ask_name, on_saved=on_saved, refuse_quick=refuse_quick,
+            on_refused=on_refused,
         ),
     )
     if offer_reveal:

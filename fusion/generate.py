@@ -201,7 +201,7 @@ async def generate_candidates(
 
     def stopped(plan: SamplePlan) -> Candidate:
         return _failed(plan, f"Not sampled: {failures} of {len(plans)} candidates had failed, so the "
-                             f"{min_usable} usable ones a run needs were out of reach.", 0.0)
+                             f"{min_usable} usable ones a run needs were out of reach.", None)
 
     async def one(plan: SamplePlan) -> Candidate:
         nonlocal failures
@@ -285,7 +285,7 @@ async def generate_candidates(
     return sorted(results, key=lambda c: c.index)
 
 
-def _failed(plan: SamplePlan, message: str, elapsed: float) -> Candidate:
+def _failed(plan: SamplePlan, message: str, elapsed: float | None) -> Candidate:
     return Candidate(
         index=plan.index,
         text="",

@@ -345,7 +345,8 @@ def _not_enough_message(candidates: Sequence[Candidate], minimum: int) -> str:
     empty = sum(1 for c in candidates if c.error is None and not c.text.strip())
     parts = [f"Only {usable} of {len(candidates)} candidates are usable; at least {minimum} are needed."]
     if errors:
-        parts.append("Errors: " + "; ".join(errors[:3]) + (" ..." if len(errors) > 3 else ""))
+        shown = [e.rstrip(".") for e in errors[:3]]
+        parts.append("Errors: " + "; ".join(shown) + ("; ..." if len(errors) > 3 else "."))
     if empty:
         parts.append(f"{empty} came back empty.")
     return " ".join(parts)

@@ -25,15 +25,20 @@ def check_api_base(url: str | None) -> str | None:
     if not text:
         return None
     example = "such as http://localhost:11434/v1"
+    # Whatever comes before an "@" in the host part may be a password: never repeated back.
+    if re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*:)?(//)?[^/?#]*@", text):
+        raise InputError("The server URL must not carry a name or password (user:password@host): give the key "
+                         "in the app's \"Key for this server\" field (for the CLI, list the URL in "
+                         "FUSION_KEY_BASES), never in the URL.")
     shown = text if len(text) <= 80 else text[:77] + "..."
     if re.search(r"[\s\x00-\x1f\x7f]", text):
         raise InputError(f"The server URL {shown!r} has a space or a control character in it; give it as one URL, {example}.")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unclosed [IPv6] bracket, say
+        raise InputError(f"The server URL {shown!r} is not a valid URL, {example}.") from None
     if parts.scheme.lower() not in ("http", "https") or "//" not in text:
         raise InputError(f"The server URL {shown!r} must start with http:// or https://, {example}.")
-    if "@" in parts.netloc:
-        raise InputError("The server URL must not carry a name or password (user:password@host): give the key "
-                         "in the key field (the app's \"Key for this server\"), never in the URL.")
     if parse_base(text) is None:
         raise InputError(f"The server URL {shown!r} needs a host (and a port from 1 to 65535, if any), {example}.")
     if parts.fragment:

@@ -80,11 +80,17 @@ def winner_of(choice: str, a_is: str) -> str:
 
 
 def is_reserved_name(name: str) -> bool:
-    """Whether a person may not vote under ``name``: it would read as a pairwise judge's verdicts.
+    """Whether a person may not vote under ``name``: it reads as a pairwise judge's verdicts.
 
     Case-insensitive, because SQLite's LIKE (which ``startswith`` filters compile to) is: "Judge:x" would
-    be counted with the judges there and with the people on PostgreSQL."""
-    return name.strip().casefold().startswith(JUDGE_PREFIX)
+    be counted with the judges there and with the people on PostgreSQL. And compared as it looks, not as
+    it is spelled: full-width letters or colons (NFKC), spaces, and invisible characters such as a
+    zero-width space do not make "judge:x" a person's name."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    seen = "".join(ch for ch in folded if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc", "Mn"))
+    return seen.startswith(JUDGE_PREFIX)
 
 
 def check_person_name(annotator: object) -> str:

@@ -247,6 +247,16 @@ def test_a_vote_under_a_judges_name_is_refused_with_a_message(app_env: Path) -> 
     assert [v.annotator for v in votes_of(run_id)] == ["mara"]
 
 
+def test_a_vote_cast_on_explore_is_not_reported_on_annotate_as_interrupted(app_env: Path) -> None:
+    at = open_card(new_app(), "first-marathon")
+    vote(at, "A", name="mara")
+    at.switch_page("annotate.py").run()
+    assert not at.exception
+    said = [m.value for m in [*at.info, *at.success, *at.caption]]
+    assert not any("server restarted" in t for t in said), said
+    assert any(plain(t).startswith("Your last vote (run") for t in said), said
+
+
 def test_scenario_keeps_its_created_time_when_reopened(app_env: Path) -> None:
     """Defect 10: reopening a scenario re-saved it and moved it in History and the Annotate queue."""
     from storage.runs import load_run
@@ -483,13 +493,19 @@ def test_live_n_out_of_range_is_refused_with_a_message_and_sends_nothing(app_env
 
 @pytest.mark.parametrize(
     "url, words",
-    [("localhost:8000/v1", "must start with http:// or https://"), ("http://ana:pw@127.0.0.1:9/v1", "must not carry a name or password")],
+    [
+        ("localhost:8000/v1", "must start with http:// or https://"),
+        ("http://ana:s3cretpw@127.0.0.1:9/v1", "must not carry a name or password"),
+        ("http://[::1:8712/v1", "is not a valid URL"),
+    ],
 )
 def test_a_malformed_server_url_is_named_in_the_sidebar_and_by_the_run(app_env: Path, url: str, words: str) -> None:
     at = go_live(new_app(), url, models="openai/ok", n=2)
     assert not at.exception
     assert any(words in plain(e.value) for e in at.sidebar.error)
     assert any("Available: no server (the URL in the sidebar is not one)" in plain(c.value) for c in at.caption)
+    shown = " ".join(plain(e.value) for e in [*at.error, *at.sidebar.error, *at.caption, *at.markdown])
+    assert "s3cretpw" not in shown  # a password typed into the URL is never repeated on the page
     # The run says the same for each candidate, and nothing was sent anywhere.
     assert words in errors(at)
     assert "HTTP 500" not in errors(at)

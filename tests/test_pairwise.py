@@ -178,7 +178,14 @@ def test_a_verdict_is_stored_as_the_judges_vote_and_stays_out_of_dpo_pairs(db_ur
                                                                 OrderVerdict("bon", "A", "", "")]))
 
 
-@pytest.mark.parametrize("name", ["judge:openai/x", "  judge:openai/x", "Judge:openai/x", "JUDGE:m"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "judge:openai/x", "  judge:openai/x", "Judge:openai/x", "JUDGE:m", "\tjUdGe: y",
+        # Look-alikes: spaced, full-width letter or colon, a zero-width space in front.
+        "judge :x", "\uff4audge:x", "judge\uff1ax", "\u200bjudge:x", "ju\u00addge:x",
+    ],
+)
 def test_a_person_cannot_vote_under_a_judges_name(db_url, name: str) -> None:
     from fusion.pipeline import run_supplied
     from storage.migrations import init_db

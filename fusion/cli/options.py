@@ -62,7 +62,28 @@ def count_arg(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def number_arg(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """A number from ``low`` (excluded when ``low_open``) to ``high`` (``--temperature``, ``--top-p``)."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a number, not {value!r}") from None
+        above = number > low if low_open else number >= low
+        if not (above and number <= high):  # also refuses nan
+            raise argparse.ArgumentTypeError(
+                f"must be {'more than' if low_open else 'from'} {low:g} {'and at most' if low_open else 'to'} {high:g}; got {value}"
+            )
+        return number
+
+    return parse
+
+
 RETRIES = count_arg(0, 10)
+MAX_TOKENS = count_arg(1, 1_000_000)
+TEMPERATURE = number_arg(0.0, 2.0)
+TOP_P = number_arg(0.0, 1.0, low_open=True)
 CONCURRENCY = count_arg(1, 256)
 
 
@@ -183,9 +204,9 @@ def client_factory() -> Callable[[], Any]:
 
 def add_sampling(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling")
-    g.add_argument("--temperature", type=float, default=0.8)
-    g.add_argument("--top-p", type=float, default=None)
-    g.add_argument("--max-tokens", type=int, default=1024)
+    g.add_argument("--temperature", type=TEMPERATURE, default=0.8, help="0 to 2 (default 0.8)")
+    g.add_argument("--top-p", type=TOP_P, default=None, help="more than 0 and at most 1")
+    g.add_argument("--max-tokens", type=MAX_TOKENS, default=1024, help="1 to 1,000,000 (default 1024)")
     g.add_argument("--seed", type=int, default=None, help="sample k of a model uses seed+k")
     g.add_argument("--timeout", type=seconds_arg, default=DEFAULT_TIMEOUT_S,
                    help=f"seconds one attempt of a model call may wait for a byte (default {DEFAULT_TIMEOUT_S:g})")

@@ -117,7 +117,8 @@ def format_run(run: Any) -> str:
         shares = ", ".join(
             f"{i + 1}: {s:.0%}" for i, s in enumerate(run.attribution.shares) if s > 0
         )
-        lines += ["", f"Attribution: {run.attribution.copied_fraction:.0%} copied from candidates ({shares})"]
+        lines += ["", f"Attribution: {run.attribution.copied_fraction:.0%} copied from candidates"
+                  + (f" ({shares})" if shares else "")]
     return "\n".join(lines)
 
 

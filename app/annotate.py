@@ -21,7 +21,6 @@ from typing import Any
 import streamlit as st
 
 from app import auth, deps
-from app.state import keep
 from app.run_view import (
     ANNOTATOR,
     WINNER_TEXT,
@@ -32,6 +31,7 @@ from app.run_view import (
     shown_at_key,
     text_block,
 )
+from app.state import keep
 from components.text import md_escape, md_list
 from components.vote_panel import reveal_text
 from fusion.pairwise import JUDGE_PREFIX

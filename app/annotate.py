@@ -139,12 +139,9 @@ def _on_voted(vote: Any) -> None:
 
 
 def _on_refused(message: str) -> None:
-    # Said at the top, where the eye goes after a key press; the green "Saved" of the vote before would
-    # otherwise read as news about this press.
+    # Said at the top, where the eye goes after a key press. The "Saved" of the vote before stays as it
+    # was: that vote counts, and only this press did not.
     st.session_state[NOTICE] = ("warning", message)
-    last = st.session_state.get(LAST)
-    if last:
-        last["quiet"] = True
 
 
 def _undo() -> None:

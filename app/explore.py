@@ -833,6 +833,7 @@ def generate_live(
     try:
         check_prompt(prompt)
         check_n(n, low=APP_MIN_N, high=APP_MAX_N)
+        check_api_base(api_base)  # said once, before any card is drawn, rather than by every candidate
         models = [x.strip() for x in models_txt.split(",") if x.strip()]
         seed = None
         if seed_txt.strip():

@@ -153,6 +153,7 @@ def legend_html(
     go in each candidate's tooltip, where they are labelled as overlapping.
     """
     items: list[str] = []
+    shown = _shown_percents(labels, parts)
     for i in range(len(labels)):
         only = float(parts.only[i]) if i < len(parts.only) else 0.0
         total = float(shares[i]) if shares is not None and i < len(shares) else None
@@ -169,21 +170,21 @@ def legend_html(
         sw = _swatch(f"background:{palette.candidate_color(i)};border:1px solid {palette.candidate_border(i)};")
         items.append(
             f'<span class="fx-legend-item" data-candidate="{i}" data-share="{only:.4f}" title="{esc(tip)}" '
-            f'style="{style}">{sw}{esc(label_for(labels, i))} <b>{only:.0%}</b></span>'
+            f'style="{style}">{sw}{esc(label_for(labels, i))} <b>{shown[i]}%</b></span>'
         )
     shared_bg = palette.shared_background([0, 1, 2] if len(labels) >= 3 else list(range(max(2, len(labels)))))
     items.append(
         f'<span class="fx-legend-item" data-kind="shared" data-share="{parts.shared:.4f}" '
         'title="found in several candidates" style="white-space:nowrap;">'
         + _swatch(f"background:{shared_bg};outline:{palette.SHARED_OUTLINE_STYLE};outline-offset:-1px;")
-        + f"shared by several <b>{parts.shared:.0%}</b></span>"
+        + f"shared by several <b>{shown[-2]}%</b></span>"
     )
     items.append(
         f'<span class="fx-legend-item" data-kind="novel" data-share="{parts.novel:.4f}" '
         'title="in no candidate: written by the fusor" style="white-space:nowrap;">'
         + _swatch(f"border:1px dotted {palette.NOVEL_BORDER};")
         + f'<span style="text-decoration:{palette.NOVEL_DECORATION};text-underline-offset:'
-        f'{palette.NOVEL_UNDERLINE_OFFSET};">new text</span> <b>{parts.novel:.0%}</b></span>'
+        f'{palette.NOVEL_UNDERLINE_OFFSET};">new text</span> <b>{shown[-1]}%</b></span>'
     )
     return (
         '<div class="fx-legend" style="display:flex;flex-wrap:wrap;gap:0.35em 1.1em;font-size:0.85rem;'
@@ -194,6 +195,12 @@ def legend_html(
     )
 
 
+def _shown_percents(labels: Sequence[str], parts: SharePartition) -> list[int]:
+    """Whole percents of each label's part, then shared, then new, adding up to 100 as the note says."""
+    only = [float(parts.only[i]) if i < len(parts.only) else 0.0 for i in range(len(labels))]
+    return SharePartition(only=only, shared=float(parts.shared), novel=float(parts.novel)).whole_percents()
+
+
 def partition_bar_html(labels: Sequence[str], parts: SharePartition) -> str:
     """The fused text as one bar cut into where its characters came from (one candidate only, shared, new),
     segments sized by their part, so the parts visibly add up to the whole.
@@ -202,6 +209,7 @@ def partition_bar_html(labels: Sequence[str], parts: SharePartition) -> str:
     and a plotly chart costs the browser about 0.25 s to draw here (see bench/results/browser_speed.md).
     """
     segments: list[tuple[str, float, str, str]] = []
+    shown = _shown_percents(labels, parts)
     for i in range(len(labels)):
         only = float(parts.only[i]) if i < len(parts.only) else 0.0
         segments.append((label_for(labels, i), only, f"background:{palette.candidate_color(i)};", f"{i}"))
@@ -209,10 +217,10 @@ def partition_bar_html(labels: Sequence[str], parts: SharePartition) -> str:
     segments.append(("shared by several", float(parts.shared), f"background:{shared_bg};", "shared"))
     segments.append(("new text", float(parts.novel), f"background:#ffffff;border:1px dotted {palette.NOVEL_BORDER};", "novel"))
     cells = []
-    for name, value, style, tag in segments:
+    for (name, value, style, tag), percent in zip(segments, shown):
         if value <= 0:
             continue
-        text = f"{value:.0%}" if value >= 0.06 else ""
+        text = f"{percent}%" if value >= 0.06 else ""
         cells.append(
             f'<div class="fx-bar-part" data-part="{tag}" data-share="{value:.4f}" title="{esc(name)}: {value:.1%}" '
             f'style="flex:{value:.6f} 1 0;min-width:2px;{style}color:{palette.TEXT_ON_COLOR};font-size:0.75rem;'

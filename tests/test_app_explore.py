@@ -506,9 +506,9 @@ def test_a_malformed_server_url_is_named_in_the_sidebar_and_by_the_run(app_env: 
     assert any("Available: no server (the URL in the sidebar is not one)" in plain(c.value) for c in at.caption)
     shown = " ".join(plain(e.value) for e in [*at.error, *at.sidebar.error, *at.caption, *at.markdown])
     assert "s3cretpw" not in shown  # a password typed into the URL is never repeated on the page
-    # The run says the same for each candidate, and nothing was sent anywhere.
+    # Generating says the same, once, before any candidate is drawn; nothing was sent anywhere.
     assert words in errors(at)
-    assert "HTTP 500" not in errors(at)
+    assert "HTTP 500" not in errors(at) and "candidates are usable" not in errors(at)
 
 
 @pytest.mark.server

@@ -610,3 +610,14 @@ def test_verbatim_source_ignores_surrounding_white_space() -> None:
     assert verbatim_source("  Paris.\n", ["Lyon.", None, "Paris."]) == 2
     assert verbatim_source("Paris!", ["Paris."]) is None
     assert verbatim_source("   ", ["   "]) is None
+
+
+def test_whole_percents_of_a_partition_add_up_to_100() -> None:
+    from fusion.attribution import SharePartition
+
+    # A scenario's legend read 12 + 76 + 0 + 9 + 0 + 4 + 0 = 101 when each part was rounded on its own.
+    parts = SharePartition(only=[0.336, 0.336], shared=0.328, novel=0.0)
+    assert sum(round(100 * v) for v in [*parts.only, parts.shared, parts.novel]) == 101
+    assert parts.whole_percents() == [34, 33, 33, 0]
+    assert SharePartition(only=[1 / 3, 1 / 3], shared=1 / 3, novel=0.0).whole_percents() == [34, 33, 33, 0]
+    assert SharePartition(only=[0.0, 0.0], shared=0.0, novel=0.0).whole_percents() == [0, 0, 0, 0]  # empty text

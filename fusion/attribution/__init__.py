@@ -199,6 +199,18 @@ class SharePartition:
     def parts_total(self) -> float:
         return sum(self.only) + self.shared + self.novel
 
+    def whole_percents(self) -> list[int]:
+        """The parts ``[*only, shared, novel]`` as whole percents that add up to the rounded total (100 for a
+        text that is not empty): each rounded on its own, 12.5 + 75.5 + 12.0 would read 13 + 76 + 12 = 101.
+        Largest remainder: every part gets its floor, the parts with the largest remainders get the rest."""
+        values = [100.0 * v for v in [*self.only, self.shared, self.novel]]
+        floors = [int(v) for v in values]
+        left = round(sum(values)) - sum(floors)
+        by_remainder = sorted(range(len(values)), key=lambda k: (-(values[k] - floors[k]), k))
+        for k in by_remainder[: max(0, left)]:
+            floors[k] += 1
+        return floors
+
 
 def partition(fused: str, attribution: Attribution, n_candidates: int | None = None) -> SharePartition:
     """Split the fused text's non-whitespace characters into one-candidate, shared and new parts."""

@@ -34,7 +34,6 @@ from app.run_view import (
 from app.state import keep
 from components.text import md_escape, md_list
 from components.vote_panel import reveal_text
-from fusion.pairwise import JUDGE_PREFIX
 from fusion.text import plural
 from fusion.types import Run
 
@@ -272,7 +271,13 @@ def _show_last(engine: Any, annotator: str, tag: str | None) -> None:
 
 def page() -> None:
     from storage.listing import all_tags
-    from storage.votes import annotation_queue, count_unpaired, is_reserved_name, queue_counts
+    from storage.votes import (
+        RESERVED_NAME_MESSAGE,
+        annotation_queue,
+        count_unpaired,
+        is_reserved_name,
+        queue_counts,
+    )
 
     engine = deps.get_engine()
     st.title("Annotate")
@@ -314,7 +319,7 @@ def page() -> None:
         st.info("Type your name to start. Each annotator has their own queue and votes once per run.")
         return
     if is_reserved_name(annotator):
-        st.error(f"Names starting with '{JUDGE_PREFIX}' are kept for the pairwise judge's verdicts; type another name.")
+        st.error(md_escape(RESERVED_NAME_MESSAGE))
         return
 
     pending = st.session_state.get(PENDING_RANK)

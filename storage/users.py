@@ -204,4 +204,3 @@ class LoginThrottle:
         while len(times) > self.limit:  # only the last few matter
             times.popleft()
         return times
-

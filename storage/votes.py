@@ -93,11 +93,16 @@ def is_reserved_name(name: str) -> bool:
     return seen.startswith(JUDGE_PREFIX)
 
 
+RESERVED_NAME_MESSAGE = (
+    f"Names starting with '{JUDGE_PREFIX}' are kept for the pairwise judge's verdicts; choose another name."
+)
+
+
 def check_person_name(annotator: object) -> str:
     """A person's annotator name, stripped; InputError when it is blank, too long or a judge's."""
     name = _check_annotator(annotator)
     if is_reserved_name(name):
-        raise InputError(f"Names starting with '{JUDGE_PREFIX}' are kept for the pairwise judge's verdicts; choose another name.")
+        raise InputError(RESERVED_NAME_MESSAGE)
     return name
 
 
@@ -266,10 +271,11 @@ def record_vote(
     reversed by a late copy of the submission it undid. A new vote needs a new token.
     """
     name, note, token = _checked_fields(annotator, choice, a_is, comment, client_token, blind)
-    if judge != is_reserved_name(name):
-        if judge:
-            raise InputError(f"A judge's verdict is stored under '{JUDGE_PREFIX}<model>'; got {name!r}.")
-        check_person_name(name)  # raises, saying why
+    reserved = is_reserved_name(name)
+    if judge and not reserved:
+        raise InputError(f"A judge's verdict is stored under '{JUDGE_PREFIX}<model>'; got {name!r}.")
+    if reserved and not judge:
+        raise InputError(RESERVED_NAME_MESSAGE)
     winner = winner_of(choice, a_is)
 
     def work(conn: Connection) -> int:

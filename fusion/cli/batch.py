@@ -127,8 +127,6 @@ def live_methods(args: argparse.Namespace, models: list[str]) -> _Methods:
 def _check_args(args: argparse.Namespace) -> None:
     if not args.output or args.output == "-":
         raise CliError("batch needs --output PATH: the file is also what a re-run resumes from.")
-    if args.concurrency < 1:
-        raise InputError("--concurrency must be at least 1.")
     if args.rate_limit is not None and not args.rate_limit > 0:
         raise InputError("--rate-limit must be a positive number (calls per second).")
     if not 0 < args.lease < float("inf"):

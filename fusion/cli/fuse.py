@@ -15,6 +15,7 @@ from fusion.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
     RETRIES,
+    SECONDS,
     add_fusor_opts,
     api_base_arg,
     build_fusor,
@@ -24,7 +25,6 @@ from fusion.cli.options import (
     eprint,
     open_in,
     open_out,
-    seconds_arg,
 )
 from fusion.errors import FusionError
 from fusion.jsonl import fuse_record as parse_fuse_record
@@ -116,7 +116,7 @@ def register(sub: Any) -> None:
     p.add_argument("--judge-model", help="LLM judge model (default: --model; none: offline consensus)")
     p.add_argument("--fusor-model", help="LLM fusor model (default: --model; none: offline extractive)")
     p.add_argument("--api-base", type=api_base_arg)
-    p.add_argument("--timeout", type=seconds_arg, default=DEFAULT_TIMEOUT_S, help="seconds one attempt of a model call may wait")
+    p.add_argument("--timeout", type=SECONDS, default=DEFAULT_TIMEOUT_S, help="seconds one attempt of a model call may wait")
     p.add_argument("--retries", type=RETRIES, default=2)
     p.add_argument("-q", "--quiet", action="store_true")
     add_fusor_opts(p)

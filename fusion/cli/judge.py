@@ -11,7 +11,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from fusion.cli.options import CONCURRENCY, EXIT_FAILED, EXIT_OK, RETRIES, api_base_arg, eprint, seconds_arg
+from fusion.cli.options import CONCURRENCY, EXIT_FAILED, EXIT_OK, RETRIES, SECONDS, api_base_arg, eprint
 from fusion.errors import InputError
 from fusion.text import plural
 from fusion.types import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
@@ -84,8 +84,6 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from storage.migrations import open_database
     from storage.votes import annotation_queue
 
-    if args.concurrency < 1:
-        raise InputError("--concurrency must be at least 1.")
     if args.rate_limit is not None and args.rate_limit <= 0:
         raise InputError("--rate-limit must be a positive number of calls per second.")
     judge = pairwise_judge(args.model, api_base=args.api_base, timeout=args.timeout, retries=args.retries,
@@ -112,7 +110,7 @@ def register(sub: Any) -> None:
     p.add_argument("--rate-limit", type=float, default=None, help="at most this many judge calls per second")
     p.add_argument("--concurrency", type=CONCURRENCY, default=DEFAULT_CONCURRENCY, help="runs judged at once")
     p.add_argument("--limit", type=int, default=None, help="judge at most this many runs")
-    p.add_argument("--timeout", type=seconds_arg, default=DEFAULT_TIMEOUT_S, help="seconds one judge call attempt may wait")
+    p.add_argument("--timeout", type=SECONDS, default=DEFAULT_TIMEOUT_S, help="seconds one judge call attempt may wait")
     p.add_argument("--retries", type=RETRIES, default=DEFAULT_RETRIES, help="retries on 429, 5xx and (once) timeouts")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_judge)

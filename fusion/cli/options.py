@@ -36,17 +36,6 @@ def api_base_arg(value: str) -> str | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def seconds_arg(value: str) -> float:
-    """``--timeout``: seconds above 0 and at most an hour (0 would mean no time limit at all)."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number of seconds, not {value!r}") from None
-    if not 0 < seconds <= 3600:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds; got {value}")
-    return seconds
-
-
 def count_arg(low: int, high: int) -> Callable[[str], int]:
     """A whole number from ``low`` to ``high`` (``--retries``, ``--concurrency``)."""
 
@@ -62,24 +51,26 @@ def count_arg(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def number_arg(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
-    """A number from ``low`` (excluded when ``low_open``) to ``high`` (``--temperature``, ``--top-p``)."""
+def number_arg(low: float, high: float, *, low_open: bool = False, unit: str = "") -> Callable[[str], float]:
+    """A number from ``low`` (excluded when ``low_open``) to ``high``, in ``unit`` if given (``--timeout``:
+    above 0, since 0 would mean no time limit at all; ``--temperature``, ``--top-p``)."""
+    units = f" {unit}" if unit else ""
 
     def parse(value: str) -> float:
         try:
             number = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"a number, not {value!r}") from None
+            raise argparse.ArgumentTypeError(f"a number{' of ' + unit if unit else ''}, not {value!r}") from None
         above = number > low if low_open else number >= low
         if not (above and number <= high):  # also refuses nan
-            raise argparse.ArgumentTypeError(
-                f"must be {'more than' if low_open else 'from'} {low:g} {'and at most' if low_open else 'to'} {high:g}; got {value}"
-            )
+            span = f"more than {low:g} and at most {high:g}" if low_open else f"from {low:g} to {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {span}{units}; got {value}")
         return number
 
     return parse
 
 
+SECONDS = number_arg(0.0, 3600.0, low_open=True, unit="seconds")
 RETRIES = count_arg(0, 10)
 MAX_TOKENS = count_arg(1, 1_000_000)
 TEMPERATURE = number_arg(0.0, 2.0)
@@ -208,7 +199,7 @@ def add_sampling(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=TOP_P, default=None, help="more than 0 and at most 1")
     g.add_argument("--max-tokens", type=MAX_TOKENS, default=1024, help="1 to 1,000,000 (default 1024)")
     g.add_argument("--seed", type=int, default=None, help="sample k of a model uses seed+k")
-    g.add_argument("--timeout", type=seconds_arg, default=DEFAULT_TIMEOUT_S,
+    g.add_argument("--timeout", type=SECONDS, default=DEFAULT_TIMEOUT_S,
                    help=f"seconds one attempt of a model call may wait for a byte (default {DEFAULT_TIMEOUT_S:g})")
     g.add_argument("--retries", type=RETRIES, default=DEFAULT_RETRIES,
                    help=f"retries on 429, 5xx and (once) timeouts (default {DEFAULT_RETRIES})")

@@ -101,13 +101,14 @@ async def _scale_all(items: list[Any], *, ks: list[int], experiment: str, settin
 def cmd_scale(args: argparse.Namespace) -> int:
     from fusion.batch import read_items
     from fusion.progress import CountBar
-    from fusion.scaling import SCALE_TAG, parse_ks  # the pipeline and its fusors: not on every command's start
+    from fusion.scaling import (  # the pipeline and its fusors: not on every command's start
+        SCALE_TAG,
+        parse_ks,
+    )
     from storage.migrations import open_database
 
     ks = parse_ks(args.n)
     experiment = (args.experiment or Path(args.input).stem or "experiment").strip()
-    if args.concurrency < 1:
-        raise InputError("--concurrency must be at least 1.")
     models: list[str] = args.model or []
     shaped = copy.copy(args)
     shaped.n, shaped.offline, shaped.rate_limit = ks[-1], not models, args.rate_limit

@@ -7,8 +7,9 @@ whose fused answer is the Best-of-N pick word for word are known to be unvotable
 the queue's total is right from the start and does not shrink as they come up.
 
 Keys: 1 to 4 vote, S skips, U undoes the last vote, N continues past the ranking step (never while a text
-field has the focus). Each run has its own vote form, and a vote within ``QUICK_VOTE_S`` of its run
-appearing is refused: a key pressed twice votes once, never on the next run unseen.
+field has the focus). Each run has its own vote form, whose buttons stay greyed out for ``QUICK_VOTE_S``
+after the run appears (and a vote that comes sooner anyway is refused): a key pressed twice votes once,
+never on the next run unseen.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app.run_view import (
     ANNOTATOR,
     WINNER_TEXT,
     cast_here,
+    enable_votes_later,
     mark_seen,
     show_blind_vote,
     show_candidates,
@@ -263,10 +265,11 @@ def _show_last(engine: Any, annotator: str, tag: str | None) -> None:
             "kind": "info" if recent else None,
         }
         st.session_state[LAST] = last
-    cols = st.columns([4, 1], vertical_alignment="center")  # at [5, 1] the label was cut to "Undo my las..."
+    # At [5, 1] the label was cut to "Undo my las..."; next to the sidebar even [4, 1] cut it, hence the wrap.
+    cols = st.columns([4, 1], vertical_alignment="center")
     show = cols[0].caption if last.get("quiet") else cols[0].info if last.get("kind") == "info" else cols[0].success
     show(last["message"])
-    cols[1].button("Undo my last vote", key=f"{KEY}_undo", on_click=_undo, shortcut="U", width="stretch")
+    cols[1].button("Undo my last vote", key=f"{KEY}_undo", on_click=_undo, shortcut="U", width="stretch", wrap=True)
 
 
 def page() -> None:
@@ -385,7 +388,7 @@ def page() -> None:
     st.subheader("Which response is better?")
     # One form per run: a second press of a key that voted on the run before lands on that run's form (or
     # nowhere), never on this one, and the comment typed for that run does not come along.
-    show_blind_vote(
+    wait = show_blind_vote(
         run, key=vote_key(run.id), ask_name=False, on_saved=_on_voted, offer_reveal=False, refuse_quick=True,
         on_refused=_on_refused,
     )
@@ -397,6 +400,7 @@ def page() -> None:
         args=(run.id,),
         shortcut="S",
     )
+    enable_votes_later(wait)  # the vote buttons of a run just drawn are greyed out for a moment
 
 
 page()

@@ -340,13 +340,20 @@ def show_blind_vote(
     offer_reveal: bool = True,
     refuse_quick: bool = False,
     on_refused: Callable[[str], None] | None = None,
-) -> None:
+) -> float:
     """Response A and B and the vote form; nothing that tells which is which. ``refuse_quick``: see
-    :func:`cast_vote` (``key`` then names one run's form, as Annotate's do)."""
+    :func:`cast_vote` (``key`` then names one run's form, as Annotate's do).
+
+    Returns the seconds until a vote counts (0 when it does now). With ``refuse_quick`` the buttons are drawn
+    greyed out until then, and the page must draw itself again after that long (:func:`enable_votes_later`).
+    The browser can only send a press to buttons the server has enabled, and the server enables them only
+    ``QUICK_VOTE_S`` after it drew the run, so a key pressed again right after a vote cannot reach the next
+    run however slow the server or the connection is; the time check in :func:`cast_vote` alone could not
+    tell a late-arriving second press from a considered vote."""
     pair = vote_pair(run)
     if pair is None:
         st.info("A vote needs both a Best-of-N pick and a fused output.")
-        return
+        return 0.0
     bon_text, fused_text = pair
     from app.auth import current
 
@@ -356,13 +363,16 @@ def show_blind_vote(
     text_a, text_b = (bon_text, fused_text) if a_is == "bon" else (fused_text, bon_text)
     if ask_name and name_key(key) not in st.session_state:
         st.session_state[name_key(key)] = person()
+    wait = 0.0
     if refuse_quick:
-        st.session_state.setdefault(shown_at_key(key), time.monotonic())
+        shown = st.session_state.setdefault(shown_at_key(key), time.monotonic())
+        wait = max(0.0, QUICK_VOTE_S - (time.monotonic() - shown))
     render_pair(text_a, text_b, markdown=markdown_on())
     show_flash(key)  # next to the buttons that caused it (e.g. "type your name")
     render_vote_form(
         key=key,
         ask_name=ask_name,
+        disabled=wait > 0,
         on_vote=lambda choice: cast_vote(
             run.id, choice, key=key, a_is=a_is, ask_name=ask_name, on_saved=on_saved, refuse_quick=refuse_quick,
             on_refused=on_refused,
@@ -377,6 +387,26 @@ def show_blind_vote(
             help="Shows which response is which, the scores, the attribution and the candidates. A vote cast "
             "after that is stored as not blind.",
         )
+    return wait
+
+
+def enable_votes_later(wait: float) -> None:
+    """Draw the page again once ``wait`` seconds (from :func:`show_blind_vote`) have passed, so that the vote
+    buttons are enabled.
+
+    A timed fragment rather than a sleep: the run ends first, so the previous run's form (kept on screen,
+    faded, until the run that replaces it ends) is gone while the buttons are grey, and the timer is the
+    browser's, which only reruns the page after it has shown this one."""
+    if wait <= 0:
+        return
+    due = time.monotonic() + wait
+
+    @st.fragment(run_every=wait)
+    def _enable_when_due() -> None:
+        if time.monotonic() >= due:
+            st.rerun()  # the whole page, with the buttons enabled; this timer is not set again
+
+    _enable_when_due()
 
 
 def _vote_box(run: Run, *, engine: Any, key: str, ask_name: bool) -> None:

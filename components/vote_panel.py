@@ -90,13 +90,15 @@ def render_vote_form(
     current_choice: str | None = None,
     a_is: str | None = None,
     comment: bool = True,
+    disabled: bool = False,
 ) -> None:
     """The name field (``ask_name``), an optional comment and the four vote buttons.
 
     ``on_vote(choice)`` runs as the clicked button's callback; it reads the name and comment from
     ``st.session_state[name_key(key)]`` / ``[comment_key(key)]``. ``current_choice`` (this annotator's stored
     vote) is drawn as the primary button. ``a_is`` names the sides on the buttons, for a voter who already
-    knows which response is which.
+    knows which response is which. ``disabled`` greys the buttons out (and so their shortcuts), for a page
+    that lets votes count only once the responses have been on screen a moment.
     """
     import streamlit as st
 
@@ -116,6 +118,7 @@ def render_vote_form(
                     type="primary" if choice == current_choice else "secondary",
                     width="stretch",
                     shortcut=SHORTCUTS[choice],
+                    disabled=disabled,
                     wrap=True,  # at 800 px "A is better (Fusion-of-N)" would be cut to "A is bet..."
                     on_click=on_vote,
                     args=(choice,),

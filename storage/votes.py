@@ -84,13 +84,27 @@ def is_reserved_name(name: str) -> bool:
 
     Case-insensitive, because SQLite's LIKE (which ``startswith`` filters compile to) is: "Judge:x" would
     be counted with the judges there and with the people on PostgreSQL. And compared as it looks, not as
-    it is spelled: full-width letters or colons (NFKC), spaces, and invisible characters such as a
-    zero-width space do not make "judge:x" a person's name."""
+    it is spelled: full-width letters or colons (NFKC), spaces, invisible characters such as a zero-width
+    space, and letters of other scripts that look like Latin ones (a Cyrillic "ј", a ratio sign "∶" for
+    the colon; Unicode's confusables list) do not make "judge:x" a person's name."""
     import unicodedata
 
     folded = unicodedata.normalize("NFKC", name).casefold()
     seen = "".join(ch for ch in folded if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc", "Mn"))
-    return seen.startswith(JUDGE_PREFIX)
+    return seen.startswith(JUDGE_PREFIX) or _as_latin(seen[: len(JUDGE_PREFIX)]).casefold() == JUDGE_PREFIX
+
+
+def _as_latin(text: str) -> str:
+    """``text`` with each non-ASCII character that Unicode's confusables list says looks like an ASCII one
+    replaced by it ("ј" Cyrillic je by "j", "∶" ratio by ":"); the others as they are."""
+    from confusable_homoglyphs.confusables import confusables_data
+
+    out = []
+    for ch in text:
+        if not ch.isascii():
+            ch = next((h["c"] for h in confusables_data.get(ch, ()) if len(h["c"]) == 1 and h["c"].isascii()), ch)
+        out.append(ch)
+    return "".join(out)
 
 
 RESERVED_NAME_MESSAGE = (

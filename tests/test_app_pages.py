@@ -8,6 +8,7 @@ and saved with ``save_run``, votes stored with ``record_vote``, and every check 
 from __future__ import annotations
 
 import html
+import time
 from pathlib import Path
 from typing import Any
 
@@ -174,8 +175,14 @@ def test_annotate_a_key_pressed_twice_votes_once_and_never_on_the_next_run(engin
     at.button(key=annotate_vote_key("r0", "A")).click().run()
     assert [(v.run_id, v.comment) for v in all_votes(engine)] == [("r0", "r0 was hard to read")]
     assert shown_run_id(at) == "r1"
-    # The same key again at once: it lands on the run now on screen, which nobody has had time to read.
+    # The same key again at once: the run now on screen, which nobody has had time to read, cannot take it,
+    # because its buttons are greyed out until the page's timer draws them again.
     assert at.text_area(key="annotate_r1__comment").value == ""  # the comment stayed with its run
+    assert all(at.button(key=annotate_vote_key("r1", c)).disabled for c in ("A", "B", "tie", "both_bad"))
+    # A press that reaches the server that soon anyway (from a browser that had the buttons enabled) is
+    # refused there too.
+    looked_at(at)
+    at.session_state["annotate_r1__shown_at"] = time.monotonic()
     at.button(key=annotate_vote_key("r1", "A")).click().run()
     assert not at.exception
     assert [v.run_id for v in all_votes(engine)] == ["r0"]

@@ -9,7 +9,9 @@ Run: ``.venv/bin/pytest tests/test_browser_pages.py -q``.
 from __future__ import annotations
 
 import html
+import os
 import re
+import signal
 import sqlite3
 import uuid
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 
 from browser_support import (  # noqa: F401  (app_server, browser and page are pytest fixtures)
+    RUN_TIMEOUT_MS,
     AppServer,
     app_server,
     browser,
@@ -36,8 +39,21 @@ from browser_support import (  # noqa: F401  (app_server, browser and page are p
 
 pytestmark = pytest.mark.browser
 
-# Longer than the app's QUICK_VOTE_S: votes cast sooner after their run appeared are not counted.
+# Longer than the app's QUICK_VOTE_S: the vote buttons of a run just drawn are greyed out that long.
 READ_MS = 900
+
+
+def vote_button_key(run_id: str, choice: str = "A") -> str:
+    """The Streamlit key of a vote button on Annotate (the page's container carries it as a CSS class)."""
+    return f"annotate_{run_id}__vote_{choice}"
+
+
+def votes_enabled(page: Any) -> None:
+    """Wait until the vote buttons of the run on screen can be pressed, as a reader sees them turn on."""
+    from playwright.sync_api import expect
+
+    button = page.locator('[data-testid="stForm"]').first.get_by_role("button", name=re.compile(r"^A is better"))
+    expect(button).to_be_enabled(timeout=RUN_TIMEOUT_MS)
 
 BASIL = [
     "Water basil when the top inch of soil is dry. Give it six hours of sun. Pinch off flower buds.",
@@ -160,6 +176,7 @@ def test_annotate_a_key_pressed_twice_votes_on_one_run_only(app_server: AppServe
         comment.fill(f"about run {i}")
         page.evaluate("() => document.activeElement.blur()")
         page.wait_for_timeout(READ_MS)
+        votes_enabled(page)
         # "1", then 150 ms later "1" again (a bounce) or "2" (an impatient annotator).
         page.keyboard.press("1")
         page.wait_for_timeout(150)
@@ -176,10 +193,54 @@ def test_annotate_a_key_pressed_twice_votes_on_one_run_only(app_server: AppServe
     page.get_by_text(f"{count} of {count + 1} done").first.wait_for(state="visible")
     # The last run still counts its own vote once it has been read.
     page.wait_for_timeout(READ_MS)
+    votes_enabled(page)
     rerun_after(page, lambda: page.keyboard.press("2"))
     page.get_by_text(f"{count + 1} of {count + 1} done").first.wait_for(state="visible")
     assert [(r["run_id"], r["choice"]) for r in vote_rows(app_server, name)][-1] == (runs[count].id, "B")
     screenshot(page, "annotate-key-twice")
+
+
+def test_annotate_a_second_press_the_server_reads_late_does_not_vote(app_server: AppServer, page: Any) -> None:
+    """Seen in CI, under load: the server read the second "1" of a double press more than QUICK_VOTE_S after
+    it had drawn the next run, so its time check let the press vote on that run unread. Here the server is
+    held still (SIGSTOP) from the moment the next run's buttons are on screen until a second after the
+    second press: the buttons the browser has are greyed out, so the press goes nowhere."""
+    suffix = uuid.uuid4().hex[:8]
+    tag, name = f"pw-late-{suffix}", f"pw-late-{suffix}"
+    runs = off_loop(
+        save_runs,
+        app_server,
+        [(f"l{i}-{suffix}", f"Late press question {i} ({suffix})", BASIL, (tag,), 500.0 + i) for i in range(2)],
+    )
+    open_app(page, app_server, "annotate")
+    name_box = widget(page, "stTextInput", "Annotating as (your name)").locator("input")
+    name_box.fill(name)
+    rerun_after(page, lambda: name_box.press("Enter"))
+    choose_option(page, "Tag", tag)
+    page.get_by_text(runs[0].prompt.text, exact=True).first.wait_for(state="visible")
+    page.evaluate("() => document.activeElement.blur()")  # shortcuts do not fire from the Tag box
+    page.wait_for_timeout(READ_MS)
+    votes_enabled(page)
+    page.keyboard.press("1")
+    # The next run's "A is better", as the browser has it: from here on the server does nothing for a while.
+    page.locator(f".st-key-{vote_button_key(runs[1].id)} button").wait_for(state="visible")
+    pid = app_server.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        page.keyboard.press("1")
+        page.wait_for_timeout(1000)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for_idle(page)
+    page.wait_for_timeout(500)
+    wait_for_idle(page)
+    assert [(r["run_id"], r["choice"]) for r in vote_rows(app_server, name)] == [(runs[0].id, "A")]
+    # Once read, the run takes its own vote.
+    page.wait_for_timeout(READ_MS)
+    votes_enabled(page)
+    rerun_after(page, lambda: page.keyboard.press("2"))
+    page.get_by_text("2 of 2 done").first.wait_for(state="visible")
+    assert [(r["run_id"], r["choice"]) for r in vote_rows(app_server, name)] == [(runs[0].id, "A"), (runs[1].id, "B")]
 
 
 def test_the_votes_csv_from_the_app_is_safe_to_open_in_a_spreadsheet(app_server: AppServer, page: Any) -> None:

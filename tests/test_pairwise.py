@@ -180,10 +180,24 @@ def test_a_verdict_is_stored_as_the_judges_vote_and_stays_out_of_dpo_pairs(db_ur
 
 @pytest.mark.parametrize(
     "name",
+    ["ana", "Jude", "judged", "judges: the panel", "judge", "Judith:1", "Юлия", "Ярослав", "Ⅻ", "ｙｕｋｉ", "李雷",
+     "ana (judge: me)", "jüdge:x", "\u0458ana"],
+)
+def test_people_s_names_in_any_script_are_not_taken_for_a_judge_s(name: str) -> None:
+    from storage.votes import is_reserved_name
+
+    assert not is_reserved_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
     [
         "judge:openai/x", "  judge:openai/x", "Judge:openai/x", "JUDGE:m", "\tjUdGe: y",
         # Look-alikes: spaced, full-width letter or colon, a zero-width space in front.
         "judge :x", "\uff4audge:x", "judge\uff1ax", "\u200bjudge:x", "ju\u00addge:x",
+        # Letters and colons of other scripts: Cyrillic je and ie, a ratio sign; Greek, Armenian and
+        # Cyrillic letters throughout.
+        "\u0458udge:x", "judg\u0435:x", "judge\u2236x", "\u03f3\u057d\u0501\u0261\u0435:x",
     ],
 )
 def test_a_person_cannot_vote_under_a_judges_name(db_url, name: str) -> None:

@@ -7,6 +7,8 @@ replaced (``storage.runs.save_run``). Transactions and retries: see ``storage.sq
 
 from __future__ import annotations
 
+import functools
+
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -89,22 +91,41 @@ def is_reserved_name(name: str) -> bool:
     the colon; Unicode's confusables list) do not make "judge:x" a person's name."""
     import unicodedata
 
-    folded = unicodedata.normalize("NFKC", name).casefold()
-    seen = "".join(ch for ch in folded if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc", "Mn"))
-    return seen.startswith(JUDGE_PREFIX) or _as_latin(seen[: len(JUDGE_PREFIX)]).casefold() == JUDGE_PREFIX
+    def seen(text: str) -> str:
+        return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc", "Mn"))
+
+    folded = seen(unicodedata.normalize("NFKC", name).casefold())
+    # Look-alikes mapped both before NFKC (it turns the vertical "︰" into "‥", which looks like nothing
+    # in the list) and after it.
+    mapped = seen(unicodedata.normalize("NFKC", _as_latin(seen(name))).casefold())
+    return any(text.startswith(JUDGE_PREFIX) for text in (folded, mapped, _as_latin(folded).casefold()))
 
 
 def _as_latin(text: str) -> str:
     """``text`` with each non-ASCII character that Unicode's confusables list says looks like an ASCII one
     replaced by it ("ј" Cyrillic je by "j", "∶" ratio by ":"); the others as they are."""
+    table = _latin_look_alikes()
+    return "".join(table.get(ch, ch) for ch in text)
+
+
+@functools.cache
+def _latin_look_alikes() -> dict[str, str]:
+    import unicodedata
+
     from confusable_homoglyphs.confusables import confusables_data
 
-    out = []
-    for ch in text:
-        if not ch.isascii():
-            ch = next((h["c"] for h in confusables_data.get(ch, ()) if len(h["c"]) == 1 and h["c"].isascii()), ch)
-        out.append(ch)
-    return "".join(out)
+    def bare(text: str) -> str:  # the list wraps right-to-left characters in direction marks
+        return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+    table: dict[str, str] = {}
+    for key, homoglyphs in confusables_data.items():
+        char = bare(key)
+        if len(char) != 1 or char.isascii():
+            continue
+        ascii_ = next((bare(h["c"]) for h in homoglyphs if len(bare(h["c"])) == 1 and bare(h["c"]).isascii()), None)
+        if ascii_ is not None:
+            table[char] = ascii_
+    return table
 
 
 RESERVED_NAME_MESSAGE = (

@@ -81,6 +81,11 @@ def winner_of(choice: str, a_is: str) -> str:
     return a_is if choice == "A" else b_is
 
 
+# Letters that draw nothing: the Hangul fillers and the blank Braille pattern (an audit slipped them into
+# "ju\u1160dge:x").
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def is_reserved_name(name: str) -> bool:
     """Whether a person may not vote under ``name``: it reads as a pairwise judge's verdicts.
 
@@ -92,7 +97,10 @@ def is_reserved_name(name: str) -> bool:
     import unicodedata
 
     def seen(text: str) -> str:
-        return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc", "Mn"))
+        return "".join(
+            ch for ch in text
+            if not ch.isspace() and ch not in _BLANK_LETTERS and unicodedata.category(ch) not in ("Cf", "Cc", "Mn")
+        )
 
     folded = seen(unicodedata.normalize("NFKC", name).casefold())
     # Look-alikes mapped both before NFKC (it turns the vertical "︰" into "‥", which looks like nothing

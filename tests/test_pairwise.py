@@ -201,6 +201,8 @@ def test_people_s_names_in_any_script_are_not_taken_for_a_judge_s(name: str) -> 
         # Colons the list gives only with direction marks (Hebrew, Syriac), or that NFKC turns into another
         # look-alike (the vertical two-dot leader).
         "judge\u05c3x", "\u200fjudge\u0703x", "judge\ufe30x",
+        # Letters that draw nothing: Hangul fillers, the blank Braille pattern.
+        "ju\u1160dge:x", "ju\uffa0dge:x", "ju\u115fdge:x", "ju\u2800dge:x", "\u3164judge:x",
     ],
 )
 def test_a_person_cannot_vote_under_a_judges_name(db_url, name: str) -> None:

@@ -8,7 +8,6 @@ replaced (``storage.runs.save_run``). Transactions and retries: see ``storage.sq
 from __future__ import annotations
 
 import functools
-
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -130,9 +129,9 @@ def _latin_look_alikes() -> dict[str, str]:
         char = bare(key)
         if len(char) != 1 or char.isascii():
             continue
-        ascii_ = next((bare(h["c"]) for h in homoglyphs if len(bare(h["c"])) == 1 and bare(h["c"]).isascii()), None)
-        if ascii_ is not None:
-            table[char] = ascii_
+        ascii_ = [c for c in (bare(h["c"]) for h in homoglyphs) if len(c) == 1 and c.isascii()]
+        if ascii_:
+            table[char] = ascii_[0]
     return table
 
 

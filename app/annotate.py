@@ -7,9 +7,11 @@ whose fused answer is the Best-of-N pick word for word are known to be unvotable
 the queue's total is right from the start and does not shrink as they come up.
 
 Keys: 1 to 4 vote, S skips, U undoes the last vote, N continues past the ranking step (never while a text
-field has the focus). Each run has its own vote form, whose buttons stay greyed out for ``QUICK_VOTE_S``
-after the run appears (and a vote that comes sooner anyway is refused): a key pressed twice votes once,
-never on the next run unseen.
+field has the focus; ``components.keyboard_guard`` drops held and mashed keys in the browser). Each run has
+its own vote form, whose buttons, with Skip and Undo, stay greyed out for ``QUICK_VOTE_S`` after the run
+appears (and a vote that comes sooner anyway is refused); Skip and Undo are keyed by the run and the vote
+they act on, so a press read after the page moved on does nothing: a key pressed twice acts once, never on
+the next run unseen.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from app.run_view import (
     show_candidates,
     shown_at_key,
     text_block,
+    vote_wait,
 )
 from app.state import keep
 from components.text import md_escape, md_list
-from components.vote_panel import reveal_text
+from components.vote_panel import CONTINUE_KEY, SKIP_KEY, UNDO_KEY, reveal_text
 from fusion.text import plural
 from fusion.types import Run
 
@@ -51,12 +54,24 @@ LAST = "annotate_last"  # the previous vote: what to say about it, and what Undo
 # interruption (a reload, a lost connection, a server restart) rather than quietly.
 RECENT_VOTE_S = 15 * 60
 NOTICE = "annotate_notice"
+STALE_PRESS = ("That press was for what was on screen before (a key pressed twice?), so it did nothing. "
+               "Look at what is on screen now, then press again.")
 ALL_TAGS = "All runs"
 
 
 def vote_key(run_id: str) -> str:
     """The widget key of the vote form for this run."""
     return f"{KEY}_{run_id}"
+
+
+def undo_key(run_id: str, step: str = "") -> str:
+    """The widget key of the Undo button for the vote on ``run_id`` (``step``: "rank" on the ranking step)."""
+    return f"{KEY}_{step + '_' if step else ''}undo_{run_id}"
+
+
+def skip_key(run_id: str) -> str:
+    """The widget key of the Skip button of ``run_id``."""
+    return f"{KEY}_skip_{run_id}"
 
 
 def _sync_name() -> None:
@@ -145,12 +160,19 @@ def _on_refused(message: str) -> None:
     st.session_state[NOTICE] = ("warning", message)
 
 
-def _undo() -> None:
+def _undo(run_id: str | None = None) -> None:
+    """Remove the vote on ``run_id``, the one the pressed button named. A press of a button drawn for a vote
+    already undone (U pressed twice, the second read after the page moved on) is refused: it would undo the
+    vote before, which the person never saw offered."""
     from storage.votes import delete_vote
 
-    last = st.session_state.pop(LAST, None)
+    last = st.session_state.get(LAST)
     if not last:
         return
+    if run_id is not None and last["run_id"] != run_id:
+        st.session_state[NOTICE] = ("warning", STALE_PRESS)
+        return
+    st.session_state.pop(LAST, None)
     try:
         removed = delete_vote(deps.get_engine(), last["run_id"], last["annotator"])
     except Exception as exc:  # noqa: BLE001 - say so, keep the vote
@@ -171,6 +193,9 @@ def _undo() -> None:
 
 
 def _skip(run_id: str) -> None:
+    if st.session_state.get(CURRENT) != run_id:  # a press for a run already gone (S pressed twice)
+        st.session_state[NOTICE] = ("warning", STALE_PRESS)
+        return
     skipped_list = _session_list(SKIPPED)
     if run_id in skipped_list:
         skipped_list.remove(run_id)
@@ -189,7 +214,12 @@ def _ranking_step(engine: Any, pending: dict[str, Any]) -> None:
     from storage.votes import record_vote
 
     run = load_run(engine, pending["run_id"])
-    st.success(pending["message"])
+    cols = st.columns([4, 1], vertical_alignment="center")
+    cols[0].success(pending["message"])
+    cols[1].button(
+        "Undo this vote", key=undo_key(pending["run_id"], "rank"), on_click=_undo, args=(pending["run_id"],), shortcut=UNDO_KEY,
+        width="stretch", wrap=True, help="Remove the vote just cast and show its run again.",
+    )
     if run is None:
         st.session_state.pop(PENDING_RANK, None)
         st.rerun()
@@ -207,7 +237,7 @@ def _ranking_step(engine: Any, pending: dict[str, Any]) -> None:
         )
         cols = st.columns(2)
         save = cols[0].form_submit_button("Save ranking and continue", type="primary", key=f"{KEY}_rank_save")
-        skip = cols[1].form_submit_button("Continue without ranking", key=f"{KEY}_rank_skip", shortcut="N")
+        skip = cols[1].form_submit_button("Continue without ranking", key=f"{KEY}_rank_skip", shortcut=CONTINUE_KEY)
     if save and order:
         try:
             record_vote(
@@ -233,9 +263,10 @@ def _ranking_step(engine: Any, pending: dict[str, Any]) -> None:
         st.rerun()
 
 
-def _show_last(engine: Any, annotator: str, tag: str | None) -> None:
+def _show_last(engine: Any, annotator: str, tag: str | None, *, wait: float = 0.0) -> None:
     """The previous vote with an Undo button: the one just cast (with its reveal), or after a reload the
-    annotator's most recent vote as stored."""
+    annotator's most recent vote as stored. ``wait``: the run below was drawn that long ago less than
+    QUICK_VOTE_S, and Undo stays greyed out with its vote buttons (U pressed right after a vote, or twice)."""
     from storage.votes import last_vote
 
     notice = st.session_state.pop(NOTICE, None)
@@ -269,12 +300,18 @@ def _show_last(engine: Any, annotator: str, tag: str | None) -> None:
     cols = st.columns([4, 1], vertical_alignment="center")
     show = cols[0].caption if last.get("quiet") else cols[0].info if last.get("kind") == "info" else cols[0].success
     show(last["message"])
-    cols[1].button("Undo my last vote", key=f"{KEY}_undo", on_click=_undo, shortcut="U", width="stretch", wrap=True)
+    # Keyed by the vote it undoes: a press of the button drawn for a vote already undone, read after the
+    # page has moved on, belongs to a widget that no longer exists and does nothing.
+    cols[1].button(
+        "Undo my last vote", key=undo_key(last["run_id"]), on_click=_undo, args=(last["run_id"],),
+        shortcut=UNDO_KEY, width="stretch", wrap=True, disabled=wait > 0,
+    )
 
 
 def page() -> None:
     from storage.listing import all_tags
     from storage.votes import (
+        MAX_ANNOTATOR_CHARS,
         RESERVED_NAME_MESSAGE,
         annotation_queue,
         count_unpaired,
@@ -297,7 +334,7 @@ def page() -> None:
     st.session_state[NAME_KEY] = st.session_state.get(ANNOTATOR, "")
     top = st.columns(2)
     top[0].text_input(
-        "Annotating as (your name)", key=NAME_KEY, on_change=_sync_name, max_chars=80, disabled=bool(login),
+        "Annotating as (your name)", key=NAME_KEY, on_change=_sync_name, disabled=bool(login),
         help="The name you logged in with." if login else None,
     )
     tags = all_tags(engine)
@@ -320,6 +357,11 @@ def page() -> None:
     annotator = (st.session_state.get(ANNOTATOR) or "").strip()
     if not annotator:
         st.info("Type your name to start. Each annotator has their own queue and votes once per run.")
+        return
+    # No max_chars on the field: Streamlit drops a paste that would go past it, and the field stays empty
+    # without a word. Said here instead.
+    if len(annotator) > MAX_ANNOTATOR_CHARS:
+        st.error(f"A name is at most {MAX_ANNOTATOR_CHARS} characters; this one has {len(annotator):,}. Shorten it to start.")
         return
     if is_reserved_name(annotator):
         st.error(md_escape(RESERVED_NAME_MESSAGE))
@@ -359,7 +401,6 @@ def page() -> None:
         )
     if left_out:
         st.caption(" ".join(left_out))
-    _show_last(engine, annotator, tag)
     # The next few are enough to pick one from (skipped runs go last, the current one first); reading every
     # id of a 5,000-run queue on each rerun was half of this page's server time.
     skipped_now = len(_session_list(SKIPPED))
@@ -369,9 +410,11 @@ def page() -> None:
         queue.append(current)  # further down the queue, but still to do (e.g. brought back by Undo)
     run = _next_run(engine, queue)
     if run is None:
+        _show_last(engine, annotator, tag)
         st.success(f"Nothing left to annotate{where}: you have voted on every run there is. Thank you!")
         _how_to_make_runs()
         return
+    _show_last(engine, annotator, tag, wait=vote_wait(vote_key(run.id)))
 
     skipped = [r for r in _session_list(SKIPPED) if r in set(queue)]
     caption = f"Run {md_escape(run.id)} · {counts.remaining} left in your queue"
@@ -392,13 +435,14 @@ def page() -> None:
         run, key=vote_key(run.id), ask_name=False, on_saved=_on_voted, offer_reveal=False, refuse_quick=True,
         on_refused=_on_refused,
     )
-    st.button(
+    st.button(  # keyed by its run, like Undo: a press read after the run has gone does nothing
         "Skip for now",
-        key=f"{KEY}_skip",
+        key=skip_key(run.id),
         help="Move on without voting; skipped runs come back after the rest of the queue.",
         on_click=_skip,
         args=(run.id,),
-        shortcut="S",
+        shortcut=SKIP_KEY,
+        disabled=wait > 0,  # like the vote buttons: S pressed right after a vote must not skip the next run unread
     )
     enable_votes_later(wait)  # the vote buttons of a run just drawn are greyed out for a moment
 

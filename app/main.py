@@ -66,6 +66,13 @@ def main() -> None:
     ]
     page = st.navigation(pages)
     auth.sidebar(who)
+    from components.keyboard_guard import keyboard_guard_html
+    from components.vote_panel import CONTINUE_KEY, SHORTCUTS, SKIP_KEY, UNDO_KEY
+
+    # Held keys, double presses and typing that lost its field never reach the shortcuts (see the module).
+    st.sidebar.html(
+        keyboard_guard_html([*SHORTCUTS.values(), SKIP_KEY, UNDO_KEY, CONTINUE_KEY]), unsafe_allow_javascript=True
+    )
     st.sidebar.toggle(
         "Show answers as typed",
         key=keep("keep.as_typed", False),

@@ -225,6 +225,12 @@ def shown_at_key(key: str) -> str:
     return f"{key}__shown_at"
 
 
+def vote_wait(key: str) -> float:
+    """Seconds until a vote on the form of ``key`` counts; the form counts as drawn from the first call."""
+    shown = st.session_state.setdefault(shown_at_key(key), time.monotonic())
+    return max(0.0, QUICK_VOTE_S - (time.monotonic() - shown))
+
+
 def show_flash(key: str) -> None:
     item = st.session_state.pop(f"{key}__flash", None)
     if item:
@@ -363,10 +369,7 @@ def show_blind_vote(
     text_a, text_b = (bon_text, fused_text) if a_is == "bon" else (fused_text, bon_text)
     if ask_name and name_key(key) not in st.session_state:
         st.session_state[name_key(key)] = person()
-    wait = 0.0
-    if refuse_quick:
-        shown = st.session_state.setdefault(shown_at_key(key), time.monotonic())
-        wait = max(0.0, QUICK_VOTE_S - (time.monotonic() - shown))
+    wait = vote_wait(key) if refuse_quick else 0.0
     render_pair(text_a, text_b, markdown=markdown_on())
     show_flash(key)  # next to the buttons that caused it (e.g. "type your name")
     render_vote_form(

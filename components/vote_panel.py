@@ -20,6 +20,8 @@ from components.attribution_view import esc
 CHOICES = ("A", "B", "tie", "both_bad")
 BUTTON_LABELS = {"A": "A is better", "B": "B is better", "tie": "Tie", "both_bad": "Both are bad"}
 SHORTCUTS = {"A": "1", "B": "2", "tie": "3", "both_bad": "4"}
+# Annotate's other keys; with SHORTCUTS, the keys components.keyboard_guard stands in front of.
+SKIP_KEY, UNDO_KEY, CONTINUE_KEY = "S", "U", "N"
 SIDE_NAMES = {"fused": "the Fusion-of-N answer", "bon": "the Best-of-N pick"}
 SIDE_SHORT = {"fused": "Fusion-of-N", "bon": "Best-of-N"}
 
@@ -104,10 +106,10 @@ def render_vote_form(
 
     with st.form(key=f"{key}__form", border=True, enter_to_submit=False):
         if ask_name:
-            st.text_input("Your name (annotator)", key=name_key(key), max_chars=80)
+            st.text_input("Your name (annotator)", key=name_key(key))
         if comment:
             st.text_area(
-                "Comment (optional)", key=comment_key(key), max_chars=2000, placeholder="Why? (optional)", height=68
+                "Comment (optional)", key=comment_key(key), placeholder="Why? (optional)", height=68
             )
         cols = st.columns(len(CHOICES))
         for col, choice in zip(cols, CHOICES):

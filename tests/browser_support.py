@@ -773,6 +773,12 @@ def _wire(page: Any) -> dict[str, int]:
     )
 
 
+def script_runs(page: Any) -> dict[str, int]:
+    """How many script runs the page has asked for and seen finish so far (over its websocket)."""
+    wire = _wire(page)
+    return {"asked": wire["asked"], "finishes": wire["finishes"]}
+
+
 def _watch_state(page: Any) -> str:
     """The app's script and connection state and its last state changes, for an error message."""
     with contextlib.suppress(Exception):

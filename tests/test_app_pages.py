@@ -110,6 +110,24 @@ def vote(at: Any, run_id: str, choice: str) -> Any:
     return at
 
 
+def skip(at: Any) -> Any:
+    """Press Skip on the run on screen once it has been read (the button is greyed out with the votes)."""
+    looked_at(at)
+    at.button(key=f"annotate_skip_{shown_run_id(at)}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def undo(at: Any, run_id: str) -> Any:
+    """Press Undo for the vote on ``run_id`` once the run on screen has been read (Undo is greyed out with
+    the votes of a run just drawn)."""
+    if shown_run_id(at) is not None:
+        looked_at(at)
+    at.button(key=f"annotate_undo_{run_id}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def test_annotate_asks_for_a_name_first(engine: Any) -> None:
     make_run(engine, "r1", "How do I keep basil alive?")
     at = open_page("annotate.py")
@@ -212,7 +230,7 @@ def test_annotate_skip_keeps_the_run_for_later(engine: Any) -> None:
         make_run(engine, f"s{i}", f"Skip question {i}", created_at=2_000 + i)
     at = start_annotating("bea")
     assert shown_run_id(at) == "s0"
-    at.button(key="annotate_skip").click().run()
+    skip(at)
     assert shown_run_id(at) == "s1"
     assert any("1 skipped for later" in t for t in texts_of(at.caption))
     assert all_votes(engine) == []
@@ -222,7 +240,7 @@ def test_annotate_skip_keeps_the_run_for_later(engine: Any) -> None:
     vote(at, "s2", "A")
     assert any(t.startswith("Saved: ") for t in texts_of(at.success))
     # Only the skipped run is left, so it comes back. A skip says so; the vote before is no longer news.
-    at.button(key="annotate_skip").click().run()
+    skip(at)
     assert not any(t.startswith("Saved: ") for t in texts_of(at.success))
     assert any(t.startswith("Skipped: ") for t in texts_of(at.info))
     assert any(t.startswith("Saved: ") for t in texts_of(at.caption))  # still there, with its Undo
@@ -352,8 +370,7 @@ def test_annotate_undo_brings_the_run_back_and_the_new_vote_is_not_blind(engine:
     vote(at, "u0", "A")
     assert shown_run_id(at) == "u1" and [v.run_id for v in all_votes(engine)] == ["u0"]
     assert all_votes(engine)[0].blind is True
-    at.button(key="annotate_undo").click().run()
-    assert not at.exception
+    undo(at, "u0")
     assert all_votes(engine) == []
     assert shown_run_id(at) == "u0"
     assert progress_text(at) == "0 of 2 done"
@@ -701,6 +718,62 @@ def test_results_only_both_bad_votes(engine: Any) -> None:
     assert any("No vote has chosen A or B" in t for t in infos)
 
 
+def test_annotate_undo_is_greyed_out_with_the_votes_and_names_its_vote(engine: Any) -> None:
+    """U pressed right after a vote, or twice, must not undo: Undo waits with the vote buttons of the run just
+    drawn, and each Undo button is its vote's, so a press of one drawn for a vote already undone is a press
+    of a widget that is gone."""
+    from storage.votes import all_votes
+
+    for i in range(3):
+        make_run(engine, f"g{i}", f"Grey undo question {i}", created_at=9_200 + i)
+    at = start_annotating("gus")
+    vote(at, "g0", "A")
+    vote(at, "g1", "B")
+    assert at.button(key="annotate_undo_g1").disabled
+    assert at.button(key=annotate_vote_key("g2", "A")).disabled and at.button(key="annotate_skip_g2").disabled
+    looked_at(at)
+    assert not at.button(key="annotate_undo_g1").disabled and not at.button(key="annotate_skip_g2").disabled
+    at.button(key="annotate_undo_g1").click().run()
+    assert [v.run_id for v in all_votes(engine)] == ["g0"] and shown_run_id(at) == "g1"
+    # The vote before is offered now, under its own key, and greyed out until the run back on screen is read.
+    assert not [b for b in at.button if b.key == "annotate_undo_g1"]
+    assert at.button(key="annotate_undo_g0").disabled
+
+
+def test_annotate_a_skip_for_a_run_no_longer_on_screen_does_nothing(engine: Any) -> None:
+    from storage.votes import all_votes
+
+    for i in range(2):
+        make_run(engine, f"k{i}", f"Stale skip question {i}", created_at=9_300 + i)
+    at = start_annotating("kim")
+    looked_at(at)
+    # What a second S reads when it reaches the server after the page moved on: another run is current.
+    at.session_state["annotate_current"] = "k1"
+    at.button(key="annotate_skip_k0").click().run()
+    assert not at.exception
+    assert any("That press was for what was on screen before" in t for t in texts_of(at.warning))
+    assert at.session_state["annotate_skipped"] == [] and all_votes(engine) == []
+
+
+def test_annotate_the_ranking_step_can_undo_its_vote(engine: Any) -> None:
+    from storage.votes import all_votes
+
+    make_run(engine, "rk0", "Rank undo question 0", created_at=9_400)
+    make_run(engine, "rk1", "Rank undo question 1", created_at=9_401)
+    at = start_annotating("rex")
+    at.toggle(key="keep.annotate_rank_on").set_value(True).run()
+    vote(at, "rk0", "tie")
+    assert any("Rank the candidates" in s.value for s in at.subheader)
+    at.button(key="annotate_rank_undo_rk0").click().run()
+    assert not at.exception
+    assert all_votes(engine) == [] and shown_run_id(at) == "rk0"
+    assert not any("Rank the candidates" in s.value for s in at.subheader)
+    assert any("back on screen" in t for t in texts_of(at.info))
+    vote(at, "rk0", "B")
+    (v,) = all_votes(engine)
+    assert (v.run_id, v.choice, v.blind) == ("rk0", "B", False)
+
+
 def test_annotate_undo_works_after_a_reload(engine: Any) -> None:
     from storage.votes import all_votes
 
@@ -710,7 +783,7 @@ def test_annotate_undo_works_after_a_reload(engine: Any) -> None:
     fresh = start_annotating("ida")  # a reload: a new session with nothing remembered
     # Just cast: reported as kept across the reload (its acknowledgement may never have been seen).
     assert any("was saved before the page was reloaded" in c and "a tie" in c for c in texts_of(fresh.info))
-    fresh.button(key="annotate_undo").click().run()
+    undo(fresh, "ur0")
     assert all_votes(engine) == [] and shown_run_id(fresh) == "ur0"
 
 

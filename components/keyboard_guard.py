@@ -1,0 +1,75 @@
+"""A small script that stands between the keyboard and Streamlit's button shortcuts (1-4, S, U, N).
+
+Streamlit fires a button's shortcut on every key press it sees, and every press it fires reruns the page on
+the server. Three things a person does with a keyboard then go wrong, all seen in an audit of Annotate:
+
+- A held key (auto-repeat, about 30 presses a second) or a burst of presses kept a server core busy for
+  seconds, and another annotator's vote waited 13-30 s for it.
+- A key pressed twice (U, S, a vote key) acted twice.
+- Typing a comment just as the next run was drawn: the comment box was replaced, the focus went with it,
+  and the rest of the typing was read as shortcuts (``u`` undid a vote, ``s`` skipped, ``4`` voted).
+
+So, before Streamlit sees a key: a shortcut key that repeats (held down), or comes within ``GAP_MS`` of
+the shortcut before it, is dropped; a key typed while the person was typing in a text field a moment ago,
+whose focus has just vanished (the field was redrawn), is not a shortcut: it goes back into the form's
+comment box, or nowhere. Clicking, Tab and Escape end the typing. Only the browser can tell a held key or
+a typing person from a shortcut; the server keeps its own checks (greyed-out buttons, time since the run
+was drawn, which run a press was for) for presses that get through, so this is the first line, not the only.
+
+The script is the same on every run and carries no model text; it installs itself once per page load.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+# Apart, a person's presses of these keys are at least about 250 ms (a quick double tap); a held key
+# repeats every 33-50 ms.
+GAP_MS = 400
+# Between two keys of a typist: a pause longer than this means they stopped typing.
+TYPING_MS = 1500
+
+_SCRIPT = """
+<script>
+(() => {
+  if (window.__fxKeyGuard) return;
+  window.__fxKeyGuard = {dropped: 0, redirected: 0};
+  const KEYS = new Set(%(keys)s), GAP = %(gap)d, TYPING = %(typing)d;
+  let lastShortcut = -1e9, lastTyped = -1e9, typedInForm = false;
+  const textual = (el) => !!el && (el.isContentEditable || el.tagName === "TEXTAREA"
+    || (el.tagName === "INPUT" && !["button", "checkbox", "radio", "submit", "range", "file"].includes(el.type)));
+  const drop = (ev) => { ev.stopImmediatePropagation(); ev.preventDefault(); window.__fxKeyGuard.dropped++; };
+  window.addEventListener("keydown", (ev) => {
+    const now = performance.now();
+    if (textual(ev.target)) {
+      // Tab, Escape and a submit (Ctrl+Enter) leave the field on purpose: shortcuts work at once after them.
+      const leaving = ev.key === "Tab" || ev.key === "Escape" || (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey));
+      lastTyped = leaving ? -1e9 : now;
+      typedInForm = !!ev.target.closest('[data-testid="stForm"]');
+      return;
+    }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || typeof ev.key !== "string") return;
+    if (now - lastTyped < TYPING) {
+      if (ev.key.length !== 1) return;
+      // The field typed in was redrawn under the typist: keep the typing out of the shortcuts.
+      lastTyped = now;
+      ev.stopImmediatePropagation();
+      const box = typedInForm && document.querySelector('[data-testid="stForm"] textarea:not([disabled])');
+      if (box) { box.focus(); window.__fxKeyGuard.redirected++; } else { drop(ev); }
+      return;
+    }
+    if (!KEYS.has(ev.key.toLowerCase())) return;
+    if (ev.repeat || now - lastShortcut < GAP) { drop(ev); return; }
+    lastShortcut = now;
+  }, true);
+  window.addEventListener("pointerdown", () => { lastTyped = -1e9; }, true);
+})();
+</script>
+"""
+
+
+def keyboard_guard_html(keys: Iterable[str]) -> str:
+    """The script, for ``st.html(..., unsafe_allow_javascript=True)``; ``keys`` are the pages' shortcut keys."""
+    wanted = sorted({k.lower() for k in keys if len(k) == 1})
+    return _SCRIPT % {"keys": json.dumps(wanted), "gap": GAP_MS, "typing": TYPING_MS}

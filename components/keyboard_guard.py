@@ -10,11 +10,13 @@ the server. Three things a person does with a keyboard then go wrong, all seen i
   and the rest of the typing was read as shortcuts (``u`` undid a vote, ``s`` skipped, ``4`` voted).
 
 So, before Streamlit sees a key: a shortcut key that repeats (held down), or comes within ``GAP_MS`` of
-the shortcut before it, is dropped; a key typed while the person was typing in a text field a moment ago,
-whose focus has just vanished (the field was redrawn), is not a shortcut: it goes back into the form's
-comment box, or nowhere. Clicking, Tab and Escape end the typing. Only the browser can tell a held key or
-a typing person from a shortcut; the server keeps its own checks (greyed-out buttons, time since the run
-was drawn, which run a press was for) for presses that get through, so this is the first line, not the only.
+the shortcut before it, is dropped. A key typed while the person was typing in a form's text field a moment
+ago, when that field has just been redrawn (gone from the page, focus with it), is not a shortcut: it goes
+on in the form's field of the same label (the redrawn comment box), with what was typed before the redraw,
+or nowhere. Clicking, Tab and Escape end the typing; so does focus leaving a field that is still there.
+Only the browser can tell a held key or a typing person from a shortcut; the server keeps its own checks
+(greyed-out buttons, time since the run was drawn, which run a press was for) for presses that get
+through, so this is the first line, not the only.
 
 The script is the same on every run and carries no model text; it installs itself once per page load.
 """
@@ -36,7 +38,7 @@ _SCRIPT = """
   if (window.__fxKeyGuard) return;
   window.__fxKeyGuard = {dropped: 0, redirected: 0};
   const KEYS = new Set(%(keys)s), GAP = %(gap)d, TYPING = %(typing)d;
-  let lastShortcut = -1e9, lastTyped = -1e9, typedInForm = false;
+  let lastShortcut = -1e9, lastTyped = -1e9, typedIn = null;
   const textual = (el) => !!el && (el.isContentEditable || el.tagName === "TEXTAREA"
     || (el.tagName === "INPUT" && !["button", "checkbox", "radio", "submit", "range", "file"].includes(el.type)));
   const drop = (ev) => { ev.stopImmediatePropagation(); ev.preventDefault(); window.__fxKeyGuard.dropped++; };
@@ -46,17 +48,32 @@ _SCRIPT = """
       // Tab, Escape and a submit (Ctrl+Enter) leave the field on purpose: shortcuts work at once after them.
       const leaving = ev.key === "Tab" || ev.key === "Escape" || (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey));
       lastTyped = leaving ? -1e9 : now;
-      typedInForm = !!ev.target.closest('[data-testid="stForm"]');
+      // What was typed in, to find its redrawn copy: a field of a form, by its tag and its label.
+      typedIn = ev.target.closest('[data-testid="stForm"]')
+        ? {el: ev.target, tag: ev.target.tagName.toLowerCase(), label: ev.target.getAttribute("aria-label")} : null;
       return;
     }
     if (ev.ctrlKey || ev.metaKey || ev.altKey || typeof ev.key !== "string") return;
-    if (now - lastTyped < TYPING) {
+    // Only a field that is gone (redrawn) or switched off lost its typist; focus that left a field still
+    // on screen left it on purpose (a shortcut right after works).
+    if (now - lastTyped < TYPING && typedIn && (!typedIn.el.isConnected || typedIn.el.disabled)) {
       if (ev.key.length !== 1) return;
       // The field typed in was redrawn under the typist: keep the typing out of the shortcuts.
       lastTyped = now;
       ev.stopImmediatePropagation();
-      const box = typedInForm && document.querySelector('[data-testid="stForm"] textarea:not([disabled])');
-      if (box) { box.focus(); window.__fxKeyGuard.redirected++; } else { drop(ev); }
+      const boxes = [...document.querySelectorAll(`[data-testid="stForm"] ${typedIn.tag}:not([disabled])`)];
+      const box = boxes.find((b) => b.getAttribute("aria-label") === typedIn.label) || boxes[0];
+      if (!box) { drop(ev); return; }
+      // What was typed into the field before it was redrawn comes along rather than vanishing unseen.
+      const before = typedIn.el.isConnected ? "" : typedIn.el.value;
+      if (before && !box.value) {
+        const setter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(box), "value").set;
+        setter.call(box, before);
+        box.dispatchEvent(new Event("input", {bubbles: true}));
+      }
+      typedIn.el = box;
+      box.focus();
+      window.__fxKeyGuard.redirected++;
       return;
     }
     if (!KEYS.has(ev.key.toLowerCase())) return;

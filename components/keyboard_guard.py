@@ -10,10 +10,12 @@ the server. Three things a person does with a keyboard then go wrong, all seen i
   and the rest of the typing was read as shortcuts (``u`` undid a vote, ``s`` skipped, ``4`` voted).
 
 So, before Streamlit sees a key: a shortcut key that repeats (held down), or comes within ``GAP_MS`` of
-the shortcut before it, is dropped. A key typed while the person was typing in a form's text field a moment
+the shortcut before it that could act (a key pressed while its buttons are greyed out does nothing and
+does not count), is dropped. A key typed while the person was typing in a form's text field a moment
 ago, when that field has just been redrawn (gone from the page, focus with it), is not a shortcut: it goes
 on in the form's field of the same label (the redrawn comment box), with what was typed before the redraw,
-or nowhere. Clicking, Tab and Escape end the typing; so does focus leaving a field that is still there.
+or nowhere. Clicking, Tab and Escape end the typing (Escape also leaves the box); so does focus leaving a
+field that is still there. A shortcut pressed while its buttons are greyed out makes them flash.
 Only the browser can tell a held key or a typing person from a shortcut; the server keeps its own checks
 (greyed-out buttons, time since the run was drawn, which run a press was for) for presses that get
 through, so this is the first line, not the only.
@@ -36,7 +38,12 @@ _SCRIPT = """
 <script>
 (() => {
   if (window.__fxKeyGuard) return;
-  window.__fxKeyGuard = {dropped: 0, redirected: 0};
+  window.__fxKeyGuard = {dropped: 0, redirected: 0, notYet: 0};
+  const style = document.createElement("style");
+  style.textContent = `@keyframes fx-not-yet { 25%% { transform: translateX(-3px); } 75%% { transform: translateX(3px); } }
+    .fx-not-yet { animation: fx-not-yet 0.2s ease-in-out 2; outline: 2px solid rgba(255, 75, 75, 0.6); }
+    @media (prefers-reduced-motion: reduce) { .fx-not-yet { animation: none; } }`;
+  document.head.appendChild(style);
   const KEYS = new Set(%(keys)s), GAP = %(gap)d, TYPING = %(typing)d;
   let lastShortcut = -1e9, lastTyped = -1e9, typedIn = null;
   const textual = (el) => !!el && (el.isContentEditable || el.tagName === "TEXTAREA"
@@ -48,6 +55,9 @@ _SCRIPT = """
       // Tab, Escape and a submit (Ctrl+Enter) leave the field on purpose: shortcuts work at once after them.
       const leaving = ev.key === "Tab" || ev.key === "Escape" || (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey));
       lastTyped = leaving ? -1e9 : now;
+      // Escape leaves a text box (the browser would keep the focus there, and the next key would be text);
+      // in a select box's search field it only closes the list.
+      if (ev.key === "Escape" && ev.target.getAttribute("role") !== "combobox") setTimeout(() => ev.target.blur(), 0);
       // What was typed in, to find its redrawn copy: a field of a form, by its tag and its label.
       typedIn = ev.target.closest('[data-testid="stForm"]')
         ? {el: ev.target, tag: ev.target.tagName.toLowerCase(), label: ev.target.getAttribute("aria-label")} : null;
@@ -77,7 +87,23 @@ _SCRIPT = """
       return;
     }
     if (!KEYS.has(ev.key.toLowerCase())) return;
-    if (ev.repeat || now - lastShortcut < GAP) { drop(ev); return; }
+    if (ev.repeat) { drop(ev); return; }
+    // A key whose buttons are all greyed out does nothing, so it is not the shortcut before the next one:
+    // the press right after the buttons turn on acts, however often the key was pressed while they were grey.
+    // The grey buttons flash, so a press that came too early is seen to have done nothing, not lost.
+    const buttons = [...document.querySelectorAll(`[aria-label="Shortcut ${ev.key.toUpperCase()}"]`)]
+      .map((el) => el.closest("button")).filter(Boolean);
+    if (!buttons.some((b) => !b.disabled)) {
+      for (const b of buttons) {
+        b.classList.remove("fx-not-yet");
+        void b.offsetWidth;  // restarts the animation on a press that comes while it still plays
+        b.classList.add("fx-not-yet");
+        setTimeout(() => b.classList.remove("fx-not-yet"), 600);
+      }
+      if (buttons.length) window.__fxKeyGuard.notYet++;
+      return;
+    }
+    if (now - lastShortcut < GAP) { drop(ev); return; }
     lastShortcut = now;
   }, true);
   window.addEventListener("pointerdown", () => { lastTyped = -1e9; }, true);

@@ -199,8 +199,11 @@ async def generate_candidates(
     def hopeless() -> bool:
         return len(plans) - failures < min_usable
 
+    in_flight: set[int] = set()  # samples whose call was sent: stopping them is not "not sampled"
+
     def stopped(plan: SamplePlan) -> Candidate:
-        return _failed(plan, f"Not sampled: {failures} of {len(plans)} candidates had failed, so the "
+        what = (f"Stopped waiting for {plan.spec.model}" if plan.index in in_flight else "Not sampled")
+        return _failed(plan, f"{what}: {failures} of {len(plans)} candidates had failed, so the "
                              f"{min_usable} usable ones a run needs were out of reach.", None)
 
     async def one(plan: SamplePlan) -> Candidate:
@@ -211,6 +214,7 @@ async def generate_candidates(
                 await emit(GenerationEvent("done", plan.index, candidate=candidate))
                 return candidate
             await emit(GenerationEvent("start", plan.index))
+            in_flight.add(plan.index)
             started = time.perf_counter()
             api_key = keys[id(plan.spec)]
             use: ModelClient = client

@@ -296,6 +296,34 @@ def test_annotate_a_held_key_votes_once(app_server: AppServer, page: Any) -> Non
     page.get_by_text(f"1 of {len(runs)} done").first.wait_for(state="visible")
 
 
+def test_annotate_a_press_before_the_buttons_turn_on_flashes_them_and_the_next_press_votes(
+    app_server: AppServer, page: Any
+) -> None:
+    """The audit pressed 1 while the next run's buttons were still grey: nothing happened and nothing said
+    so, and the Saved box of the vote before read as success. The grey buttons now flash, and the press
+    once they are on votes at once (the grey press does not count as the first of a double press)."""
+    suffix = uuid.uuid4().hex[:8]
+    tag, name = f"pw-early-{suffix}", f"pw-early-{suffix}"
+    runs = off_loop(
+        save_runs,
+        app_server,
+        [(f"e{i}-{suffix}", f"Early press question {i} ({suffix})", BASIL, (tag,), 750.0 + i) for i in range(3)],
+    )
+    _start_annotating(page, app_server, name, tag, runs[0].prompt.text)
+    page.keyboard.press("1")
+    button_b = page.locator(f".st-key-{vote_button_key(runs[1].id, 'B')} button")
+    button_b.wait_for(state="visible")
+    assert button_b.is_disabled()
+    page.keyboard.press("2")
+    assert page.evaluate("() => window.__fxKeyGuard.notYet") == 1
+    assert "fx-not-yet" in (button_b.get_attribute("class") or "")
+    votes_enabled(page)
+    rerun_after(page, lambda: page.keyboard.press("2"))
+    page.get_by_text(runs[2].prompt.text, exact=True).first.wait_for(state="visible")
+    assert [(r["run_id"], r["choice"]) for r in vote_rows(app_server, name)] == [(runs[0].id, "A"), (runs[1].id, "B")]
+    screenshot(page, "annotate-early-press")
+
+
 def test_annotate_a_burst_of_keys_asks_the_server_for_few_runs(app_server: AppServer, page: Any) -> None:
     """Keys mashed every 25 ms for 3 s (1, 2, S, U in turn): the audit saw such a burst keep a server core
     busy for about 10 s and another annotator's vote wait 13-30 s. The page passes on at most one shortcut

@@ -309,7 +309,8 @@ def test_sampling_stops_once_two_usable_candidates_are_out_of_reach() -> None:
     out = generate(hanging, [ModelSpec("openai/a", samples=4, api_key="sk-x")], concurrency=2, min_usable=2)
     assert time.monotonic() - t0 < 10
     assert len(hanging.history) == 4 and not any(c.ok for c in out)
-    assert out[1].error.startswith("Not sampled: 3 of 4")
+    # It had been sent (the audit saw its request arrive): stopped, not "not sampled".
+    assert out[1].error.startswith("Stopped waiting for openai/a: 3 of 4"), out[1].error
     # Without min_usable every sample is tried, and one success among failures is kept.
     client = FakeModelClient([timeout, timeout, timeout, "fine"])
     out = generate(client, [ModelSpec("openai/a", samples=4, api_key="sk-x")], concurrency=1)

@@ -1,7 +1,8 @@
-"""The keyboard guard's script (components.keyboard_guard) and that every shortcut of the app goes through it.
+"""The keyboard guard's script (components.keyboard_guard): its rules, on a bare page in Chromium with
+buttons and a box drawn as Streamlit draws them, and that every shortcut of the app goes through it.
 
-What the script does in a browser (held keys, bursts, typing that lost its box) is tested in
-tests/test_browser_pages.py; here, what can be checked without one.
+How it holds up in the app itself (held keys, bursts against the server, the run drawn over the box while
+typing) is tested in tests/test_browser_pages.py.
 """
 
 from __future__ import annotations
@@ -9,8 +10,13 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from browser_support import browser  # noqa: F401  (a pytest fixture)
 from components.keyboard_guard import GAP_MS, TYPING_MS, keyboard_guard_html
 from components.vote_panel import CONTINUE_KEY, SHORTCUTS, SKIP_KEY, UNDO_KEY
 
@@ -53,3 +59,141 @@ def test_every_shortcut_in_the_app_is_one_the_guard_is_given() -> None:
     assert "unsafe_allow_javascript=True" in main
     keys = guarded_keys(keyboard_guard_html([*SHORTCUTS.values(), SKIP_KEY, UNDO_KEY, CONTINUE_KEY]))
     assert keys == ["1", "2", "3", "4", "n", "s", "u"]
+
+
+# ------------------------------------------------------------------ the script itself, in Chromium
+
+# Buttons and a form drawn the way Streamlit draws them (a shortcut's hint carries ``aria-label="Shortcut
+# 1"``; a form is ``data-testid="stForm"``), and a listener on the document standing for Streamlit's
+# shortcut handler: the keys it records are the ones that would have acted.
+_PAGE = """<!doctype html><html><body>
+<button id="vote" disabled><span>A is better</span><span aria-label="Shortcut 1">1</span></button>
+<button id="undo"><span>Undo</span><span aria-label="Shortcut U">U</span></button>
+<div data-testid="stForm"><textarea aria-label="Comment (optional)"></textarea></div>
+<script>
+window.acted = [];
+document.addEventListener("keydown", (ev) => { if (ev.target === document.body) window.acted.push(ev.key); });
+</script>
+%s
+</body></html>"""
+
+
+@pytest.fixture
+def bare_page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.set_content(_PAGE % keyboard_guard_html(["1", "U", "S"]))  # S: a shortcut with no button here
+    yield pg
+    context.close()
+
+
+def acted(page: Any) -> list[str]:
+    return page.evaluate("() => window.acted")
+
+
+def redraw_box(page: Any) -> None:
+    """What a rerun does to a run's comment box: a new element in the old one's place, without the focus."""
+    page.evaluate(
+        """() => { const old = document.querySelector("textarea"); const box = document.createElement("textarea");
+        box.setAttribute("aria-label", old.getAttribute("aria-label")); old.replaceWith(box); }"""
+    )
+
+
+@pytest.mark.browser
+def test_a_press_on_greyed_buttons_does_not_hold_back_the_next(bare_page: Any) -> None:
+    """Pressed while the run's buttons are still grey, a key does nothing; the press right after they turn on
+    must act, not be dropped as the second of a double press."""
+    page = bare_page
+    page.keyboard.press("1")  # the buttons are grey: nothing acts, nothing is remembered
+    # ... and the grey button flashes, so the press is seen to have come too early.
+    assert page.evaluate("() => document.querySelector('#vote').classList.contains('fx-not-yet')")
+    assert page.evaluate("() => window.__fxKeyGuard.notYet") == 1
+    page.wait_for_function("() => !document.querySelector('#vote').classList.contains('fx-not-yet')", timeout=2000)
+    page.evaluate("() => { document.querySelector('#vote').disabled = false; }")
+    page.keyboard.press("1")
+    page.keyboard.press("1")  # a bounce: dropped
+    assert acted(page) == ["1", "1"]  # the grey press went through to nothing, then one vote
+    assert page.evaluate("() => window.__fxKeyGuard.dropped") == 1
+    page.wait_for_timeout(GAP_MS + 50)
+    page.keyboard.press("1")
+    assert acted(page) == ["1", "1", "1"]
+
+
+@pytest.mark.browser
+def test_a_held_key_acts_once_and_a_key_without_buttons_is_left_alone(bare_page: Any) -> None:
+    page = bare_page
+    page.evaluate("() => { document.querySelector('#vote').disabled = false; }")
+    page.keyboard.down("1")
+    for _ in range(5):
+        page.keyboard.down("1")  # the keyboard's repeats
+    page.keyboard.up("1")
+    assert acted(page) == ["1"]
+    page.keyboard.press("x")  # not a shortcut
+    page.keyboard.press("Enter")
+    assert acted(page) == ["1", "x", "Enter"]
+
+
+@pytest.mark.browser
+def test_typing_goes_on_in_the_redrawn_box_with_what_was_typed_before(bare_page: Any) -> None:
+    page = bare_page
+    page.evaluate("() => { document.querySelector('#vote').disabled = false; }")
+    page.locator("textarea").click()
+    page.keyboard.type("clear and ", delay=30)
+    redraw_box(page)  # the next run drawn over the box mid-word
+    page.keyboard.type("su1u", delay=30)
+    assert page.locator("textarea").input_value() == "clear and su1u"
+    assert acted(page) == []
+    assert page.evaluate("() => document.activeElement.tagName") == "TEXTAREA"
+    # A click ends the typing: the next key is a shortcut.
+    page.mouse.click(5, 200)
+    page.keyboard.press("u")
+    assert acted(page) == ["u"]
+
+
+@pytest.mark.browser
+def test_focus_leaving_a_box_still_there_leaves_it_on_purpose(bare_page: Any) -> None:
+    """Explore's vote: a comment, the focus moved away (the box stays), then 1 at once: a vote, not more text."""
+    page = bare_page
+    page.evaluate("() => { document.querySelector('#vote').disabled = false; }")
+    page.locator("textarea").click()
+    page.keyboard.type("fine", delay=30)
+    page.evaluate("() => document.activeElement.blur()")
+    page.keyboard.press("1")
+    assert acted(page) == ["1"]
+    assert page.locator("textarea").input_value() == "fine"
+
+
+@pytest.mark.browser
+def test_after_a_pause_or_tab_the_keys_are_shortcuts_again(bare_page: Any) -> None:
+    page = bare_page
+    page.locator("textarea").click()
+    page.keyboard.type("ok", delay=30)
+    redraw_box(page)
+    page.wait_for_timeout(TYPING_MS + 100)  # stopped typing: the next key is a shortcut
+    page.keyboard.press("u")
+    assert acted(page) == ["u"]
+    page.locator("textarea").click()
+    page.keyboard.type("ok", delay=30)
+    page.keyboard.press("Tab")  # left the box on purpose, before it was redrawn
+    redraw_box(page)
+    page.evaluate("() => document.activeElement.blur()")
+    page.wait_for_timeout(GAP_MS + 50)
+    page.keyboard.press("u")
+    assert acted(page) == ["u", "u"]
+
+
+@pytest.mark.browser
+def test_escape_leaves_the_box_and_the_next_key_is_a_shortcut(bare_page: Any) -> None:
+    """The audit: Escape kept the focus in the comment box, so the next 3 was typed as text."""
+    page = bare_page
+    page.locator("textarea").click()
+    page.keyboard.type("first part", delay=30)
+    page.keyboard.press("Escape")
+    page.keyboard.press("u")
+    assert page.locator("textarea").input_value() == "first part"
+    assert acted(page) == ["u"]
+    # A shortcut with no button on the page (Skip on a page without one) is passed on: no flash, not
+    # counted as too early.
+    page.keyboard.press("s")
+    assert acted(page) == ["u", "s"]
+    assert page.evaluate("() => window.__fxKeyGuard.notYet") == 0

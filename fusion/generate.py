@@ -199,12 +199,16 @@ async def generate_candidates(
     def hopeless() -> bool:
         return len(plans) - failures < min_usable
 
-    in_flight: set[int] = set()  # samples whose call was sent: stopping them is not "not sampled"
+    # When each sent sample's call began: stopping one of those is "stopped waiting", after so long, not
+    # "not sampled".
+    sent_at: dict[int, float] = {}
 
     def stopped(plan: SamplePlan) -> Candidate:
-        what = (f"Stopped waiting for {plan.spec.model}" if plan.index in in_flight else "Not sampled")
+        began = sent_at.get(plan.index)
+        what = "Not sampled" if began is None else f"Stopped waiting for {plan.spec.model}"
         return _failed(plan, f"{what}: {failures} of {len(plans)} candidates had failed, so the "
-                             f"{min_usable} usable ones a run needs were out of reach.", None)
+                             f"{min_usable} usable ones a run needs were out of reach.",
+                       None if began is None else time.perf_counter() - began)
 
     async def one(plan: SamplePlan) -> Candidate:
         nonlocal failures
@@ -214,8 +218,7 @@ async def generate_candidates(
                 await emit(GenerationEvent("done", plan.index, candidate=candidate))
                 return candidate
             await emit(GenerationEvent("start", plan.index))
-            in_flight.add(plan.index)
-            started = time.perf_counter()
+            started = sent_at[plan.index] = time.perf_counter()
             api_key = keys[id(plan.spec)]
             use: ModelClient = client
             if api_key is None and (envs := required_key_env(plan.spec.model, plan.spec.api_base)):

@@ -100,6 +100,15 @@ def vote_rows(server: AppServer, annotator: str) -> list[sqlite3.Row]:
         con.close()
 
 
+def queue_of(server: AppServer, kind: str, question: str, count: int, created: float) -> tuple[str, list[Any]]:
+    """``count`` saved runs under a fresh tag ``pw-<kind>-<suffix>``, the annotator's name too, so each test
+    has a queue of its own on the shared server."""
+    suffix = uuid.uuid4().hex[:8]
+    tag = f"pw-{kind}-{suffix}"
+    specs = [(f"{kind}{i}-{suffix}", f"{question} {i} ({suffix})", BASIL, (tag,), created + i) for i in range(count)]
+    return tag, save_runs(server, specs)
+
+
 def response_text(page: Any, index: int) -> str:
     return page.locator(".fx-response .fx-response-text").nth(index).inner_text()
 
@@ -162,14 +171,9 @@ def test_annotate_a_key_pressed_twice_votes_on_one_run_only(app_server: AppServe
     from app.run_view import QUICK_VOTE_S
 
     assert READ_MS > QUICK_VOTE_S * 1000
-    suffix = uuid.uuid4().hex[:8]
-    tag, name = f"pw-twice-{suffix}", f"pw-twice-{suffix}"
     count = 5
-    runs = off_loop(
-        save_runs,
-        app_server,
-        [(f"t{i}-{suffix}", f"Double key question {i} ({suffix})", BASIL, (tag,), 300.0 + i) for i in range(count + 1)],
-    )
+    tag, runs = off_loop(queue_of, app_server, "twice", "Double key question", count + 1, 300.0)
+    name = tag
     open_app(page, app_server, "annotate")
     name_box = widget(page, "stTextInput", "Annotating as (your name)").locator("input")
     name_box.fill(name)
@@ -213,13 +217,8 @@ def test_annotate_a_second_press_the_server_reads_late_does_not_vote(app_server:
     it had drawn the next run, so its time check let the press vote on that run unread. Here the server is
     held still (SIGSTOP) from the moment the next run's buttons are on screen until a second after the
     second press: the buttons the browser has are greyed out, so the press goes nowhere."""
-    suffix = uuid.uuid4().hex[:8]
-    tag, name = f"pw-late-{suffix}", f"pw-late-{suffix}"
-    runs = off_loop(
-        save_runs,
-        app_server,
-        [(f"l{i}-{suffix}", f"Late press question {i} ({suffix})", BASIL, (tag,), 500.0 + i) for i in range(2)],
-    )
+    tag, runs = off_loop(queue_of, app_server, "late", "Late press question", 2, 500.0)
+    name = tag
     open_app(page, app_server, "annotate")
     name_box = widget(page, "stTextInput", "Annotating as (your name)").locator("input")
     name_box.fill(name)
@@ -271,13 +270,8 @@ def test_annotate_a_held_key_votes_once(app_server: AppServer, page: Any) -> Non
     """A vote key held down for 3 s (the keyboard repeats it every 33 ms) is one vote. Before the keyboard
     guard each repeat that came once the next run's buttons had turned on voted again, on a run nobody
     had had time to read, and every repeat the page took reran it on the server."""
-    suffix = uuid.uuid4().hex[:8]
-    tag, name = f"pw-held-{suffix}", f"pw-held-{suffix}"
-    runs = off_loop(
-        save_runs,
-        app_server,
-        [(f"h{i}-{suffix}", f"Held key question {i} ({suffix})", BASIL, (tag,), 600.0 + i) for i in range(4)],
-    )
+    tag, runs = off_loop(queue_of, app_server, "held", "Held key question", 4, 600.0)
+    name = tag
     _start_annotating(page, app_server, name, tag, runs[0].prompt.text)
     before = script_runs(page)
     page.keyboard.down("1")
@@ -302,13 +296,8 @@ def test_annotate_a_press_before_the_buttons_turn_on_flashes_them_and_the_next_p
     """The audit pressed 1 while the next run's buttons were still grey: nothing happened and nothing said
     so, and the Saved box of the vote before read as success. The grey buttons now flash, and the press
     once they are on votes at once (the grey press does not count as the first of a double press)."""
-    suffix = uuid.uuid4().hex[:8]
-    tag, name = f"pw-early-{suffix}", f"pw-early-{suffix}"
-    runs = off_loop(
-        save_runs,
-        app_server,
-        [(f"e{i}-{suffix}", f"Early press question {i} ({suffix})", BASIL, (tag,), 750.0 + i) for i in range(3)],
-    )
+    tag, runs = off_loop(queue_of, app_server, "early", "Early press question", 3, 750.0)
+    name = tag
     _start_annotating(page, app_server, name, tag, runs[0].prompt.text)
     page.keyboard.press("1")
     button_b = page.locator(f".st-key-{vote_button_key(runs[1].id, 'B')} button")
@@ -330,13 +319,8 @@ def test_annotate_a_burst_of_keys_asks_the_server_for_few_runs(app_server: AppSe
     per GAP_MS, and no vote lands on a run that was not on screen for QUICK_VOTE_S."""
     from app.run_view import QUICK_VOTE_S
 
-    suffix = uuid.uuid4().hex[:8]
-    tag, name = f"pw-burst-{suffix}", f"pw-burst-{suffix}"
-    runs = off_loop(
-        save_runs,
-        app_server,
-        [(f"b{i}-{suffix}", f"Burst question {i} ({suffix})", BASIL, (tag,), 700.0 + i) for i in range(12)],
-    )
+    tag, runs = off_loop(queue_of, app_server, "burst", "Burst question", 12, 700.0)
+    name = tag
     _start_annotating(page, app_server, name, tag, runs[0].prompt.text)
     # When each run's form first reached the page, as the browser saw it.
     page.evaluate(
@@ -377,13 +361,8 @@ def test_annotate_typing_that_loses_its_box_is_not_read_as_shortcuts(app_server:
     of the typing was read as shortcuts (u undid the vote, s skipped, 4 voted). Here a vote is pressed while
     the server is held still (SIGSTOP), the comment typed while it waits, and the typing goes on as the
     server wakes and draws the next run over the box: no key of it is a shortcut, and none of it is lost."""
-    suffix = uuid.uuid4().hex[:8]
-    tag, name = f"pw-typing-{suffix}", f"pw-typing-{suffix}"
-    runs = off_loop(
-        save_runs,
-        app_server,
-        [(f"y{i}-{suffix}", f"Typing question {i} ({suffix})", BASIL, (tag,), 800.0 + i) for i in range(4)],
-    )
+    tag, runs = off_loop(queue_of, app_server, "typing", "Typing question", 4, 800.0)
+    name = tag
     _start_annotating(page, app_server, name, tag, runs[0].prompt.text)
     rerun_after(page, lambda: page.keyboard.press("1"))  # a vote, so U has something to undo
     page.get_by_text(runs[1].prompt.text, exact=True).first.wait_for(state="visible")

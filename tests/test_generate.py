@@ -295,6 +295,7 @@ def test_sampling_stops_once_two_usable_candidates_are_out_of_reach() -> None:
     assert [c.index for c in out] == [0, 1, 2, 3]
     assert all(not c.ok for c in out)
     assert out[3].error.startswith("Not sampled: 3 of 4 candidates had failed")
+    assert out[3].latency_s is None  # it never took any time
     assert ("done", 3) in events and ("start", 3) not in events
     # Two calls at once, one of them hanging: once the other three have failed it is cancelled, not waited for.
     class Hanging(FakeModelClient):
@@ -311,6 +312,7 @@ def test_sampling_stops_once_two_usable_candidates_are_out_of_reach() -> None:
     assert len(hanging.history) == 4 and not any(c.ok for c in out)
     # It had been sent (the audit saw its request arrive): stopped, not "not sampled".
     assert out[1].error.startswith("Stopped waiting for openai/a: 3 of 4"), out[1].error
+    assert out[1].latency_s is not None and 0 <= out[1].latency_s < 10  # how long it was waited for
     # Without min_usable every sample is tried, and one success among failures is kept.
     client = FakeModelClient([timeout, timeout, timeout, "fine"])
     out = generate(client, [ModelSpec("openai/a", samples=4, api_key="sk-x")], concurrency=1)

@@ -91,6 +91,11 @@ def acted(page: Any) -> list[str]:
     return page.evaluate("() => window.acted")
 
 
+def turn_on_votes(page: Any) -> None:
+    """What the server does QUICK_VOTE_S after it drew a run: its vote buttons, drawn grey, turn on."""
+    page.evaluate("() => { document.querySelector('#vote').disabled = false; }")
+
+
 def redraw_box(page: Any) -> None:
     """What a rerun does to a run's comment box: a new element in the old one's place, without the focus."""
     page.evaluate(
@@ -109,7 +114,7 @@ def test_a_press_on_greyed_buttons_does_not_hold_back_the_next(bare_page: Any) -
     assert page.evaluate("() => document.querySelector('#vote').classList.contains('fx-not-yet')")
     assert page.evaluate("() => window.__fxKeyGuard.notYet") == 1
     page.wait_for_function("() => !document.querySelector('#vote').classList.contains('fx-not-yet')", timeout=2000)
-    page.evaluate("() => { document.querySelector('#vote').disabled = false; }")
+    turn_on_votes(page)
     page.keyboard.press("1")
     page.keyboard.press("1")  # a bounce: dropped
     assert acted(page) == ["1", "1"]  # the grey press went through to nothing, then one vote
@@ -120,9 +125,9 @@ def test_a_press_on_greyed_buttons_does_not_hold_back_the_next(bare_page: Any) -
 
 
 @pytest.mark.browser
-def test_a_held_key_acts_once_and_a_key_without_buttons_is_left_alone(bare_page: Any) -> None:
+def test_a_held_key_acts_once_and_other_keys_are_left_alone(bare_page: Any) -> None:
     page = bare_page
-    page.evaluate("() => { document.querySelector('#vote').disabled = false; }")
+    turn_on_votes(page)
     page.keyboard.down("1")
     for _ in range(5):
         page.keyboard.down("1")  # the keyboard's repeats
@@ -136,7 +141,7 @@ def test_a_held_key_acts_once_and_a_key_without_buttons_is_left_alone(bare_page:
 @pytest.mark.browser
 def test_typing_goes_on_in_the_redrawn_box_with_what_was_typed_before(bare_page: Any) -> None:
     page = bare_page
-    page.evaluate("() => { document.querySelector('#vote').disabled = false; }")
+    turn_on_votes(page)
     page.locator("textarea").click()
     page.keyboard.type("clear and ", delay=30)
     redraw_box(page)  # the next run drawn over the box mid-word
@@ -154,7 +159,7 @@ def test_typing_goes_on_in_the_redrawn_box_with_what_was_typed_before(bare_page:
 def test_focus_leaving_a_box_still_there_leaves_it_on_purpose(bare_page: Any) -> None:
     """Explore's vote: a comment, the focus moved away (the box stays), then 1 at once: a vote, not more text."""
     page = bare_page
-    page.evaluate("() => { document.querySelector('#vote').disabled = false; }")
+    turn_on_votes(page)
     page.locator("textarea").click()
     page.keyboard.type("fine", delay=30)
     page.evaluate("() => document.activeElement.blur()")

@@ -93,14 +93,15 @@ _SCRIPT = """
     // The grey buttons flash, so a press that came too early is seen to have done nothing, not lost.
     const buttons = [...document.querySelectorAll(`[aria-label="Shortcut ${ev.key.toUpperCase()}"]`)]
       .map((el) => el.closest("button")).filter(Boolean);
-    if (!buttons.some((b) => !b.disabled)) {
+    // A key whose button was not found (no hint drawn) is held to the gap below like any other.
+    if (buttons.length && !buttons.some((b) => !b.disabled)) {
       for (const b of buttons) {
         b.classList.remove("fx-not-yet");
         void b.offsetWidth;  // restarts the animation on a press that comes while it still plays
         b.classList.add("fx-not-yet");
         setTimeout(() => b.classList.remove("fx-not-yet"), 600);
       }
-      if (buttons.length) window.__fxKeyGuard.notYet++;
+      window.__fxKeyGuard.notYet++;
       return;
     }
     if (now - lastShortcut < GAP) { drop(ev); return; }
